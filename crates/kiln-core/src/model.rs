@@ -1,0 +1,234 @@
+//! The validated job model: what a job spec means once it has been parsed and checked.
+//!
+//! Every format (native YAML/JSON, Tencent `Job` JSON) converts into these types, and nothing
+//! downstream ever sees a raw spec. A `JobSpec` is immutable after submission; it is stored as JSON
+//! (hence the serde derives) together with its `SPEC_VERSION`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the stored `JobSpec` encoding; bump it (and add a migration) when the shape changes.
+pub const SPEC_VERSION: u32 = 1;
+
+/// Largest number of instances one task may have (Tencent's `TaskInstanceNum` upper bound).
+pub const MAX_INSTANCES: u32 = 1_000_000;
+
+/// A validated job. Tasks are kept in a topological order of the DAG: every task's
+/// dependencies have smaller indexes than the task itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// 0..=100, higher runs first.
+    pub priority: u8,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    pub dependency_policy: DependencyPolicy,
+    pub tasks: Vec<TaskSpec>,
+}
+
+impl JobSpec {
+    /// The index of the task called `name`.
+    pub fn task_index(&self, name: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.name == name)
+    }
+}
+
+/// When a task may start, given its upstream tasks (Tencent `TaskExecutionDependOn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyPolicy {
+    /// Every upstream task `SUCCEED` (`PRE_TASK_SUCCEED`).
+    #[default]
+    Succeeded,
+    /// Every upstream task finished with at least one instance `SUCCEED`
+    /// (`PRE_TASK_AT_LEAST_PARTLY_SUCCEEDED`).
+    PartlySucceeded,
+    /// Every upstream task finished, whatever its outcome (`PRE_TASK_FINISHED`).
+    Finished,
+}
+
+/// What happens to a task when one of its instances fails for good (Tencent `FailedAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Stop the task: pending instances never start, running ones are stopped; task `FAILED`.
+    #[default]
+    Terminate,
+    /// Let the other instances run to the end; task `FAILED_INTERRUPTED`.
+    Interrupt,
+}
+
+/// One task of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub name: String,
+    pub command: Command,
+    pub image: Image,
+    /// 1..=MAX_INSTANCES.
+    pub instances: u32,
+    /// 0 = unlimited.
+    pub max_concurrency: u32,
+    pub resources: Resources,
+    /// The catalog name the resources came from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_env: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputMapping>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputMapping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    /// Application-failure retries per instance, 0..=10.
+    pub retries: u32,
+    /// Node-loss / instance-creation retries, not counted in `retries`.
+    pub resource_retries: u32,
+    /// Per-attempt timeout in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    pub on_failure: OnFailure,
+    /// Upstream dependencies (indexes into `JobSpec::tasks`, always smaller than this task's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<Dependency>,
+}
+
+impl TaskSpec {
+    /// True when some dependency is per-instance (`a => b`).
+    pub fn has_instance_deps(&self) -> bool {
+        self.deps.iter().any(|d| d.kind == DepKind::Instance)
+    }
+}
+
+/// An edge of the DAG, seen from the downstream task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// Index of the upstream task.
+    pub task: usize,
+    pub kind: DepKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepKind {
+    /// `a -> b`: b starts after the whole of a (per `dependency_policy`).
+    Task,
+    /// `a => b`: instance i of b starts when instance i of a has succeeded.
+    Instance,
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Run under `/bin/sh -c`.
+    Shell(String),
+    /// Run as an argv vector (non-empty).
+    Argv(Vec<String>),
+}
+
+/// Where to run it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Image {
+    /// Directly on the node.
+    Host,
+    /// A Docker image reference.
+    Docker(String),
+}
+
+/// What one instance needs of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPUs in thousandths (1000 = one CPU).
+    pub millicpus: u32,
+    /// Bytes of memory; 0 = not stated (not counted when fitting).
+    pub memory: u64,
+    /// Bytes of disk; 0 = not stated.
+    pub disk: u64,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            millicpus: 1000,
+            memory: 0,
+            disk: 0,
+        }
+    }
+}
+
+/// Remote storage made available at a local path before an attempt starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputMapping {
+    /// A storage URL (`s3://`, `cos://`, `file://`).
+    pub source: String,
+    /// A path, relative to the working directory unless absolute.
+    pub target: String,
+}
+
+/// A local path uploaded to remote storage after an attempt ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputMapping {
+    pub source: String,
+    pub target: String,
+    pub when: UploadWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadWhen {
+    #[default]
+    Success,
+    Failure,
+    Always,
+}
+
+/// One named instance type of the built-in catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceType {
+    pub name: &'static str,
+    pub resources: Resources,
+}
+
+const GIB: u64 = 1 << 30;
+
+const fn it(name: &'static str, cpus: u32, memory_gib: u64) -> InstanceType {
+    InstanceType {
+        name,
+        resources: Resources {
+            millicpus: cpus * 1000,
+            memory: memory_gib * GIB,
+            disk: 0,
+        },
+    }
+}
+
+/// The built-in instance type catalog, modelled on BatchCompute's families.
+pub const INSTANCE_TYPES: &[InstanceType] = &[
+    it("S1.SMALL1", 1, 1),
+    it("S1.SMALL2", 1, 2),
+    it("S1.MEDIUM2", 2, 2),
+    it("S1.MEDIUM4", 2, 4),
+    it("S1.LARGE8", 4, 8),
+    it("S1.LARGE16", 4, 16),
+    it("S1.2XLARGE16", 8, 16),
+    it("S1.2XLARGE32", 8, 32),
+    it("C2.LARGE8", 4, 8),
+    it("C2.2XLARGE16", 8, 16),
+    it("M2.LARGE32", 4, 32),
+];
+
+/// Looks up a catalog instance type by its exact name.
+pub fn instance_type(name: &str) -> Option<&'static InstanceType> {
+    INSTANCE_TYPES.iter().find(|t| t.name == name)
+}
