@@ -2,4 +2,8 @@
 //! the scheduler's decisions. No IO, no clock, no async runtime, no randomness: time and IDs come
 //! in as arguments, effects leave as data.
 
+pub mod dag;
+pub mod engine;
 pub mod model;
+pub mod spec;
+pub mod state;

@@ -1,0 +1,390 @@
+//! The host runtime: each attempt runs as a process group on this machine, in a fresh working
+//! directory, with the environment of a task instance.
+//!
+//! Hot-path notes (instance throughput is a product feature):
+//! - a program name is resolved against `PATH` once and cached, so spawning never tries every
+//!   `PATH` entry;
+//! - stdout and stderr are read from pipes, and their capture files are created only when the
+//!   first byte arrives: an instance that prints nothing creates no file;
+//! - the working directory of a succeeded attempt is removed; a failed attempt's is kept for
+//!   inspection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kiln_core::model::Command;
+use kiln_core::state::Outcome;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
+
+/// Everything the runtime needs to run one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptSpec {
+    pub job_id: String,
+    pub job_name: String,
+    pub task_name: String,
+    pub index: u32,
+    pub instances: u32,
+    pub attempt: u32,
+    pub command: Command,
+    pub env: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+}
+
+/// Asks a running attempt to stop. Cloned into the attempt's future; usable from any thread.
+/// `stop()` sends SIGTERM to the attempt's process group and SIGKILL after the grace period;
+/// `kill()` sends SIGKILL at once (also to an attempt already being stopped).
+#[derive(Debug, Clone)]
+pub struct KillSwitch(Arc<watch::Sender<u8>>);
+
+const STOP: u8 = 1;
+const KILL: u8 = 2;
+
+impl KillSwitch {
+    pub fn new() -> Self {
+        KillSwitch(Arc::new(watch::channel(0).0))
+    }
+    pub fn stop(&self) {
+        self.0.send_if_modified(|v| {
+            let changed = *v < STOP;
+            *v = (*v).max(STOP);
+            changed
+        });
+    }
+    pub fn kill(&self) {
+        self.0.send_replace(KILL);
+    }
+    fn subscribe(&self) -> watch::Receiver<u8> {
+        self.0.subscribe()
+    }
+}
+
+impl Default for KillSwitch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Resolves once the switch reaches `level`.
+async fn reached(rx: &mut watch::Receiver<u8>, level: u8) {
+    loop {
+        if *rx.borrow_and_update() >= level {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Where the files of one attempt live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptPaths {
+    pub work_dir: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+/// Runs attempts as local processes.
+#[derive(Debug)]
+pub struct HostRuntime {
+    work_root: PathBuf,
+    log_root: PathBuf,
+    node_id: String,
+    /// How long a stopped process group gets between SIGTERM and SIGKILL.
+    kill_grace: Duration,
+    keep_work_dirs: bool,
+    programs: Mutex<HashMap<String, PathBuf>>,
+}
+
+impl HostRuntime {
+    pub fn new(work_root: PathBuf, log_root: PathBuf, node_id: impl Into<String>) -> Self {
+        HostRuntime {
+            work_root,
+            log_root,
+            node_id: node_id.into(),
+            kill_grace: Duration::from_secs(5),
+            keep_work_dirs: false,
+            programs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn with_kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+
+    pub fn with_keep_work_dirs(mut self, keep: bool) -> Self {
+        self.keep_work_dirs = keep;
+        self
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The files of an attempt (they may not exist: capture files are created lazily).
+    pub fn paths(&self, job: &str, task: &str, index: u32, attempt: u32) -> AttemptPaths {
+        let name = format!("{index}.{attempt}");
+        AttemptPaths {
+            work_dir: self.work_root.join(job).join(task).join(&name),
+            stdout: self.log_root.join(job).join(task).join(format!("{name}.stdout")),
+            stderr: self.log_root.join(job).join(task).join(format!("{name}.stderr")),
+        }
+    }
+
+    /// Resolves a bare program name against `PATH` once; names with a `/` are used as given.
+    fn resolve(&self, program: &str, path_var: Option<&str>) -> Option<PathBuf> {
+        if program.contains('/') {
+            return Some(PathBuf::from(program));
+        }
+        let key = format!("{}\0{program}", path_var.unwrap_or(""));
+        if let Ok(cache) = self.programs.lock()
+            && let Some(p) = cache.get(&key)
+        {
+            return Some(p.clone());
+        }
+        let path_var = path_var
+            .map(str::to_string)
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string());
+        let found = std::env::split_paths(&path_var)
+            .map(|dir| dir.join(program))
+            .find(|p| is_executable(p))?;
+        if let Ok(mut cache) = self.programs.lock() {
+            cache.insert(key, found.clone());
+        }
+        Some(found)
+    }
+
+    /// Runs one attempt to its end. `on_start` is called with the process id once the process
+    /// runs. `kill` stops it (see [`KillSwitch`]).
+    pub async fn run(
+        &self,
+        spec: &AttemptSpec,
+        kill: &KillSwitch,
+        on_start: impl FnOnce(u32),
+    ) -> Outcome {
+        let paths = self.paths(&spec.job_id, &spec.task_name, spec.index, spec.attempt);
+        if let Err(e) = make_fresh_dir(&paths.work_dir) {
+            return Outcome::StartFailed {
+                message: format!("cannot create {}: {e}", paths.work_dir.display()),
+                resource: true,
+            };
+        }
+        let (program, args): (PathBuf, &[String]) = match &spec.command {
+            Command::Shell(script) => (PathBuf::from("/bin/sh"), std::slice::from_ref(script)),
+            Command::Argv(argv) => {
+                let Some((first, rest)) = argv.split_first() else {
+                    return Outcome::StartFailed {
+                        message: "empty command".into(),
+                        resource: false,
+                    };
+                };
+                match self.resolve(first, spec.env.get("PATH").map(String::as_str)) {
+                    Some(p) => (p, rest),
+                    None => {
+                        return Outcome::StartFailed {
+                            message: format!("program `{first}` not found in PATH"),
+                            resource: false,
+                        };
+                    }
+                }
+            }
+        };
+        let mut cmd = tokio::process::Command::new(&program);
+        if matches!(spec.command, Command::Shell(_)) {
+            cmd.arg("-c");
+        }
+        cmd.args(args)
+            .current_dir(&paths.work_dir)
+            .envs(&spec.env)
+            .envs(self.batch_env(spec, &paths.work_dir))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let resource = !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                );
+                return Outcome::StartFailed {
+                    message: format!("cannot run {}: {e}", program.display()),
+                    resource,
+                };
+            }
+        };
+        let pid = child.id();
+        if let Some(pid) = pid {
+            on_start(pid);
+        }
+        let out = child
+            .stdout
+            .take()
+            .map(|p| tokio::spawn(capture(p, paths.stdout.clone())));
+        let err = child
+            .stderr
+            .take()
+            .map(|p| tokio::spawn(capture(p, paths.stderr.clone())));
+
+        let mut kill_rx = kill.subscribe();
+        let timeout = async {
+            match spec.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        enum End {
+            Exited(std::io::Result<std::process::ExitStatus>),
+            TimedOut,
+            Killed,
+        }
+        let end = tokio::select! {
+            status = child.wait() => End::Exited(status),
+            () = timeout => End::TimedOut,
+            () = reached(&mut kill_rx, STOP) => End::Killed,
+        };
+        let outcome = match end {
+            End::Exited(Ok(status)) => match (status.code(), status.signal()) {
+                (Some(code), _) => Outcome::Exited(code),
+                (None, Some(sig)) => Outcome::Signaled(sig),
+                (None, None) => Outcome::Exited(-1),
+            },
+            End::Exited(Err(e)) => Outcome::StartFailed {
+                message: format!("lost track of the process: {e}"),
+                resource: true,
+            },
+            End::TimedOut | End::Killed => {
+                if let Some(pid) = pid {
+                    self.stop_group(pid, &mut child, &mut kill_rx).await;
+                }
+                if matches!(end, End::TimedOut) {
+                    Outcome::TimedOut
+                } else {
+                    Outcome::Stopped
+                }
+            }
+        };
+        // The instance is destroyed with its main process: nothing it left behind keeps running
+        // (and holding its output pipes open).
+        if let Some(pid) = pid {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        for handle in [out, err].into_iter().flatten() {
+            if let Ok(Err(e)) = handle.await {
+                tracing::warn!("capturing output of {}: {e}", spec.task_name);
+            }
+        }
+        if outcome == Outcome::Exited(0) && !self.keep_work_dirs {
+            let _ = std::fs::remove_dir_all(&paths.work_dir);
+        }
+        outcome
+    }
+
+    /// SIGTERM to the group, then SIGKILL once the grace period is over (or a kill arrives).
+    async fn stop_group(
+        &self,
+        pid: u32,
+        child: &mut tokio::process::Child,
+        kill_rx: &mut watch::Receiver<u8>,
+    ) {
+        let group = Pid::from_raw(pid as i32);
+        if *kill_rx.borrow() < KILL {
+            let _ = killpg(group, Signal::SIGTERM);
+            tokio::select! {
+                _ = child.wait() => return,
+                () = tokio::time::sleep(self.kill_grace) => {}
+                () = reached(kill_rx, KILL) => {}
+            }
+        }
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+
+    fn batch_env(&self, spec: &AttemptSpec, work_dir: &Path) -> [(&'static str, String); 8] {
+        [
+            ("BATCH_JOB_ID", spec.job_id.clone()),
+            ("BATCH_JOB_NAME", spec.job_name.clone()),
+            ("BATCH_TASK_NAME", spec.task_name.clone()),
+            ("BATCH_TASK_INSTANCE_NUM", spec.instances.to_string()),
+            ("BATCH_TASK_INSTANCE_INDEX", spec.index.to_string()),
+            ("BATCH_TASK_INSTANCE_ATTEMPT", spec.attempt.to_string()),
+            ("BATCH_NODE_ID", self.node_id.clone()),
+            ("BATCH_WORK_DIR", work_dir.display().to_string()),
+        ]
+    }
+
+    /// After a restart: kills the process group of an attempt the previous runner left behind,
+    /// if it still runs. The process is recognised by its environment, so a recycled process
+    /// id is never killed by mistake. Returns true if something was killed.
+    pub fn kill_leftover(&self, pid: u32, job: &str, task: &str, index: u32, attempt: u32) -> bool {
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            return false;
+        };
+        let want = [
+            format!("BATCH_JOB_ID={job}"),
+            format!("BATCH_TASK_NAME={task}"),
+            format!("BATCH_TASK_INSTANCE_INDEX={index}"),
+            format!("BATCH_TASK_INSTANCE_ATTEMPT={attempt}"),
+        ];
+        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+        if !want.iter().all(|w| vars.contains(&w.as_bytes())) {
+            return false;
+        }
+        killpg(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Creates `dir` (emptied if a previous run left it), creating parents only when needed.
+fn make_fresh_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_dir_all(dir)?;
+            std::fs::create_dir(dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Copies a pipe into `path`, creating the file only when the first byte arrives.
+/// Local page-cache writes are short enough to do inline.
+async fn capture(mut pipe: impl AsyncRead + Unpin, path: PathBuf) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut file: Option<std::fs::File> = None;
+    let mut total = 0u64;
+    loop {
+        let n = pipe.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let f = match &mut file {
+            Some(f) => f,
+            None => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                file.insert(std::fs::File::create(&path)?)
+            }
+        };
+        f.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok(total)
+}

@@ -1,0 +1,1120 @@
+//! The engine: the in-memory state of every live job and the scheduler's decisions.
+//!
+//! Pure: the shell feeds it events with the current time (`now`, milliseconds since the Unix
+//! epoch) and takes back, as data, the [`Change`]s to persist and the [`Dispatch`]es and
+//! [`Effect`]s to act on — in that order (persist, then act).
+//!
+//! Pending instances of a task are not materialised: a task keeps a cursor (`next_fresh`) over
+//! the indexes never dispatched, and an instance gets a record only when it is first dispatched.
+//! Succeeded instances are kept as one bit each.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::model::{DepKind, DependencyPolicy, JobSpec, OnFailure, Resources};
+use crate::state::{Instance, InstanceEvent, LossCause, Outcome, Reason, RetryPolicy, State};
+
+/// A job's id, shared cheaply between the engine's records.
+pub type JobId = Arc<str>;
+
+/// One attempt of one instance, as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub state: State,
+    pub reason: Option<Reason>,
+    pub exit_code: Option<i32>,
+    pub node: String,
+    /// The process (group) id on the node, once started.
+    pub pid: Option<u32>,
+    pub started_at: u64,
+    pub ended_at: Option<u64>,
+}
+
+/// A fact to persist. The store upserts each by its key; later changes to the same key win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Job {
+        job: JobId,
+        state: State,
+        reason: Option<Reason>,
+        at: u64,
+    },
+    Task {
+        job: JobId,
+        task: usize,
+        state: State,
+        reason: Option<Reason>,
+        /// Why the task is being stopped (desired state), if it is.
+        stop: Option<Reason>,
+        /// When set, every instance never dispatched ended `FAILED` with this reason.
+        unstarted: Option<Reason>,
+    },
+    Instance {
+        job: JobId,
+        task: usize,
+        index: u32,
+        record: Instance,
+    },
+    Attempt {
+        job: JobId,
+        task: usize,
+        index: u32,
+        record: Attempt,
+    },
+}
+
+/// A decision to start an attempt of an instance on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub job: JobId,
+    pub task: usize,
+    pub index: u32,
+    pub attempt: u32,
+    pub node: usize,
+}
+
+/// Something the shell must do to a running attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Stop the attempt (its whole process group); it reports `Outcome::Stopped` when gone.
+    Kill {
+        job: JobId,
+        task: usize,
+        index: u32,
+        attempt: u32,
+    },
+}
+
+/// What a runtime reports about an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Started {
+        task: usize,
+        index: u32,
+        attempt: u32,
+        pid: Option<u32>,
+    },
+    Ended {
+        task: usize,
+        index: u32,
+        attempt: u32,
+        outcome: Outcome,
+    },
+}
+
+/// A place instances run, with what it has free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub millicpus: u64,
+    pub memory: u64,
+    free_millicpus: u64,
+    free_memory: u64,
+}
+
+impl Node {
+    pub fn new(name: impl Into<String>, millicpus: u64, memory: u64) -> Self {
+        Node {
+            name: name.into(),
+            millicpus,
+            memory,
+            free_millicpus: millicpus,
+            free_memory: memory,
+        }
+    }
+
+    fn fits(&self, r: &Resources) -> bool {
+        u64::from(r.millicpus) <= self.free_millicpus && r.memory <= self.free_memory
+    }
+
+    /// Whether an instance needing `r` could ever fit here.
+    pub fn could_fit(&self, r: &Resources) -> bool {
+        u64::from(r.millicpus) <= self.millicpus && r.memory <= self.memory
+    }
+
+    fn take(&mut self, r: &Resources) {
+        self.free_millicpus -= u64::from(r.millicpus);
+        self.free_memory -= r.memory;
+    }
+
+    fn give(&mut self, r: &Resources) {
+        self.free_millicpus = (self.free_millicpus + u64::from(r.millicpus)).min(self.millicpus);
+        self.free_memory = (self.free_memory + r.memory).min(self.memory);
+    }
+}
+
+/// Stored records of one task, to rebuild its in-memory state after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSnapshot {
+    pub state: Option<State>,
+    pub reason: Option<Reason>,
+    pub stop: Option<Reason>,
+    pub unstarted: Option<Reason>,
+    /// Every materialised instance, with its last attempt if it has one.
+    pub instances: Vec<(u32, Instance, Option<Attempt>)>,
+}
+
+/// Counts of a task's instances by state.
+pub type Counts = BTreeMap<State, u32>;
+
+/// The engine: every live job, the nodes, and the output queues.
+#[derive(Debug, Default)]
+pub struct Engine {
+    jobs: Vec<JobRun>,
+    nodes: Vec<Node>,
+    changes: Vec<Change>,
+    effects: Vec<Effect>,
+}
+
+impl Engine {
+    pub fn new(nodes: Vec<Node>) -> Self {
+        Engine {
+            nodes,
+            ..Engine::default()
+        }
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Starts a newly submitted job.
+    pub fn add_job(&mut self, id: JobId, spec: Arc<JobSpec>, seq: u64, now: u64) {
+        let mut job = JobRun::new(id, spec, seq);
+        job.activate(&[], now, &mut self.changes);
+        self.jobs.push(job);
+    }
+
+    /// Rebuilds a job from its stored records. Instances that were active when the previous
+    /// runner stopped are ended as interrupted and queued again (their next attempt gets a new
+    /// number); nothing that succeeded runs again.
+    pub fn restore_job(
+        &mut self,
+        id: JobId,
+        spec: Arc<JobSpec>,
+        seq: u64,
+        snapshot: Vec<TaskSnapshot>,
+        now: u64,
+    ) {
+        let mut job = JobRun::new(id, spec, seq);
+        job.activate(&snapshot, now, &mut self.changes);
+        let mut interrupted = Vec::new();
+        for (t, task) in job.tasks.iter().enumerate() {
+            for (&index, slot) in &task.live {
+                if slot.inst.state.is_active() {
+                    interrupted.push((t, index, slot.inst.attempt));
+                }
+            }
+        }
+        interrupted.sort_unstable();
+        let pos = self.jobs.len();
+        self.jobs.push(job);
+        for (task, index, attempt) in interrupted {
+            let ev = Event::Ended {
+                task,
+                index,
+                attempt,
+                outcome: Outcome::Lost(LossCause::Interrupted),
+            };
+            self.apply_at(pos, ev, now);
+        }
+        self.jobs[pos].refresh(now, &mut self.changes);
+    }
+
+    pub fn job(&self, id: &str) -> Option<&JobRun> {
+        self.jobs.iter().find(|j| &*j.id == id)
+    }
+
+    pub fn jobs(&self) -> &[JobRun] {
+        &self.jobs
+    }
+
+    fn position(&self, id: &str) -> Option<usize> {
+        self.jobs.iter().position(|j| &*j.id == id)
+    }
+
+    /// Applies a runtime report. Reports for unknown jobs, instances or stale attempts are
+    /// ignored, so a report delivered twice is recorded once.
+    pub fn apply(&mut self, job: &str, event: Event, now: u64) {
+        if let Some(pos) = self.position(job) {
+            self.apply_at(pos, event, now);
+        }
+    }
+
+    fn apply_at(&mut self, pos: usize, event: Event, now: u64) {
+        let job = &mut self.jobs[pos];
+        let mut out = Out {
+            changes: &mut self.changes,
+            effects: &mut self.effects,
+            nodes: &mut self.nodes,
+        };
+        match event {
+            Event::Started {
+                task,
+                index,
+                attempt,
+                pid,
+            } => job.started(task, index, attempt, pid, &mut out),
+            Event::Ended {
+                task,
+                index,
+                attempt,
+                outcome,
+            } => job.ended(task, index, attempt, outcome, now, &mut out),
+        }
+    }
+
+    /// A user's terminate: everything that runs is stopped, everything else ends `FAILED`
+    /// with `TERMINATED_BY_USER`. Returns false for an unknown job.
+    pub fn terminate(&mut self, job: &str, now: u64) -> bool {
+        let Some(pos) = self.position(job) else {
+            return false;
+        };
+        let job = &mut self.jobs[pos];
+        let mut out = Out {
+            changes: &mut self.changes,
+            effects: &mut self.effects,
+            nodes: &mut self.nodes,
+        };
+        for t in 0..job.tasks.len() {
+            if !job.tasks[t].state.is_terminal() {
+                job.stop_task(t, Reason::TerminatedByUser, now, &mut out);
+            }
+        }
+        job.refresh(now, out.changes);
+        true
+    }
+
+    /// Drops a finished job from memory (its records stay in the store).
+    pub fn forget_finished(&mut self) -> Vec<JobId> {
+        let mut gone = Vec::new();
+        self.jobs.retain(|j| {
+            let keep = !j.state.is_terminal();
+            if !keep {
+                gone.push(j.id.clone());
+            }
+            keep
+        });
+        gone
+    }
+
+    /// The scheduler: places ready instances on nodes with room, highest job priority first,
+    /// then oldest job, then task order, then lowest instance index. Records why ready work
+    /// stays `RUNNABLE`, and refreshes task and job states.
+    pub fn schedule(&mut self, now: u64) -> Vec<Dispatch> {
+        let mut order: Vec<usize> = (0..self.jobs.len()).collect();
+        order.sort_by_key(|&j| {
+            let job = &self.jobs[j];
+            (std::cmp::Reverse(job.spec.priority), job.seq)
+        });
+        let mut dispatches = Vec::new();
+        for j in order {
+            let job = &mut self.jobs[j];
+            for t in 0..job.tasks.len() {
+                job.schedule_task(t, &mut self.nodes, now, &mut self.changes, &mut dispatches);
+            }
+            job.refresh(now, &mut self.changes);
+        }
+        dispatches
+    }
+
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// True when nothing is queued to persist or act on.
+    pub fn is_quiet(&self) -> bool {
+        self.changes.is_empty() && self.effects.is_empty()
+    }
+}
+
+/// Where the engine's outputs go while a job is being changed.
+struct Out<'a> {
+    changes: &'a mut Vec<Change>,
+    effects: &'a mut Vec<Effect>,
+    nodes: &'a mut Vec<Node>,
+}
+
+/// One materialised instance and its current attempt.
+#[derive(Debug, Clone)]
+struct Slot {
+    inst: Instance,
+    att: Option<Attempt>,
+    /// The node whose capacity the active attempt holds (not persisted: after a restart an
+    /// active attempt holds none).
+    node: Option<usize>,
+}
+
+/// A fixed-size bit set over instance indexes.
+#[derive(Debug, Clone, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: u32) -> Self {
+        Bits(vec![0; (n as usize).div_ceil(64)])
+    }
+    fn get(&self, i: u32) -> bool {
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    fn set(&mut self, i: u32) {
+        if let Some(w) = self.0.get_mut(i as usize / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TaskRun {
+    state: State,
+    reason: Option<Reason>,
+    n: u32,
+    policy: RetryPolicy,
+    /// Whole-task dependencies are satisfied.
+    deps_met: bool,
+    /// Some dependency is per-instance (`=>`): fresh instances become ready one by one.
+    instance_deps: bool,
+    /// Indexes at and above this were never dispatched (tasks without per-instance deps).
+    next_fresh: u32,
+    /// Indexes ready to dispatch besides the fresh cursor: retries, and fresh instances of
+    /// tasks with per-instance dependencies.
+    ready: BTreeSet<u32>,
+    /// Materialised instances that have not succeeded.
+    live: HashMap<u32, Slot>,
+    succeeded: Bits,
+    n_succeeded: u32,
+    n_failed: u32,
+    n_active: u32,
+    /// The first instance that failed for good on its own account.
+    first_failure: Option<u32>,
+    stop: Option<Reason>,
+    unstarted: Option<Reason>,
+    /// Why ready work did not dispatch in the last scheduling pass.
+    blocked: Option<Reason>,
+}
+
+impl TaskRun {
+    fn next_ready(&self) -> Option<u32> {
+        if self.stop.is_some() || self.unstarted.is_some() || !self.deps_met {
+            return None;
+        }
+        let fresh = (!self.instance_deps && self.next_fresh < self.n).then_some(self.next_fresh);
+        match (self.ready.first().copied(), fresh) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.n_succeeded + self.n_failed == self.n
+            || (self.unstarted.is_some() && self.n_active == 0 && self.ready.is_empty())
+    }
+
+    /// Indexes that never got a record and never will (the task closed them).
+    fn n_unstarted_failed(&self) -> u32 {
+        if self.unstarted.is_some() {
+            self.n - self.n_succeeded - self.n_failed - self.n_active - self.ready.len() as u32
+        } else {
+            0
+        }
+    }
+}
+
+/// One live job.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    pub id: JobId,
+    pub spec: Arc<JobSpec>,
+    /// Submission order, for tie-breaks between jobs of equal priority.
+    pub seq: u64,
+    state: State,
+    reason: Option<Reason>,
+    tasks: Vec<TaskRun>,
+    /// For each task, the tasks that depend on it and how.
+    downstream: Vec<Vec<(usize, DepKind)>>,
+}
+
+/// A read-only view of a task, for progress and summaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    pub name: String,
+    pub state: State,
+    pub reason: Option<Reason>,
+    pub instances: u32,
+    pub counts: Counts,
+}
+
+impl JobRun {
+    fn new(id: JobId, spec: Arc<JobSpec>, seq: u64) -> Self {
+        let mut downstream = vec![Vec::new(); spec.tasks.len()];
+        let tasks = spec
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(t, ts)| {
+                for d in &ts.deps {
+                    downstream[d.task].push((t, d.kind));
+                }
+                TaskRun {
+                    state: State::Submitted,
+                    reason: None,
+                    n: ts.instances,
+                    policy: RetryPolicy {
+                        retries: ts.retries,
+                        resource_retries: ts.resource_retries,
+                    },
+                    deps_met: false,
+                    instance_deps: ts.has_instance_deps(),
+                    next_fresh: 0,
+                    ready: BTreeSet::new(),
+                    live: HashMap::new(),
+                    succeeded: Bits::new(ts.instances),
+                    n_succeeded: 0,
+                    n_failed: 0,
+                    n_active: 0,
+                    first_failure: None,
+                    stop: None,
+                    unstarted: None,
+                    blocked: None,
+                }
+            })
+            .collect();
+        JobRun {
+            id,
+            spec,
+            seq,
+            state: State::Submitted,
+            reason: None,
+            tasks,
+            downstream,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn reason(&self) -> Option<&Reason> {
+        self.reason.as_ref()
+    }
+
+    /// Loads stored records (none for a new job) and evaluates dependencies in DAG order.
+    fn activate(&mut self, snapshot: &[TaskSnapshot], now: u64, changes: &mut Vec<Change>) {
+        for (t, snap) in snapshot.iter().enumerate().take(self.tasks.len()) {
+            let task = &mut self.tasks[t];
+            task.stop = snap.stop.clone();
+            task.unstarted = snap.unstarted.clone();
+            for (index, inst, att) in &snap.instances {
+                let index = *index;
+                if index >= task.n {
+                    continue;
+                }
+                task.next_fresh = task.next_fresh.max(index + 1);
+                match inst.state {
+                    State::Succeed => {
+                        task.succeeded.set(index);
+                        task.n_succeeded += 1;
+                    }
+                    st => {
+                        if st.is_terminal() {
+                            task.n_failed += 1;
+                            if inst.stop.is_none() && task.first_failure.is_none_or(|f| index < f) {
+                                task.first_failure = Some(index);
+                            }
+                        } else if st.is_active() {
+                            task.n_active += 1;
+                        } else {
+                            task.ready.insert(index);
+                        }
+                        task.live.insert(
+                            index,
+                            Slot {
+                                inst: inst.clone(),
+                                att: att.clone(),
+                                node: None,
+                            },
+                        );
+                    }
+                }
+            }
+            if let Some(st) = snap.state.filter(|s| s.is_terminal()) {
+                task.state = st;
+                task.reason = snap.reason.clone();
+            }
+        }
+        let mut noop_effects = Vec::new();
+        let mut noop_nodes = Vec::new();
+        let mut out = Out {
+            changes,
+            effects: &mut noop_effects,
+            nodes: &mut noop_nodes,
+        };
+        for t in 0..self.tasks.len() {
+            if !self.tasks[t].state.is_terminal() {
+                self.evaluate_deps(t, now, &mut out);
+            }
+        }
+        self.refresh(now, out.changes);
+    }
+
+    /// Checks whether task `t` may start, must wait, or can never start.
+    fn evaluate_deps(&mut self, t: usize, now: u64, out: &mut Out<'_>) {
+        let policy = self.spec.dependency_policy;
+        let spec = Arc::clone(&self.spec);
+        let deps = &spec.tasks[t].deps;
+        let mut met = true;
+        let mut impossible = None;
+        let mut all_upstream_done = true;
+        for d in deps {
+            let up = &self.tasks[d.task];
+            let done = up.state.is_terminal();
+            all_upstream_done &= done;
+            if d.kind == DepKind::Instance {
+                continue;
+            }
+            let (ok, never) = match policy {
+                DependencyPolicy::Succeeded => (up.state == State::Succeed, done && up.state != State::Succeed),
+                DependencyPolicy::PartlySucceeded => (done && up.n_succeeded > 0, done && up.n_succeeded == 0),
+                DependencyPolicy::Finished => (done, false),
+            };
+            met &= ok;
+            if never && impossible.is_none() {
+                impossible = Some(spec.tasks[d.task].name.clone());
+            }
+        }
+        if let Some(up) = impossible {
+            self.stop_task(t, Reason::UpstreamFailed(up), now, out);
+            return;
+        }
+        let task = &mut self.tasks[t];
+        if met && !task.deps_met {
+            task.deps_met = true;
+            if task.instance_deps {
+                for i in 0..task.n {
+                    self.offer_instance(t, i);
+                }
+            }
+        }
+        let task = &self.tasks[t];
+        if task.deps_met && task.instance_deps && all_upstream_done && task.unstarted.is_none() {
+            // No instance that is not ready yet can ever become ready.
+            let up = deps
+                .iter()
+                .filter(|d| d.kind == DepKind::Instance)
+                .find(|d| self.tasks[d.task].n_succeeded < self.tasks[d.task].n)
+                .map(|d| spec.tasks[d.task].name.clone());
+            if let Some(up) = up {
+                self.tasks[t].unstarted = Some(Reason::UpstreamFailed(up));
+                self.persist_task(t, out.changes);
+            }
+        }
+    }
+
+    /// Makes fresh instance `i` of a task with per-instance deps ready if every per-instance
+    /// upstream has succeeded at `i`.
+    fn offer_instance(&mut self, t: usize, i: u32) {
+        let task = &self.tasks[t];
+        if !task.deps_met
+            || task.unstarted.is_some()
+            || task.succeeded.get(i)
+            || task.live.contains_key(&i)
+            || task.ready.contains(&i)
+        {
+            return;
+        }
+        let ok = self.spec.tasks[t]
+            .deps
+            .iter()
+            .filter(|d| d.kind == DepKind::Instance)
+            .all(|d| self.tasks[d.task].succeeded.get(i));
+        if ok {
+            self.tasks[t].ready.insert(i);
+        }
+    }
+
+    fn persist_task(&self, t: usize, changes: &mut Vec<Change>) {
+        let task = &self.tasks[t];
+        changes.push(Change::Task {
+            job: self.id.clone(),
+            task: t,
+            state: task.state,
+            reason: task.reason.clone(),
+            stop: task.stop.clone(),
+            unstarted: task.unstarted.clone(),
+        });
+    }
+
+    fn push_slot(&self, t: usize, index: u32, changes: &mut Vec<Change>, with_attempt: bool) {
+        if let Some(slot) = self.tasks[t].live.get(&index) {
+            changes.push(Change::Instance {
+                job: self.id.clone(),
+                task: t,
+                index,
+                record: slot.inst.clone(),
+            });
+            if with_attempt && let Some(att) = &slot.att {
+                changes.push(Change::Attempt {
+                    job: self.id.clone(),
+                    task: t,
+                    index,
+                    record: att.clone(),
+                });
+            }
+        }
+    }
+
+    /// Stops a task: nothing more starts, active instances are killed, the rest fail.
+    fn stop_task(&mut self, t: usize, reason: Reason, now: u64, out: &mut Out<'_>) {
+        let task = &mut self.tasks[t];
+        if task.stop.is_some() || task.state.is_terminal() {
+            return;
+        }
+        task.stop = Some(reason.clone());
+        task.unstarted = Some(reason.clone());
+        let ready: Vec<u32> = std::mem::take(&mut task.ready).into_iter().collect();
+        let active: Vec<u32> = task
+            .live
+            .iter()
+            .filter(|(_, s)| s.inst.state.is_active())
+            .map(|(&i, _)| i)
+            .collect();
+        let stop = InstanceEvent::Stop(reason.clone());
+        let policy = task.policy;
+        for i in ready {
+            if let Some(slot) = task.live.get_mut(&i)
+                && let Ok(next) = slot.inst.transition(&stop, policy)
+            {
+                slot.inst = next;
+                task.n_failed += 1;
+            }
+            // A ready index with no record is a fresh instance: it counts as unstarted.
+        }
+        for &i in &active {
+            if let Some(slot) = task.live.get_mut(&i)
+                && let Ok(next) = slot.inst.transition(&stop, policy)
+            {
+                slot.inst = next;
+                out.effects.push(Effect::Kill {
+                    job: self.id.clone(),
+                    task: t,
+                    index: i,
+                    attempt: slot.inst.attempt,
+                });
+            }
+        }
+        let mut touched: Vec<u32> = self.tasks[t]
+            .live
+            .iter()
+            .filter(|(_, s)| s.inst.stop.as_ref() == Some(&reason))
+            .map(|(&i, _)| i)
+            .collect();
+        touched.sort_unstable();
+        for i in touched {
+            self.push_slot(t, i, out.changes, false);
+        }
+        self.persist_task(t, out.changes);
+        self.check_task_done(t, now, out);
+    }
+
+    fn schedule_task(
+        &mut self,
+        t: usize,
+        nodes: &mut [Node],
+        now: u64,
+        changes: &mut Vec<Change>,
+        dispatches: &mut Vec<Dispatch>,
+    ) {
+        let spec = &self.spec.tasks[t];
+        let task = &mut self.tasks[t];
+        task.blocked = None;
+        while let Some(index) = task.next_ready() {
+            if spec.max_concurrency > 0 && task.n_active >= spec.max_concurrency {
+                task.blocked = Some(Reason::ConcurrencyLimit);
+                return;
+            }
+            let Some(node) = nodes.iter().position(|n| n.fits(&spec.resources)) else {
+                let pool = spec.compute_env.as_deref().unwrap_or("local");
+                task.blocked = Some(Reason::NoCapacity(pool.to_string()));
+                return;
+            };
+            nodes[node].take(&spec.resources);
+            if index == task.next_fresh && !task.instance_deps {
+                task.next_fresh += 1;
+            }
+            task.ready.remove(&index);
+            let slot = task.live.entry(index).or_insert_with(|| Slot {
+                inst: Instance::fresh(),
+                att: None,
+                node: None,
+            });
+            let Ok(next) = slot.inst.transition(&InstanceEvent::Dispatch, task.policy) else {
+                // Not runnable after all (cannot happen for a ready index); leave it be.
+                nodes[node].give(&spec.resources);
+                continue;
+            };
+            slot.inst = next;
+            slot.node = Some(node);
+            slot.att = Some(Attempt {
+                attempt: slot.inst.attempt,
+                state: State::Starting,
+                reason: None,
+                exit_code: None,
+                node: nodes[node].name.clone(),
+                pid: None,
+                started_at: now,
+                ended_at: None,
+            });
+            task.n_active += 1;
+            dispatches.push(Dispatch {
+                job: self.id.clone(),
+                task: t,
+                index,
+                attempt: slot.inst.attempt,
+                node,
+            });
+            let (inst, att) = (slot.inst.clone(), slot.att.clone());
+            changes.push(Change::Instance {
+                job: self.id.clone(),
+                task: t,
+                index,
+                record: inst,
+            });
+            if let Some(record) = att {
+                changes.push(Change::Attempt {
+                    job: self.id.clone(),
+                    task: t,
+                    index,
+                    record,
+                });
+            }
+        }
+    }
+
+    fn started(&mut self, t: usize, index: u32, attempt: u32, pid: Option<u32>, out: &mut Out<'_>) {
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
+        let policy = task.policy;
+        let Some(slot) = task.live.get_mut(&index) else {
+            return;
+        };
+        if slot.inst.attempt != attempt {
+            return;
+        }
+        let Ok(next) = slot.inst.transition(&InstanceEvent::Started, policy) else {
+            return;
+        };
+        slot.inst = next;
+        if let Some(att) = &mut slot.att {
+            att.state = State::Running;
+            att.pid = pid;
+        }
+        self.push_slot(t, index, out.changes, true);
+    }
+
+    fn ended(
+        &mut self,
+        t: usize,
+        index: u32,
+        attempt: u32,
+        outcome: Outcome,
+        now: u64,
+        out: &mut Out<'_>,
+    ) {
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
+        let policy = task.policy;
+        let Some(slot) = task.live.get_mut(&index) else {
+            return;
+        };
+        if slot.inst.attempt != attempt {
+            return;
+        }
+        let ev = InstanceEvent::Ended(outcome);
+        let Ok(next) = slot.inst.transition(&ev, policy) else {
+            return;
+        };
+        let own_failure = next.state == State::Failed && slot.inst.stop.is_none();
+        slot.inst = next;
+        if let Some(node) = slot.node.take()
+            && let Some(n) = out.nodes.get_mut(node)
+        {
+            n.give(&self.spec.tasks[t].resources);
+        }
+        if let Some(att) = &mut slot.att {
+            att.state = if slot.inst.state == State::Succeed {
+                State::Succeed
+            } else {
+                State::Failed
+            };
+            att.reason = slot.inst.reason.clone();
+            att.exit_code = slot.inst.exit_code;
+            att.ended_at = Some(now);
+        }
+        task.n_active -= 1;
+        let state = slot.inst.state;
+        self.push_slot(t, index, out.changes, true);
+        let task = &mut self.tasks[t];
+        match state {
+            State::Succeed => {
+                task.live.remove(&index);
+                task.succeeded.set(index);
+                task.n_succeeded += 1;
+                let downstream = self.downstream[t].clone();
+                for (d, kind) in downstream {
+                    if kind == DepKind::Instance {
+                        self.offer_instance(d, index);
+                    }
+                }
+            }
+            State::Runnable => {
+                if task.stop.is_none() {
+                    task.ready.insert(index);
+                }
+            }
+            _ => {
+                task.n_failed += 1;
+                if own_failure {
+                    if task.first_failure.is_none() {
+                        task.first_failure = Some(index);
+                    }
+                    if self.spec.tasks[t].on_failure == OnFailure::Terminate {
+                        self.stop_task(t, Reason::SiblingFailed(index), now, out);
+                    }
+                }
+            }
+        }
+        self.check_task_done(t, now, out);
+    }
+
+    /// Ends the task if every instance is terminal, and lets its downstream tasks know.
+    fn check_task_done(&mut self, t: usize, now: u64, out: &mut Out<'_>) {
+        let task = &mut self.tasks[t];
+        if task.state.is_terminal() || !task.is_done() {
+            return;
+        }
+        let (state, reason) = if task.n_succeeded == task.n {
+            (State::Succeed, None)
+        } else if let Some(first) = task.first_failure {
+            match self.spec.tasks[t].on_failure {
+                OnFailure::Terminate => (State::Failed, Some(Reason::InstanceFailed(first))),
+                OnFailure::Interrupt => {
+                    (State::FailedInterrupted, Some(Reason::InstanceFailed(first)))
+                }
+            }
+        } else {
+            let why = task
+                .stop
+                .clone()
+                .or_else(|| task.unstarted.clone())
+                .unwrap_or(Reason::TerminatedByUser);
+            (State::Failed, Some(why))
+        };
+        task.state = state;
+        task.reason = reason;
+        task.ready.clear();
+        self.persist_task(t, out.changes);
+        let downstream = self.downstream[t].clone();
+        for (d, _) in downstream {
+            if !self.tasks[d].state.is_terminal() {
+                self.evaluate_deps(d, now, out);
+                self.check_task_done(d, now, out);
+            }
+        }
+    }
+
+    /// Recomputes the states of unfinished tasks and of the job, persisting any that changed.
+    fn refresh(&mut self, now: u64, changes: &mut Vec<Change>) {
+        for t in 0..self.tasks.len() {
+            let task = &self.tasks[t];
+            if task.state.is_terminal() {
+                continue;
+            }
+            let (state, reason) = if task.n_active > 0 {
+                (State::Running, None)
+            } else if task.next_ready().is_some() {
+                (State::Runnable, task.blocked.clone())
+            } else {
+                let deps = &self.spec.tasks[t].deps;
+                let waiting = deps
+                    .iter()
+                    .find(|d| !self.tasks[d.task].state.is_terminal())
+                    .or(deps.first())
+                    .map(|d| self.spec.tasks[d.task].name.clone())
+                    .unwrap_or_default();
+                (State::Pending, Some(Reason::WaitingOnDependency(waiting)))
+            };
+            if state != task.state || reason != task.reason {
+                let task = &mut self.tasks[t];
+                task.state = state;
+                task.reason = reason;
+                self.persist_task(t, changes);
+            }
+        }
+        let (state, reason) = self.derive_job_state();
+        if state != self.state || reason != self.reason {
+            self.state = state;
+            self.reason = reason.clone();
+            changes.push(Change::Job {
+                job: self.id.clone(),
+                state,
+                reason,
+                at: now,
+            });
+        }
+    }
+
+    fn derive_job_state(&self) -> (State, Option<Reason>) {
+        let states = || self.tasks.iter().map(|t| t.state);
+        if !states().all(State::is_terminal) {
+            let state = if states().any(|s| s.is_active()) {
+                State::Running
+            } else if states().any(|s| s == State::Runnable) {
+                State::Runnable
+            } else {
+                State::Pending
+            };
+            return (state, None);
+        }
+        if states().all(|s| s == State::Succeed) {
+            return (State::Succeed, None);
+        }
+        let own = |t: &&TaskRun| !matches!(t.reason, Some(Reason::UpstreamFailed(_)));
+        let failed_own = self
+            .tasks
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.state == State::Failed && own(t));
+        let interrupted = self
+            .tasks
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.state == State::FailedInterrupted);
+        match (failed_own, interrupted) {
+            (Some((_, t)), _) if t.reason == Some(Reason::TerminatedByUser) => {
+                (State::Failed, Some(Reason::TerminatedByUser))
+            }
+            (Some((i, _)), _) => (
+                State::Failed,
+                Some(Reason::TaskFailed(self.spec.tasks[i].name.clone())),
+            ),
+            (None, Some((i, _))) => (
+                State::FailedInterrupted,
+                Some(Reason::TaskFailed(self.spec.tasks[i].name.clone())),
+            ),
+            (None, None) => (State::Failed, None),
+        }
+    }
+
+    /// A view of task `t`, with its instances counted by state.
+    pub fn task_view(&self, t: usize) -> Option<TaskView> {
+        let task = self.tasks.get(t)?;
+        let mut counts = Counts::new();
+        let mut add = |s: State, n: u32| {
+            if n > 0 {
+                *counts.entry(s).or_default() += n;
+            }
+        };
+        add(State::Succeed, task.n_succeeded);
+        let mut materialised_unfinished = 0;
+        for slot in task.live.values() {
+            add(slot.inst.state, 1);
+            if !slot.inst.state.is_terminal() {
+                materialised_unfinished += 1;
+            }
+        }
+        let unstarted_failed = task.n_unstarted_failed();
+        add(State::Failed, unstarted_failed);
+        let fresh_ready = task.ready.iter().filter(|i| !task.live.contains_key(i)).count() as u32;
+        let fresh_cursor = if task.deps_met && !task.instance_deps && task.unstarted.is_none() {
+            task.n - task.next_fresh
+        } else {
+            0
+        };
+        add(State::Runnable, fresh_ready + fresh_cursor);
+        let accounted = task.n_succeeded
+            + task.n_failed
+            + materialised_unfinished
+            + unstarted_failed
+            + fresh_ready
+            + fresh_cursor;
+        add(State::Pending, task.n.saturating_sub(accounted));
+        Some(TaskView {
+            name: self.spec.tasks[t].name.clone(),
+            state: task.state,
+            reason: task.reason.clone(),
+            instances: task.n,
+            counts,
+        })
+    }
+
+    pub fn task_views(&self) -> Vec<TaskView> {
+        (0..self.tasks.len()).filter_map(|t| self.task_view(t)).collect()
+    }
+
+    /// The state and reason of one instance, materialised or not.
+    pub fn instance_state(&self, t: usize, index: u32) -> Option<(State, Option<Reason>)> {
+        let task = self.tasks.get(t)?;
+        if index >= task.n {
+            return None;
+        }
+        if task.succeeded.get(index) {
+            return Some((State::Succeed, None));
+        }
+        if let Some(slot) = task.live.get(&index) {
+            let reason = match slot.inst.state {
+                State::Runnable => task.blocked.clone().or(slot.inst.reason.clone()),
+                _ => slot.inst.reason.clone(),
+            };
+            return Some((slot.inst.state, reason));
+        }
+        if task.ready.contains(&index) || (task.next_ready().is_some() && index >= task.next_fresh && !task.instance_deps) {
+            return Some((State::Runnable, task.blocked.clone()));
+        }
+        if let Some(r) = &task.unstarted {
+            return Some((State::Failed, Some(r.clone())));
+        }
+        let waiting = self.spec.tasks[t]
+            .deps
+            .iter()
+            .find(|d| match d.kind {
+                DepKind::Task => !task.deps_met,
+                DepKind::Instance => !self.tasks[d.task].succeeded.get(index),
+            })
+            .map(|d| match d.kind {
+                DepKind::Task => self.spec.tasks[d.task].name.clone(),
+                DepKind::Instance => format!("{}[{index}]", self.spec.tasks[d.task].name),
+            })
+            .unwrap_or_default();
+        Some((State::Pending, Some(Reason::WaitingOnDependency(waiting))))
+    }
+
+    /// The materialised instances of task `t` that ended `FAILED` (index order), with their
+    /// records and last attempts.
+    pub fn failed_instances(&self, t: usize) -> Vec<(u32, Instance, Option<Attempt>)> {
+        let Some(task) = self.tasks.get(t) else {
+            return Vec::new();
+        };
+        let mut v: Vec<_> = task
+            .live
+            .iter()
+            .filter(|(_, s)| s.inst.state.is_terminal())
+            .map(|(&i, s)| (i, s.inst.clone(), s.att.clone()))
+            .collect();
+        v.sort_by_key(|(i, _, _)| *i);
+        v
+    }
+
+    /// The attempt currently active for an instance, if any.
+    pub fn active_attempt(&self, t: usize, index: u32) -> Option<&Attempt> {
+        let slot = self.tasks.get(t)?.live.get(&index)?;
+        slot.inst.state.is_active().then_some(slot.att.as_ref()).flatten()
+    }
+}

@@ -1,0 +1,334 @@
+//! Job spec parsing and validation: text in, a validated [`JobSpec`] (or every error) out.
+//!
+//! Two formats are accepted (DESIGN §2): Kiln's native format (YAML, or JSON when the first
+//! non-whitespace character is `{`) and Tencent BatchCompute's `Job` object or `SubmitJob`
+//! request body, detected by its keys. Documents are read into a generic value tree first and
+//! then walked field by field, so that every error is reported at once, each with its path
+//! (`tasks.split.instances`; Tencent paths such as `Job.Tasks[0].TaskName`).
+
+mod build;
+mod check;
+mod native;
+mod tencent;
+mod units;
+mod value;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Command, DependencyPolicy, Image, InputMapping, JobSpec, OnFailure, OutputMapping, Resources,
+};
+
+pub use units::{parse_duration, parse_size};
+
+use check::Diag;
+use value::Value;
+
+/// Largest accepted spec document.
+pub const MAX_SPEC_BYTES: usize = 16 * 1024 * 1024;
+
+/// One problem in a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// Where: `tasks.split.instances`, `Job.Tasks[0].TaskName`, `dag`; empty for the whole document.
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a spec, in document order (DAG and cross-task problems last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
+
+impl SpecErrors {
+    fn one(message: impl Into<String>) -> Self {
+        SpecErrors(vec![SpecError {
+            path: String::new(),
+            message: message.into(),
+            hint: None,
+        }])
+    }
+}
+
+/// Something in a valid spec that Kiln accepts but cannot honour (e.g. a Tencent CVM setting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecWarning {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Which format a spec was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecFormat {
+    Native,
+    Tencent,
+}
+
+/// A successfully parsed spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub spec: JobSpec,
+    pub warnings: Vec<SpecWarning>,
+    pub format: SpecFormat,
+}
+
+/// A native task as written, every field optional; already checked field by field (types,
+/// ranges, names, URLs), but not yet merged with its template nor checked against the job.
+///
+/// `instance_type` and `resources` are one "sizing" choice: when a task gives either, both of
+/// its template's are replaced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RawTask {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Command>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<InputMapping>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<OutputMapping>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+impl RawTask {
+    /// `self` over `base`: every field given in `self` wins, the others come from `base`.
+    /// `instance_type`/`resources` move together; `template` is not followed further.
+    pub fn over(self, base: &RawTask) -> RawTask {
+        let base = base.clone();
+        let sized = self.instance_type.is_some() || self.resources.is_some();
+        let (instance_type, resources) = if sized {
+            (self.instance_type, self.resources)
+        } else {
+            (base.instance_type, base.resources)
+        };
+        RawTask {
+            command: self.command.or(base.command),
+            image: self.image.or(base.image),
+            instances: self.instances.or(base.instances),
+            max_concurrency: self.max_concurrency.or(base.max_concurrency),
+            instance_type,
+            resources,
+            network: self.network.or(base.network),
+            compute_env: self.compute_env.or(base.compute_env),
+            env: self.env.or(base.env),
+            inputs: self.inputs.or(base.inputs),
+            outputs: self.outputs.or(base.outputs),
+            stdout: self.stdout.or(base.stdout),
+            stderr: self.stderr.or(base.stderr),
+            retries: self.retries.or(base.retries),
+            resource_retries: self.resource_retries.or(base.resource_retries),
+            timeout_ms: self.timeout_ms.or(base.timeout_ms),
+            on_failure: self.on_failure.or(base.on_failure),
+            depends_on: self.depends_on.or(base.depends_on),
+            template: self.template,
+        }
+    }
+}
+
+/// Stored task templates by name.
+pub type Templates = BTreeMap<String, RawTask>;
+
+/// Reads bytes into a value tree, or the one error that prevents it.
+fn read_document(bytes: &[u8]) -> Result<Value, SpecErrors> {
+    if bytes.len() > MAX_SPEC_BYTES {
+        return Err(SpecErrors::one(format!(
+            "the spec is {} bytes; at most {MAX_SPEC_BYTES} bytes are accepted",
+            bytes.len()
+        )));
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+            return Err(SpecErrors::one(format!(
+                "the spec is not valid UTF-8: invalid byte at line {line}, column {column} (byte offset {})",
+                e.valid_up_to()
+            )));
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Err(SpecErrors::one("the spec is empty"));
+    }
+    let value = if trimmed.starts_with('{') {
+        serde_json::from_str::<Value>(text)
+            .map_err(|e| SpecErrors::one(format!("invalid JSON: {e}")))?
+    } else {
+        let mut options = serde_saphyr::Options::default();
+        options.with_snippet = false;
+        options.strict_booleans = true;
+        options.leading_zero_numbers_as_strings = true;
+        serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
+            let mut message = format!("invalid YAML: {e}");
+            if let Some(loc) = e.location()
+                && !message.contains("line")
+            {
+                message.push_str(&format!(" at line {}, column {}", loc.line(), loc.column()));
+            }
+            SpecErrors::one(message)
+        })?
+    };
+    if matches!(value, Value::Null) {
+        return Err(SpecErrors::one("the spec is empty"));
+    }
+    Ok(value)
+}
+
+/// Parses and validates a job spec (native YAML/JSON or Tencent JSON), reporting every error.
+///
+/// A task with `template: NAME` starts from `templates[NAME]`, and each field it gives replaces
+/// the template's (maps and lists are replaced whole, not merged).
+pub fn parse_job(bytes: &[u8], templates: &Templates) -> Result<Parsed, SpecErrors> {
+    let value = read_document(bytes)?;
+    let mut d = Diag::default();
+    let Some(obj) = check::Obj::new(&value, "", &mut d) else {
+        return Err(SpecErrors(d.errors));
+    };
+    let (raw, format) = if tencent::is_tencent(&obj) {
+        (tencent::read(&obj, &mut d), SpecFormat::Tencent)
+    } else {
+        (native::read_job(&obj, &mut d), SpecFormat::Native)
+    };
+    let spec = build::finish(raw, templates, &mut d);
+    match spec {
+        Some(spec) if d.errors.is_empty() => Ok(Parsed {
+            spec,
+            warnings: d.warnings,
+            format,
+        }),
+        _ => Err(SpecErrors(d.errors)),
+    }
+}
+
+/// Parses a task template: a mapping of native task fields (paths are relative to the task).
+/// `template` and `depends_on` are not allowed in a template.
+pub fn parse_task_template(bytes: &[u8]) -> Result<RawTask, SpecErrors> {
+    let value = read_document(bytes)?;
+    let mut d = Diag::default();
+    let Some(obj) = check::Obj::new(&value, "", &mut d) else {
+        return Err(SpecErrors(d.errors));
+    };
+    for key in ["template", "depends_on"] {
+        if obj.has(key) {
+            d.err(key, format!("`{key}` is not allowed in a task template"));
+        }
+    }
+    let (raw, _) = native::read_task(&obj, &mut d);
+    if d.errors.is_empty() {
+        Ok(raw)
+    } else {
+        Err(SpecErrors(d.errors))
+    }
+}
+
+/// The job-level result of reading either format, before templates, defaults and the DAG.
+#[derive(Debug, Default)]
+pub(crate) struct RawJob {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<u8>,
+    pub tags: BTreeMap<String, String>,
+    pub policy: Option<DependencyPolicy>,
+    pub dag: Option<String>,
+    /// Whole-task edges given outside the DAG text (Tencent `Dependences`).
+    pub edges: Vec<PendingEdge>,
+    pub tasks: Vec<TaskEntry>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PendingEdge {
+    pub from: String,
+    pub to: String,
+    pub from_path: String,
+    pub to_path: String,
+}
+
+/// One task as read, with the paths its later checks report at.
+#[derive(Debug)]
+pub(crate) struct TaskEntry {
+    pub name: String,
+    /// False when the name itself was invalid (already reported).
+    pub name_ok: bool,
+    /// Prefix of the task's field paths (`tasks.split`, `Tasks[0]`).
+    pub path: String,
+    pub raw: RawTask,
+    /// Path of the command field (`tasks.split.command`, `Tasks[0].Application.Command`).
+    pub command_path: String,
+    /// True when the command field was written (even if invalid: then it is already reported).
+    pub command_given: bool,
+    /// True when the instance count was written but invalid (already reported).
+    pub instances_bad: bool,
+}

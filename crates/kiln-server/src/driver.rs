@@ -1,0 +1,325 @@
+//! The driver: the one owner of the engine and the store. It runs a loop of ticks:
+//! take every report that has arrived, let the engine decide, commit the tick's changes in one
+//! transaction, and only then act (start attempts, stop attempts).
+//!
+//! Attempts run on a tokio runtime; their reports come back over a channel. The driver thread
+//! itself never awaits, so a slow attempt can never hold up a decision.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kiln_agent::{AttemptSpec, HostRuntime, KillSwitch};
+use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node};
+use kiln_core::model::JobSpec;
+use kiln_core::state::{LossCause, Outcome, State};
+use kiln_store::{SqliteStore, Store, StoreError};
+
+/// Milliseconds since the Unix epoch: the only clock the engine ever sees.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A fresh job id like `job-4yn0we13`.
+pub fn new_job_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let tail: String = (0..8)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect();
+    format!("job-{tail}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no job `{0}` in this state directory")]
+    UnknownJob(String),
+    #[error("job `{id}` already finished ({state})")]
+    Finished { id: String, state: State },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// How the local runner is set up.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Holds `kiln.db`, `logs/` and `work/`.
+    pub state_dir: PathBuf,
+    pub node: Node,
+    pub kill_grace: Duration,
+    pub keep_work_dirs: bool,
+}
+
+/// A message to the driver loop.
+enum Msg {
+    Report(JobId, Event),
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEnd {
+    pub state: State,
+    /// True when the run was stopped (Ctrl-C) before the job finished; the job can be resumed.
+    pub interrupted: bool,
+}
+
+/// Runs jobs on this machine: the embedded mode behind `kiln run`.
+pub struct LocalRunner {
+    engine: Engine,
+    store: SqliteStore,
+    runtime: Arc<HostRuntime>,
+    rt: tokio::runtime::Runtime,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    kills: HashMap<(JobId, usize, u32, u32), KillSwitch>,
+    /// Active attempts whose end should count as an interruption (we are shutting down).
+    stopping: bool,
+}
+
+impl LocalRunner {
+    pub fn open(cfg: LocalConfig) -> Result<Self, DriverError> {
+        let store = SqliteStore::open(&cfg.state_dir.join("kiln.db"))?;
+        let runtime = HostRuntime::new(
+            cfg.state_dir.join("work"),
+            cfg.state_dir.join("logs"),
+            cfg.node.name.clone(),
+        )
+        .with_kill_grace(cfg.kill_grace)
+        .with_keep_work_dirs(cfg.keep_work_dirs);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kiln-attempt")
+            .enable_all()
+            .build()
+            .map_err(DriverError::Runtime)?;
+        let (tx, rx) = channel();
+        Ok(LocalRunner {
+            engine: Engine::new(vec![cfg.node]),
+            store,
+            runtime: Arc::new(runtime),
+            rt,
+            tx,
+            rx,
+            kills: HashMap::new(),
+            stopping: false,
+        })
+    }
+
+    pub fn store(&mut self) -> &mut SqliteStore {
+        &mut self.store
+    }
+
+    pub fn runtime(&self) -> &HostRuntime {
+        &self.runtime
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Stores a new job durably and starts it. Returns its id.
+    pub fn submit(&mut self, spec: JobSpec) -> Result<JobId, DriverError> {
+        let now = now_ms();
+        let mut id = new_job_id();
+        let mut tries = 0;
+        let row = loop {
+            match self.store.insert_job(&id, &spec, now) {
+                Err(StoreError::Duplicate(_)) if tries < 5 => {
+                    tries += 1;
+                    id = new_job_id();
+                }
+                other => break other?,
+            }
+        };
+        let id: JobId = Arc::from(id.as_str());
+        self.engine
+            .add_job(id.clone(), Arc::new(spec), row.seq, now);
+        self.persist()?;
+        Ok(id)
+    }
+
+    /// Loads an unfinished job and continues it: attempts that were running when the previous
+    /// runner stopped are killed if they survived it, and run again as new attempts.
+    pub fn resume(&mut self, id: &str) -> Result<JobId, DriverError> {
+        let stored = self
+            .store
+            .load_job(id)?
+            .ok_or_else(|| DriverError::UnknownJob(id.to_string()))?;
+        if stored.row.state.is_terminal() {
+            return Err(DriverError::Finished {
+                id: id.to_string(),
+                state: stored.row.state,
+            });
+        }
+        for (t, snap) in stored.tasks.iter().enumerate() {
+            for (index, inst, att) in &snap.instances {
+                if let (true, Some(att)) = (inst.state.is_active(), att)
+                    && let Some(pid) = att.pid
+                {
+                    let task = &stored.spec.tasks[t].name;
+                    self.runtime
+                        .kill_leftover(pid, id, task, *index, att.attempt);
+                }
+            }
+        }
+        let jid: JobId = Arc::from(id);
+        self.engine.restore_job(
+            jid.clone(),
+            stored.spec,
+            stored.row.seq,
+            stored.tasks,
+            now_ms(),
+        );
+        self.persist()?;
+        Ok(jid)
+    }
+
+    fn persist(&mut self) -> Result<(), DriverError> {
+        let changes = self.engine.take_changes();
+        self.store.apply(&changes)?;
+        Ok(())
+    }
+
+    /// Runs until `job` is finished, or until `stop` says to stop (then running attempts are
+    /// stopped and recorded as interrupted, and the job stays resumable). `progress` is called
+    /// at most every `every` with the job's current view.
+    pub fn run(
+        &mut self,
+        job: &JobId,
+        stop: &dyn Fn() -> StopRequest,
+        every: Duration,
+        progress: &mut dyn FnMut(&JobRun),
+    ) -> Result<RunEnd, DriverError> {
+        let mut last_progress = Instant::now();
+        let mut forced = false;
+        loop {
+            // 1. Wait for reports (or a timer), then take every report already queued.
+            let mut msgs = Vec::new();
+            match self.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(m) => msgs.push(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {}
+            }
+            msgs.extend(self.rx.try_iter());
+            let now = now_ms();
+            match stop() {
+                StopRequest::None => {}
+                StopRequest::Graceful if !self.stopping => self.begin_stop(false),
+                StopRequest::Force if !forced => {
+                    forced = true;
+                    self.begin_stop(true);
+                }
+                StopRequest::Graceful | StopRequest::Force => {}
+            }
+            // 2. Apply them.
+            for Msg::Report(jid, mut event) in msgs {
+                if let Event::Ended { task, index, attempt, outcome } = &mut event {
+                    self.kills.remove(&(jid.clone(), *task, *index, *attempt));
+                    if self.stopping && *outcome != Outcome::Exited(0) {
+                        *outcome = Outcome::Lost(LossCause::Interrupted);
+                    }
+                }
+                self.engine.apply(&jid, event, now);
+            }
+            // 3. Decide.
+            let dispatches = if self.stopping {
+                Vec::new()
+            } else {
+                self.engine.schedule(now)
+            };
+            // 4. Persist, then 5. act.
+            self.persist()?;
+            for effect in self.engine.take_effects() {
+                let Effect::Kill { job, task, index, attempt } = effect;
+                if let Some(k) = self.kills.get(&(job, task, index, attempt)) {
+                    k.stop();
+                }
+            }
+            for d in dispatches {
+                self.start(d);
+            }
+            let Some(run) = self.engine.job(job) else {
+                return Err(DriverError::UnknownJob(job.to_string()));
+            };
+            if last_progress.elapsed() >= every {
+                progress(run);
+                last_progress = Instant::now();
+            }
+            let state = run.state();
+            if state.is_terminal() && self.kills.is_empty() {
+                progress(run);
+                return Ok(RunEnd { state, interrupted: false });
+            }
+            if self.stopping && self.kills.is_empty() {
+                progress(run);
+                return Ok(RunEnd { state, interrupted: true });
+            }
+        }
+    }
+
+    fn begin_stop(&mut self, force: bool) {
+        self.stopping = true;
+        for k in self.kills.values() {
+            if force { k.kill() } else { k.stop() }
+        }
+    }
+
+    /// Starts one dispatched attempt on the runtime.
+    fn start(&mut self, d: Dispatch) {
+        let Some(run) = self.engine.job(&d.job) else {
+            return;
+        };
+        let task = &run.spec.tasks[d.task];
+        let spec = AttemptSpec {
+            job_id: d.job.to_string(),
+            job_name: run.spec.name.clone(),
+            task_name: task.name.clone(),
+            index: d.index,
+            instances: task.instances,
+            attempt: d.attempt,
+            command: task.command.clone(),
+            env: task.env.clone(),
+            timeout: task.timeout_ms.map(Duration::from_millis),
+        };
+        let kill = KillSwitch::new();
+        self.kills.insert(
+            (d.job.clone(), d.task, d.index, d.attempt),
+            kill.clone(),
+        );
+        let tx = self.tx.clone();
+        let runtime = Arc::clone(&self.runtime);
+        let (job, t, index, attempt) = (d.job, d.task, d.index, d.attempt);
+        self.rt.spawn(async move {
+            let started_tx = tx.clone();
+            let started_job = job.clone();
+            let outcome = runtime
+                .run(&spec, &kill, move |pid| {
+                    let _ = started_tx.send(Msg::Report(
+                        started_job,
+                        Event::Started { task: t, index, attempt, pid: Some(pid) },
+                    ));
+                })
+                .await;
+            let _ = tx.send(Msg::Report(
+                job,
+                Event::Ended { task: t, index, attempt, outcome },
+            ));
+        });
+    }
+}
+
+/// What the user asked of a running `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopRequest {
+    None,
+    /// Stop running attempts (SIGTERM, then SIGKILL after the grace period).
+    Graceful,
+    /// Stop them now.
+    Force,
+}

@@ -1,0 +1,505 @@
+//! `kiln run`: the embedded mode. One job, this machine, state in SQLite, no server.
+
+use std::fs::File;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use comfy_table::{Table, presets::NOTHING};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln_core::engine::{JobRun, Node, TaskView};
+use kiln_core::model::{Image, JobSpec};
+use kiln_core::spec::SpecError;
+use kiln_core::state::State;
+use kiln_server::{LocalConfig, LocalRunner, StopRequest};
+use kiln_store::Store;
+use serde_json::json;
+
+use crate::load::{error_json, load_spec, print_errors};
+use crate::output::print_data;
+use crate::{Format, exit};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The job spec (YAML, JSON, or Tencent BatchCompute JSON). Optional with --resume.
+    #[arg(required_unless_present = "resume")]
+    file: Option<PathBuf>,
+    /// Where jobs, logs and working directories are kept [default: the user's data directory,
+    /// e.g. ~/.local/share/kiln].
+    #[arg(long, env = "KILN_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Continue an unfinished job of this state directory (after Ctrl-C or a crash).
+    #[arg(long, value_name = "JOB_ID", conflicts_with = "fresh")]
+    resume: Option<String>,
+    /// Start a new job even if an unfinished run of the same spec exists.
+    #[arg(long)]
+    fresh: bool,
+    /// Keep the working directories of succeeded attempts (failed ones are always kept).
+    #[arg(long)]
+    keep_work_dirs: bool,
+    /// Seconds a stopped instance gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    kill_grace: u64,
+    /// CPUs this machine offers to instances [default: all].
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Output format of the final summary.
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Format,
+    /// No live progress.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// The default state directory: `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`.
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("kiln");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/kiln"),
+        None => PathBuf::from(".kiln"),
+    }
+}
+
+/// Total memory of this machine in bytes, from /proc/meminfo.
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kb| kb * 1024)
+}
+
+/// Checks what this runner can honour: nothing is run if any task asks for more.
+fn check_runnable(spec: &JobSpec, node: &Node) -> Vec<SpecError> {
+    let mut errors = Vec::new();
+    let mut err = |path: String, message: String, hint: &str| {
+        errors.push(SpecError {
+            path,
+            message,
+            hint: Some(hint.to_string()),
+        })
+    };
+    for t in &spec.tasks {
+        let p = |f: &str| format!("tasks.{}.{f}", t.name);
+        if let Image::Docker(image) = &t.image {
+            err(
+                p("image"),
+                format!("`kiln run` runs tasks on the host; the Docker image `{image}` cannot be used yet"),
+                "remove `image` (or set `image: host`)",
+            );
+        }
+        if t.network.as_deref().is_some_and(|n| n != "default") {
+            err(
+                p("network"),
+                "the host runtime has no private networks".into(),
+                "remove `network` for host tasks",
+            );
+        }
+        for (field, used) in [
+            ("inputs", !t.inputs.is_empty()),
+            ("outputs", !t.outputs.is_empty()),
+            ("stdout", t.stdout.is_some()),
+            ("stderr", t.stderr.is_some()),
+        ] {
+            if used {
+                err(
+                    p(field),
+                    "remote storage mapping is not available in `kiln run` yet".into(),
+                    "remove it; output is kept under the state directory's logs/",
+                );
+            }
+        }
+        if !node.could_fit(&t.resources) {
+            err(
+                p("resources"),
+                format!(
+                    "an instance needs {} CPUs and {} bytes of memory, but this machine offers {} CPUs and {} bytes",
+                    f64::from(t.resources.millicpus) / 1000.0,
+                    t.resources.memory,
+                    node.millicpus as f64 / 1000.0,
+                    node.memory
+                ),
+                "ask for less, or run on a bigger machine",
+            );
+        }
+    }
+    errors
+}
+
+/// Counts Ctrl-C / SIGTERM presses.
+fn install_stop_handler() -> Arc<AtomicUsize> {
+    let presses = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&presses);
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                for _ in signals.forever() {
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n == 1 {
+                        eprintln!(
+                            "\nstopping: running instances get SIGTERM (Ctrl-C again to kill them now)"
+                        );
+                    }
+                }
+            });
+        }
+        Err(e) => eprintln!("warning: cannot catch Ctrl-C: {e}"),
+    }
+    presses
+}
+
+/// Holds an exclusive lock on a job for the lifetime of a run, so that two runners never drive
+/// the same job.
+fn lock_job(state_dir: &Path, id: &str) -> Result<File, String> {
+    let dir = state_dir.join("locks");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{id}.lock"));
+    let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(format!("job {id} is being run by another `kiln run`"))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+fn is_locked(state_dir: &Path, id: &str) -> bool {
+    lock_job(state_dir, id).is_err()
+}
+
+pub fn run(args: RunArgs) -> u8 {
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let cpus = args.cpus.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+    });
+    if !(cpus.is_finite() && cpus > 0.0) {
+        eprintln!("error: --cpus must be a positive number");
+        return exit::INVALID;
+    }
+    let node = Node::new("local", (cpus * 1000.0).round() as u64, host_memory());
+    let json_out = args.output != Format::Table;
+
+    // Validate everything before touching the state directory.
+    let parsed = match &args.file {
+        Some(file) if args.resume.is_none() => match load_spec(file) {
+            Ok(p) => {
+                let errors = check_runnable(&p.spec, &node);
+                if !errors.is_empty() {
+                    let errors = kiln_core::spec::SpecErrors(errors);
+                    if json_out {
+                        print_data(args.output, &json!({"errors": error_json(&errors.0)}));
+                    } else {
+                        print_errors(file, &errors);
+                    }
+                    return exit::INVALID;
+                }
+                Some(p)
+            }
+            Err(errors) => {
+                if json_out {
+                    print_data(args.output, &json!({"errors": error_json(&errors.0)}));
+                } else {
+                    print_errors(file, &errors);
+                }
+                return exit::INVALID;
+            }
+        },
+        _ => None,
+    };
+    if let Some(p) = &parsed {
+        for w in &p.warnings {
+            eprintln!("warning: {w}");
+        }
+        for t in p.spec.tasks.iter().filter(|t| t.compute_env.is_some()) {
+            eprintln!(
+                "warning: tasks.{}.compute_env: `kiln run` runs every task on this machine",
+                t.name
+            );
+        }
+    }
+
+    let cfg = LocalConfig {
+        state_dir: state_dir.clone(),
+        node,
+        kill_grace: Duration::from_secs(args.kill_grace),
+        keep_work_dirs: args.keep_work_dirs,
+    };
+    let mut runner = match LocalRunner::open(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot open the state directory {}: {e}", state_dir.display());
+            return exit::FAILED;
+        }
+    };
+
+    // Pick the job: resume one, or submit a new one.
+    let (job, _lock) = match pick_job(&mut runner, &state_dir, &args, parsed) {
+        Ok(picked) => picked,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            return code;
+        }
+    };
+
+    let presses = install_stop_handler();
+    let stop = move || match presses.load(Ordering::SeqCst) {
+        0 => StopRequest::None,
+        1 => StopRequest::Graceful,
+        _ => StopRequest::Force,
+    };
+    let live = !args.quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    let mut progress = Progress::new(live);
+    let end = runner.run(&job, &stop, Duration::from_millis(100), &mut |run| {
+        progress.update(run)
+    });
+    progress.finish();
+    let end = match end {
+        Ok(end) => end,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let Some(run) = runner.engine().job(&job) else {
+        eprintln!("error: job {job} vanished");
+        return exit::FAILED;
+    };
+    let run = run.clone();
+    summarize(&mut runner, &run, &state_dir, args.output);
+    if end.interrupted {
+        eprintln!(
+            "interrupted: job {job} is unfinished; continue it with `kiln run --resume {job}{}`",
+            args.state_dir
+                .as_ref()
+                .map(|d| format!(" --state-dir {}", d.display()))
+                .unwrap_or_default()
+        );
+        return exit::INTERRUPTED;
+    }
+    if end.state == State::Succeed {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+type Picked = (kiln_core::engine::JobId, File);
+
+fn pick_job(
+    runner: &mut LocalRunner,
+    state_dir: &Path,
+    args: &RunArgs,
+    parsed: Option<kiln_core::spec::Parsed>,
+) -> Result<Picked, (u8, String)> {
+    let fail = |e: &dyn std::fmt::Display| (exit::FAILED, e.to_string());
+    if let Some(id) = &args.resume {
+        let lock = lock_job(state_dir, id).map_err(|e| fail(&e))?;
+        let job = runner.resume(id).map_err(|e| (exit::INVALID, e.to_string()))?;
+        eprintln!("resuming job {job}");
+        return Ok((job, lock));
+    }
+    let Some(parsed) = parsed else {
+        return Err((exit::INVALID, "no job spec given".into()));
+    };
+    if !args.fresh {
+        let unfinished = runner
+            .store()
+            .unfinished_with_spec(&parsed.spec)
+            .map_err(|e| fail(&e))?;
+        if let Some(row) = unfinished.iter().find(|r| !is_locked(state_dir, &r.id)) {
+            let lock = lock_job(state_dir, &row.id).map_err(|e| fail(&e))?;
+            let job = runner.resume(&row.id).map_err(|e| fail(&e))?;
+            eprintln!(
+                "resuming job {job}: an unfinished run of this spec (use --fresh to start over)"
+            );
+            return Ok((job, lock));
+        }
+    }
+    let job = runner.submit(parsed.spec).map_err(|e| fail(&e))?;
+    let lock = lock_job(state_dir, &job).map_err(|e| fail(&e))?;
+    eprintln!("job {job} submitted");
+    Ok((job, lock))
+}
+
+/// Live progress: one bar per task on a terminal; otherwise a line whenever a task finishes.
+struct Progress {
+    bars: Option<(MultiProgress, Vec<ProgressBar>)>,
+    reported: Vec<State>,
+}
+
+impl Progress {
+    fn new(live: bool) -> Self {
+        let bars = live.then(|| {
+            (
+                MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)),
+                Vec::new(),
+            )
+        });
+        Progress {
+            bars,
+            reported: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, run: &JobRun) {
+        let views = run.task_views();
+        match &mut self.bars {
+            Some((multi, bars)) => {
+                if bars.is_empty() {
+                    let width = views.iter().map(|v| v.name.len()).max().unwrap_or(4);
+                    let style = ProgressStyle::with_template(&format!(
+                        "{{prefix:<{width}}} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"
+                    ))
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+                    for v in &views {
+                        let bar = multi.add(ProgressBar::new(u64::from(v.instances)));
+                        bar.set_style(style.clone());
+                        bar.set_prefix(v.name.clone());
+                        bars.push(bar);
+                    }
+                }
+                for (bar, v) in bars.iter().zip(&views) {
+                    let done: u32 = v
+                        .counts
+                        .iter()
+                        .filter(|(s, _)| s.is_terminal())
+                        .map(|(_, n)| n)
+                        .sum();
+                    bar.set_position(u64::from(done));
+                    bar.set_message(progress_message(v));
+                }
+            }
+            None => {
+                if self.reported.is_empty() {
+                    self.reported = views.iter().map(|_| State::Submitted).collect();
+                }
+                for (seen, v) in self.reported.iter_mut().zip(&views) {
+                    if v.state.is_terminal() && !seen.is_terminal() {
+                        eprintln!("task {} {}", v.name, progress_message(v));
+                    }
+                    *seen = v.state;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((multi, bars)) = &self.bars {
+            for b in bars {
+                b.abandon();
+            }
+            let _ = multi.clear();
+        }
+    }
+}
+
+fn progress_message(v: &TaskView) -> String {
+    let counts: Vec<String> = v
+        .counts
+        .iter()
+        .filter(|(s, _)| !matches!(s, State::Pending | State::Runnable))
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    let reason = v.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+    format!("{}{reason} {}", v.state, counts.join(", "))
+}
+
+/// The final report: per task counts by state, then every failed instance with its exit code
+/// and where its stderr is.
+fn summarize(runner: &mut LocalRunner, run: &JobRun, state_dir: &Path, format: Format) {
+    let views = run.task_views();
+    let mut failed = Vec::new();
+    for (t, v) in views.iter().enumerate() {
+        for (index, inst, _) in run.failed_instances(t) {
+            let paths = runner
+                .runtime()
+                .paths(&run.id, &v.name, index, inst.attempt.max(1));
+            let stderr = paths.stderr.exists().then(|| paths.stderr.display().to_string());
+            failed.push((v.name.clone(), index, inst, stderr));
+        }
+    }
+    if format != Format::Table {
+        let tasks: Vec<_> = views
+            .iter()
+            .map(|v| {
+                let counts: serde_json::Map<String, serde_json::Value> = v
+                    .counts
+                    .iter()
+                    .map(|(s, n)| (s.to_string(), json!(n)))
+                    .collect();
+                json!({
+                    "name": v.name, "state": v.state.as_str(),
+                    "reason": v.reason.as_ref().map(ToString::to_string),
+                    "instances": v.instances, "counts": counts,
+                })
+            })
+            .collect();
+        let failed: Vec<_> = failed
+            .iter()
+            .map(|(task, index, inst, stderr)| {
+                json!({
+                    "task": task, "index": index, "attempt": inst.attempt,
+                    "reason": inst.reason.as_ref().map(ToString::to_string),
+                    "exit_code": inst.exit_code, "stderr": stderr,
+                })
+            })
+            .collect();
+        print_data(
+            format,
+            &json!({
+                "id": &*run.id, "name": run.spec.name, "state": run.state().as_str(),
+                "reason": run.reason().map(ToString::to_string),
+                "state_dir": state_dir.display().to_string(),
+                "tasks": tasks, "failed_instances": failed,
+            }),
+        );
+        return;
+    }
+    let mut table = Table::new();
+    table.load_style(NOTHING);
+    table.set_header(["TASK", "STATE", "INSTANCES", "SUCCEED", "FAILED", "OTHER", "REASON"]);
+    for v in &views {
+        let get = |s: State| v.counts.get(&s).copied().unwrap_or(0);
+        let failed = get(State::Failed) + get(State::FailedInterrupted);
+        let other = v.instances - get(State::Succeed) - failed;
+        table.add_row([
+            v.name.clone(),
+            v.state.to_string(),
+            v.instances.to_string(),
+            get(State::Succeed).to_string(),
+            failed.to_string(),
+            other.to_string(),
+            v.reason.as_ref().map(ToString::to_string).unwrap_or_default(),
+        ]);
+    }
+    println!("{table}");
+    const SHOWN: usize = 20;
+    for (task, index, inst, stderr) in failed.iter().take(SHOWN) {
+        let reason = inst.reason.as_ref().map(ToString::to_string).unwrap_or_default();
+        let stderr = stderr
+            .as_ref()
+            .map(|p| format!("\n    stderr: {p}"))
+            .unwrap_or_default();
+        println!(
+            "  {task}[{index}] attempt {}: {reason}{stderr}",
+            inst.attempt
+        );
+    }
+    if failed.len() > SHOWN {
+        println!("  … and {} more failed instances", failed.len() - SHOWN);
+    }
+    let reason = run.reason().map(|r| format!(" ({r})")).unwrap_or_default();
+    println!("job {} {}{reason}", run.id, run.state());
+}
