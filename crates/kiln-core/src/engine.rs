@@ -401,10 +401,11 @@ struct TaskRun {
 
 impl TaskRun {
     fn next_ready(&self) -> Option<u32> {
-        if self.stop.is_some() || self.unstarted.is_some() || !self.deps_met {
+        if self.stop.is_some() || !self.deps_met {
             return None;
         }
-        let fresh = (!self.instance_deps && self.next_fresh < self.n).then_some(self.next_fresh);
+        let fresh = (!self.instance_deps && self.unstarted.is_none() && self.next_fresh < self.n)
+            .then_some(self.next_fresh);
         match (self.ready.first().copied(), fresh) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -620,8 +621,10 @@ impl JobRun {
     /// upstream has succeeded at `i`.
     fn offer_instance(&mut self, t: usize, i: u32) {
         let task = &self.tasks[t];
+        // (A closed task, `unstarted`, still takes offers: when it closed, every upstream had
+        // ended, so the only offers are those replayed while rebuilding after a restart.)
         if !task.deps_met
-            || task.unstarted.is_some()
+            || task.stop.is_some()
             || task.succeeded.get(i)
             || task.live.contains_key(&i)
             || task.ready.contains(&i)
