@@ -46,9 +46,7 @@ impl std::error::Error for DagSyntaxError {}
 /// Checks a task name as written in the DAG: 1–60 characters of `[A-Za-z0-9._-]`.
 fn name_error(name: &str) -> Option<String> {
     if name.chars().count() > 60 {
-        return Some(format!(
-            "task name `{name}` is longer than 60 characters"
-        ));
+        return Some(format!("task name `{name}` is longer than 60 characters"));
     }
     if let Some(c) = name
         .chars()
@@ -189,10 +187,8 @@ pub fn topo_order(n: usize, edges: &[(usize, usize)]) -> Result<Vec<usize>, Vec<
             indegree[t] += 1;
         }
     }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..n)
-        .filter(|&i| indegree[i] == 0)
-        .map(Reverse)
-        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i);

@@ -580,8 +580,13 @@ impl JobRun {
                 continue;
             }
             let (ok, never) = match policy {
-                DependencyPolicy::Succeeded => (up.state == State::Succeed, done && up.state != State::Succeed),
-                DependencyPolicy::PartlySucceeded => (done && up.n_succeeded > 0, done && up.n_succeeded == 0),
+                DependencyPolicy::Succeeded => (
+                    up.state == State::Succeed,
+                    done && up.state != State::Succeed,
+                ),
+                DependencyPolicy::PartlySucceeded => {
+                    (done && up.n_succeeded > 0, done && up.n_succeeded == 0)
+                }
                 DependencyPolicy::Finished => (done, false),
             };
             met &= ok;
@@ -908,9 +913,10 @@ impl JobRun {
         } else if let Some(first) = task.first_failure {
             match self.spec.tasks[t].on_failure {
                 OnFailure::Terminate => (State::Failed, Some(Reason::InstanceFailed(first))),
-                OnFailure::Interrupt => {
-                    (State::FailedInterrupted, Some(Reason::InstanceFailed(first)))
-                }
+                OnFailure::Interrupt => (
+                    State::FailedInterrupted,
+                    Some(Reason::InstanceFailed(first)),
+                ),
             }
         } else {
             let why = task
@@ -1035,7 +1041,11 @@ impl JobRun {
         }
         let unstarted_failed = task.n_unstarted_failed();
         add(State::Failed, unstarted_failed);
-        let fresh_ready = task.ready.iter().filter(|i| !task.live.contains_key(i)).count() as u32;
+        let fresh_ready = task
+            .ready
+            .iter()
+            .filter(|i| !task.live.contains_key(i))
+            .count() as u32;
         let fresh_cursor = if task.deps_met && !task.instance_deps && task.unstarted.is_none() {
             task.n - task.next_fresh
         } else {
@@ -1059,7 +1069,9 @@ impl JobRun {
     }
 
     pub fn task_views(&self) -> Vec<TaskView> {
-        (0..self.tasks.len()).filter_map(|t| self.task_view(t)).collect()
+        (0..self.tasks.len())
+            .filter_map(|t| self.task_view(t))
+            .collect()
     }
 
     /// The state and reason of one instance, materialised or not.
@@ -1078,7 +1090,9 @@ impl JobRun {
             };
             return Some((slot.inst.state, reason));
         }
-        if task.ready.contains(&index) || (task.next_ready().is_some() && index >= task.next_fresh && !task.instance_deps) {
+        if task.ready.contains(&index)
+            || (task.next_ready().is_some() && index >= task.next_fresh && !task.instance_deps)
+        {
             return Some((State::Runnable, task.blocked.clone()));
         }
         if let Some(r) = &task.unstarted {
@@ -1118,6 +1132,10 @@ impl JobRun {
     /// The attempt currently active for an instance, if any.
     pub fn active_attempt(&self, t: usize, index: u32) -> Option<&Attempt> {
         let slot = self.tasks.get(t)?.live.get(&index)?;
-        slot.inst.state.is_active().then_some(slot.att.as_ref()).flatten()
+        slot.inst
+            .state
+            .is_active()
+            .then_some(slot.att.as_ref())
+            .flatten()
     }
 }

@@ -473,7 +473,12 @@ mod tests {
 
     #[test]
     fn stopped_instance_that_succeeded_anyway_is_succeed() {
-        let i = run(&[Dispatch, Stop(Reason::SiblingFailed(2)), Ended(Outcome::Exited(0))]).unwrap();
+        let i = run(&[
+            Dispatch,
+            Stop(Reason::SiblingFailed(2)),
+            Ended(Outcome::Exited(0)),
+        ])
+        .unwrap();
         assert_eq!(i.state, State::Succeed);
     }
 
@@ -481,7 +486,14 @@ mod tests {
     fn illegal_transitions_are_errors() {
         assert!(run(&[Started]).is_err());
         assert!(run(&[Dispatch, Dispatch]).is_err());
-        assert!(run(&[Dispatch, Ended(Outcome::Exited(0)), Ended(Outcome::Exited(0))]).is_err());
+        assert!(
+            run(&[
+                Dispatch,
+                Ended(Outcome::Exited(0)),
+                Ended(Outcome::Exited(0))
+            ])
+            .is_err()
+        );
         assert!(run(&[Stop(Reason::TerminatedByUser), Dispatch]).is_err());
     }
 

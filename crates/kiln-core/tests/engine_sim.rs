@@ -1,4 +1,7 @@
 //! Seeded simulations and property tests of the engine: random DAGs, random outcomes, random
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 //! runner crashes (rebuilding the engine from what it asked to persist), user terminates.
 //! Invariants checked on every step:
 //! - no instance starts before its dependencies allow it;
@@ -9,7 +12,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use kiln_core::engine::{Attempt, Change, Dispatch, Effect, Engine, Event, JobId, Node, TaskSnapshot};
+use kiln_core::engine::{
+    Attempt, Change, Dispatch, Effect, Engine, Event, JobId, Node, TaskSnapshot,
+};
 use kiln_core::model::{
     Command, DepKind, Dependency, DependencyPolicy, Image, JobSpec, OnFailure, Resources, TaskSpec,
 };
@@ -66,10 +71,13 @@ const fn idep(task: usize) -> Dependency {
 }
 
 /// What the store would hold: the last write to every record.
+/// A task row: state, reason, stop, unstarted.
+type TaskRow = (State, Option<Reason>, Option<Reason>, Option<Reason>);
+
 #[derive(Default, Clone)]
 struct Persisted {
     job: Option<(State, Option<Reason>)>,
-    tasks: BTreeMap<usize, (State, Option<Reason>, Option<Reason>, Option<Reason>)>,
+    tasks: BTreeMap<usize, TaskRow>,
     instances: BTreeMap<(usize, u32), Instance>,
     attempts: BTreeMap<(usize, u32, u32), Attempt>,
 }
@@ -213,7 +221,11 @@ impl Sim {
                             }
                             DependencyPolicy::Finished => up.is_terminal(),
                         };
-                        assert!(ok, "{}[{}] started before {} allowed it ({up})", t.name, d.index, self.spec.tasks[dp.task].name);
+                        assert!(
+                            ok,
+                            "{}[{}] started before {} allowed it ({up})",
+                            t.name, d.index, self.spec.tasks[dp.task].name
+                        );
                     }
                     DepKind::Instance => assert!(
                         self.succeeded.contains(&(dp.task, d.index)),
@@ -245,7 +257,11 @@ impl Sim {
         for (t, n) in per_task {
             let spec = &self.spec.tasks[t];
             if spec.max_concurrency > 0 {
-                assert!(n <= spec.max_concurrency, "{} runs {n} > max_concurrency", spec.name);
+                assert!(
+                    n <= spec.max_concurrency,
+                    "{} runs {n} > max_concurrency",
+                    spec.name
+                );
             }
             cpu += u64::from(spec.resources.millicpus) * u64::from(n);
         }
@@ -280,7 +296,13 @@ impl Sim {
         let snapshot = self.persisted.snapshot(self.spec.tasks.len());
         let mut engine = Engine::new(vec![Node::new("n1", self.millicpus, 1 << 40)]);
         self.now += 1;
-        engine.restore_job(self.id.clone(), Arc::clone(&self.spec), 1, snapshot, self.now);
+        engine.restore_job(
+            self.id.clone(),
+            Arc::clone(&self.spec),
+            1,
+            snapshot,
+            self.now,
+        );
         self.engine = engine;
         self.running.clear();
         self.killed.clear();
@@ -288,17 +310,37 @@ impl Sim {
     }
 
     fn job_state(&self) -> State {
-        self.engine.job(&self.id).map_or(State::Submitted, |j| j.state())
+        self.engine
+            .job(&self.id)
+            .map_or(State::Submitted, |j| j.state())
     }
 
     fn check_final(&self) {
         let job = self.engine.job(&self.id).expect("job");
-        assert!(job.state().is_terminal(), "job not terminal: {}", job.state());
+        assert!(
+            job.state().is_terminal(),
+            "job not terminal: {}",
+            job.state()
+        );
         for v in job.task_views() {
-            assert!(v.state.is_terminal(), "task {} not terminal: {}", v.name, v.state);
+            assert!(
+                v.state.is_terminal(),
+                "task {} not terminal: {}",
+                v.name,
+                v.state
+            );
             let total: u32 = v.counts.values().sum();
-            assert_eq!(total, v.instances, "counts of {} add up: {:?}", v.name, v.counts);
-            assert!(v.counts.keys().all(|s| s.is_terminal()), "{}: {:?}", v.name, v.counts);
+            assert_eq!(
+                total, v.instances,
+                "counts of {} add up: {:?}",
+                v.name, v.counts
+            );
+            assert!(
+                v.counts.keys().all(|s| s.is_terminal()),
+                "{}: {:?}",
+                v.name,
+                v.counts
+            );
             if v.state == State::Succeed {
                 assert_eq!(v.counts.get(&State::Succeed), Some(&v.instances));
             }
@@ -353,7 +395,10 @@ fn instances_dispatch_in_index_order_within_concurrency() {
     let first = sim.tick();
     assert_eq!(first.iter().map(|d| d.index).collect::<Vec<_>>(), [0, 1, 2]);
     let run = sim.engine.job("job-sim").expect("job");
-    assert_eq!(run.instance_state(0, 5), Some((State::Runnable, Some(Reason::ConcurrencyLimit))));
+    assert_eq!(
+        run.instance_state(0, 5),
+        Some((State::Runnable, Some(Reason::ConcurrencyLimit)))
+    );
     sim.report(0, 1, Outcome::Exited(0));
     let next = sim.tick();
     assert_eq!(next.iter().map(|d| d.index).collect::<Vec<_>>(), [3]);
@@ -367,27 +412,46 @@ fn retry_runs_lowest_index_first_and_counts_attempts() {
     assert_eq!(sim.tick()[0].index, 0);
     sim.report(0, 0, Outcome::Exited(7));
     let d = sim.tick();
-    assert_eq!((d[0].index, d[0].attempt), (0, 2), "the retry of 0 goes before 1");
+    assert_eq!(
+        (d[0].index, d[0].attempt),
+        (0, 2),
+        "the retry of 0 goes before 1"
+    );
     sim.report(0, 0, Outcome::Exited(7));
     sim.tick();
     let run = sim.engine.job("job-sim").expect("job");
-    assert_eq!(run.instance_state(0, 0), Some((State::Failed, Some(Reason::ExitCode(7)))));
+    assert_eq!(
+        run.instance_state(0, 0),
+        Some((State::Failed, Some(Reason::ExitCode(7))))
+    );
     // on_failure: terminate — the task stops; the running sibling is asked to stop.
     assert!(!sim.killed.is_empty() || sim.running.is_empty());
     drive(&mut sim, |_, _, _, _| Outcome::Exited(0));
     sim.check_final();
     let run = sim.engine.job("job-sim").expect("job");
     assert_eq!(run.task_view(0).map(|v| v.state), Some(State::Failed));
-    assert_eq!(run.task_view(0).and_then(|v| v.reason), Some(Reason::InstanceFailed(0)));
+    assert_eq!(
+        run.task_view(0).and_then(|v| v.reason),
+        Some(Reason::InstanceFailed(0))
+    );
 }
 
 #[test]
 fn interrupt_lets_siblings_finish_and_downstream_fails_upstream() {
     let mut a = task("a", 4, vec![]);
     a.on_failure = OnFailure::Interrupt;
-    let spec = job(vec![a, task("b", 1, vec![dep(0)])], DependencyPolicy::Succeeded);
+    let spec = job(
+        vec![a, task("b", 1, vec![dep(0)])],
+        DependencyPolicy::Succeeded,
+    );
     let mut sim = Sim::new(spec, 4);
-    drive(&mut sim, |_, _, i, _| if i == 1 { Outcome::Exited(1) } else { Outcome::Exited(0) });
+    drive(&mut sim, |_, _, i, _| {
+        if i == 1 {
+            Outcome::Exited(1)
+        } else {
+            Outcome::Exited(0)
+        }
+    });
     sim.check_final();
     let run = sim.engine.job("job-sim").expect("job");
     let views = run.task_views();
@@ -405,10 +469,19 @@ fn finished_policy_runs_downstream_after_failure() {
         DependencyPolicy::Finished,
     );
     let mut sim = Sim::new(spec, 1);
-    drive(&mut sim, |_, t, _, _| if t == 0 { Outcome::Exited(2) } else { Outcome::Exited(0) });
+    drive(&mut sim, |_, t, _, _| {
+        if t == 0 {
+            Outcome::Exited(2)
+        } else {
+            Outcome::Exited(0)
+        }
+    });
     sim.check_final();
     let views = sim.engine.job("job-sim").expect("job").task_views();
-    assert_eq!((views[0].state, views[1].state), (State::Failed, State::Succeed));
+    assert_eq!(
+        (views[0].state, views[1].state),
+        (State::Failed, State::Succeed)
+    );
 }
 
 #[test]
@@ -422,7 +495,10 @@ fn per_instance_dependency_flows_before_upstream_ends() {
     sim.report(0, 0, Outcome::Exited(0));
     let d = sim.tick();
     let started: Vec<(usize, u32)> = d.iter().map(|d| (d.task, d.index)).collect();
-    assert!(started.contains(&(0, 2)) || started.contains(&(1, 0)), "{started:?}");
+    assert!(
+        started.contains(&(0, 2)) || started.contains(&(1, 0)),
+        "{started:?}"
+    );
     drive(&mut sim, |_, _, _, _| Outcome::Exited(0));
     sim.check_final();
 }
@@ -434,7 +510,11 @@ fn node_loss_requeues_without_spending_retries() {
     let mut losses = 0;
     drive(&mut sim, |_, _, _, _| {
         losses += 1;
-        if losses <= 2 { Outcome::Lost(LossCause::NodeLost) } else { Outcome::Exited(0) }
+        if losses <= 2 {
+            Outcome::Lost(LossCause::NodeLost)
+        } else {
+            Outcome::Exited(0)
+        }
     });
     sim.check_final();
     assert_eq!(sim.job_state(), State::Succeed);
@@ -461,7 +541,10 @@ fn terminate_stops_everything() {
 fn crash_mid_run_resumes_without_rerunning_successes() {
     let mut t = task("a", 6, vec![]);
     t.retries = 0;
-    let spec = job(vec![t, task("b", 2, vec![dep(0)])], DependencyPolicy::Succeeded);
+    let spec = job(
+        vec![t, task("b", 2, vec![dep(0)])],
+        DependencyPolicy::Succeeded,
+    );
     let mut sim = Sim::new(spec, 2);
     sim.tick();
     sim.report(0, 0, Outcome::Exited(0));
@@ -472,7 +555,10 @@ fn crash_mid_run_resumes_without_rerunning_successes() {
     for (t, i) in was_running {
         let again = d.iter().find(|d| (d.task, d.index) == (t, i));
         if let Some(again) = again {
-            assert_eq!(again.attempt, 2, "interrupted attempt runs again as attempt 2");
+            assert_eq!(
+                again.attempt, 2,
+                "interrupted attempt runs again as attempt 2"
+            );
         }
     }
     drive(&mut sim, |_, _, _, _| Outcome::Exited(0));
@@ -482,13 +568,25 @@ fn crash_mid_run_resumes_without_rerunning_successes() {
 
 #[test]
 fn large_task_is_cheap_in_memory_until_dispatched() {
-    let spec = job(vec![task("a", 1_000_000, vec![])], DependencyPolicy::Succeeded);
+    let spec = job(
+        vec![task("a", 1_000_000, vec![])],
+        DependencyPolicy::Succeeded,
+    );
     let mut sim = Sim::new(spec, 2);
     let d = sim.tick();
     assert_eq!(d.len(), 2);
-    let v = sim.engine.job("job-sim").expect("job").task_view(0).expect("task");
+    let v = sim
+        .engine
+        .job("job-sim")
+        .expect("job")
+        .task_view(0)
+        .expect("task");
     assert_eq!(v.counts.get(&State::Runnable), Some(&999_998));
-    assert_eq!(sim.persisted.instances.len(), 2, "only dispatched instances get records");
+    assert_eq!(
+        sim.persisted.instances.len(),
+        2,
+        "only dispatched instances get records"
+    );
 }
 
 /// A random job: up to 6 tasks, each depending on some earlier ones (whole-task or, for equal
@@ -501,22 +599,32 @@ fn arb_job() -> impl Strategy<Value = JobSpec> {
             DependencyPolicy::PartlySucceeded,
             DependencyPolicy::Finished,
         ]),
-        prop::collection::vec((1u32..=4, 0u32..=2, 0u32..=3, any::<bool>(), any::<u64>()), 6),
+        prop::collection::vec(
+            (1u32..=4, 0u32..=2, 0u32..=3, any::<bool>(), any::<u64>()),
+            6,
+        ),
     )
         .prop_map(|(n, policy, params)| {
             let mut tasks: Vec<TaskSpec> = Vec::new();
-            for (t, &(instances, retries, maxc, interrupt, bits)) in params.iter().enumerate().take(n) {
+            for (t, &(instances, retries, maxc, interrupt, bits)) in
+                params.iter().enumerate().take(n)
+            {
                 let mut deps = Vec::new();
-                for u in 0..t {
+                for (u, up) in tasks.iter().enumerate() {
                     if bits >> (u * 2) & 1 == 1 {
-                        let per_instance = bits >> (u * 2 + 1) & 1 == 1 && tasks[u].instances == instances;
+                        let per_instance =
+                            bits >> (u * 2 + 1) & 1 == 1 && up.instances == instances;
                         deps.push(if per_instance { idep(u) } else { dep(u) });
                     }
                 }
                 let mut ts = task(&format!("t{t}"), instances, deps);
                 ts.retries = retries;
                 ts.max_concurrency = maxc;
-                ts.on_failure = if interrupt { OnFailure::Interrupt } else { OnFailure::Terminate };
+                ts.on_failure = if interrupt {
+                    OnFailure::Interrupt
+                } else {
+                    OnFailure::Terminate
+                };
                 tasks.push(ts);
             }
             job(tasks, policy)
@@ -547,7 +655,7 @@ proptest! {
         let mut step = 0u32;
         for _ in 0..10_000 {
             step += 1;
-            if let Some(k) = crash_every && step % k == 0 {
+            if let Some(k) = crash_every && step.is_multiple_of(k) {
                 sim.crash_and_resume();
             }
             if terminate_at == Some(step) {

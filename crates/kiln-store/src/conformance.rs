@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kiln_core::engine::{Attempt, Change};
-use kiln_core::model::{
-    Command, DependencyPolicy, Image, JobSpec, OnFailure, Resources, TaskSpec,
-};
+use kiln_core::model::{Command, DependencyPolicy, Image, JobSpec, OnFailure, Resources, TaskSpec};
 use kiln_core::state::{Instance, Reason, State};
 
 use crate::{Store, StoreError};

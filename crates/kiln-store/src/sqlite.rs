@@ -259,7 +259,12 @@ impl Store for SqliteStore {
                     tx.prepare_cached(
                         "UPDATE jobs SET state = ?2, reason = ?3, updated_at = ?4 WHERE seq = ?1",
                     )?
-                    .execute(params![seq, state.as_str(), text(reason), *at as i64])?;
+                    .execute(params![
+                        seq,
+                        state.as_str(),
+                        text(reason),
+                        *at as i64
+                    ])?;
                 }
                 Change::Task {
                     task,

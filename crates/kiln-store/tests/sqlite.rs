@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use kiln_store::{SqliteStore, Store, conformance};
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::check::{Diag, did_you_mean, index};
 use super::{RawJob, Templates};
 use crate::dag::{parse_dag, topo_order};
-use crate::model::{Command, DepKind, Dependency, Image, JobSpec, Resources, TaskSpec};
+use crate::model::{Command, DepKind, Dependency, Image, JobSpec, TaskSpec};
 
 /// Where an edge was written.
 #[derive(Debug, Clone)]
@@ -27,8 +27,8 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
                 Some(base) => rt = rt.over(base),
                 None => {
                     template_ok = false;
-                    let hint = did_you_mean(tname, templates.keys().map(String::as_str)).or_else(
-                        || {
+                    let hint =
+                        did_you_mean(tname, templates.keys().map(String::as_str)).or_else(|| {
                             Some(if templates.is_empty() {
                                 "no task templates exist".to_string()
                             } else {
@@ -37,8 +37,7 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
                                     templates.keys().cloned().collect::<Vec<_>>().join(", ")
                                 )
                             })
-                        },
-                    );
+                        });
                     d.err_hint(
                         &format!("{}.template", entry.path),
                         format!("unknown task template `{tname}`"),
@@ -70,11 +69,7 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
             image: rt.image.unwrap_or(Image::Host),
             instances: rt.instances.unwrap_or(1),
             max_concurrency: rt.max_concurrency.unwrap_or(0),
-            resources: if rt.instance_type.is_some() || rt.resources.is_some() {
-                resources
-            } else {
-                Resources::default()
-            },
+            resources,
             instance_type: rt.instance_type,
             network: rt.network,
             compute_env: rt.compute_env,
@@ -99,8 +94,15 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
         }
     }
     let names: Vec<&str> = raw.tasks.iter().map(|e| e.name.as_str()).collect();
-    let unknown = |d: &mut Diag, path: &str, prefix: &str, name: &str| {
-        let hint = did_you_mean(name, names.iter().copied());
+    // Suggestions cost O(tasks) each: make only a bounded number of them.
+    let mut suggestions_left: usize = if names.len() <= 10_000 { 100 } else { 0 };
+    let mut unknown = |d: &mut Diag, path: &str, prefix: &str, name: &str| {
+        let hint = if suggestions_left > 0 {
+            suggestions_left -= 1;
+            did_you_mean(name, names.iter().copied())
+        } else {
+            None
+        };
         d.err_hint(path, format!("{prefix}unknown task `{name}`"), hint);
     };
 
@@ -127,8 +129,7 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
                     let (Some(from), Some(to)) = (from, to) else {
                         continue;
                     };
-                    if e.kind == DepKind::Instance && instances_known[from] && instances_known[to]
-                    {
+                    if e.kind == DepKind::Instance && instances_known[from] && instances_known[to] {
                         let (a, b) = (tasks[from].instances, tasks[to].instances);
                         if a != b {
                             d.err(

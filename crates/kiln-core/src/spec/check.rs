@@ -75,7 +75,7 @@ where
     I: IntoIterator<Item = &'a str>,
 {
     let lower = word.to_ascii_lowercase();
-    let mut best: Option<(usize, &'a str)> = None;
+    let mut best: Option<(usize, f64, &'a str)> = None;
     for c in candidates {
         let cl = c.to_ascii_lowercase();
         let d = if cl == lower {
@@ -83,12 +83,14 @@ where
         } else {
             strsim::damerau_levenshtein(&lower, &cl)
         };
+        let jw = strsim::jaro_winkler(&lower, &cl);
         let limit = (word.chars().count().max(c.chars().count()) / 3).max(1);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
+        let better = best.is_none_or(|(bd, bjw, _)| d < bd || (d == bd && jw > bjw));
+        if d <= limit && better {
+            best = Some((d, jw, c));
         }
     }
-    best.map(|(_, c)| c)
+    best.map(|(_, _, c)| c)
 }
 
 pub(crate) fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<String>
@@ -141,7 +143,9 @@ impl<'a> Obj<'a> {
     pub fn check_keys(&self, known: &[&str], d: &mut Diag) {
         for (k, _) in self.entries {
             if !known.contains(&k.as_str()) {
-                let hint = did_you_mean(k, known.iter().copied());
+                // Suggest only fields that are not written already.
+                let absent = known.iter().copied().filter(|c| !self.has(c));
+                let hint = did_you_mean(k, absent);
                 d.err_hint(&self.path(k), format!("unknown field `{k}`"), hint);
             }
         }
@@ -172,7 +176,7 @@ pub(crate) fn scalar_string(v: &Value, path: &str, d: &mut Diag) -> Option<Strin
     match v {
         Value::Str(s) => Some(s.clone()),
         Value::Int(i) => Some(i.to_string()),
-        Value::Float(f) => Some(f.to_string()),
+        Value::Float(f) => Some(format!("{f:?}")),
         Value::Bool(b) => Some(b.to_string()),
         other => {
             d.expected(path, "a string", other);
@@ -358,9 +362,13 @@ pub(crate) fn image(v: &Value, path: &str, d: &mut Diag) -> Option<Image> {
     if s == "host" {
         return Some(Image::Host);
     }
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@');
+    let ok_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@');
     let first_ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let last_ok = s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let last_ok = s
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     if s.is_empty() || s.len() > 512 || !s.chars().all(ok_char) || !first_ok || !last_ok {
         d.err_hint(
             path,
@@ -407,7 +415,10 @@ pub(crate) fn env_entry(k: &str, v: &Value, key_path: &str, d: &mut Diag) -> Opt
     if let Some(val) = &value
         && val.contains('\0')
     {
-        d.err(key_path, "environment values must not contain NUL characters");
+        d.err(
+            key_path,
+            "environment values must not contain NUL characters",
+        );
         return None;
     }
     if ok { value } else { None }
@@ -504,8 +515,9 @@ pub(crate) fn check_redirect(s: &str, path: &str, d: &mut Diag) -> Option<String
             Some(end) => {
                 let name = &after[..end];
                 if !PLACEHOLDERS.contains(&name) {
-                    let hint = did_you_mean(name, PLACEHOLDERS.iter().copied())
-                        .or_else(|| Some(format!("known placeholders: {}", PLACEHOLDERS.join(", "))));
+                    let hint = did_you_mean(name, PLACEHOLDERS.iter().copied()).or_else(|| {
+                        Some(format!("known placeholders: {}", PLACEHOLDERS.join(", ")))
+                    });
                     d.err_hint(path, format!("unknown placeholder `${{{name}}}`"), hint);
                     ok = false;
                 }
@@ -575,7 +587,11 @@ pub(crate) fn local_path(s: &str, path: &str, d: &mut Diag) -> Option<String> {
         }
     }
     let joined = parts.join("/");
-    Some(if absolute { format!("/{joined}") } else { joined })
+    Some(if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    })
 }
 
 /// The explicit resources mapping `{cpus, memory, disk}`.
@@ -631,7 +647,10 @@ pub(crate) fn instance_type(s: &str, path: &str, d: &mut Diag) -> Option<String>
 /// Tags: at most 10, non-empty keys.
 pub(crate) fn check_tag_count(tags: &BTreeMap<String, String>, path: &str, d: &mut Diag) {
     if tags.len() > 10 {
-        d.err(path, format!("at most 10 tags are allowed, got {}", tags.len()));
+        d.err(
+            path,
+            format!("at most 10 tags are allowed, got {}", tags.len()),
+        );
     }
 }
 

@@ -197,6 +197,22 @@ impl RawTask {
 /// Stored task templates by name.
 pub type Templates = BTreeMap<String, RawTask>;
 
+/// Most errors reported for one spec; the rest are summed up in one last error.
+pub const MAX_ERRORS: usize = 1000;
+
+fn capped(mut errors: Vec<SpecError>) -> SpecErrors {
+    if errors.len() > MAX_ERRORS {
+        let more = errors.len() - MAX_ERRORS;
+        errors.truncate(MAX_ERRORS);
+        errors.push(SpecError {
+            path: String::new(),
+            message: format!("… and {more} more errors"),
+            hint: None,
+        });
+    }
+    SpecErrors(errors)
+}
+
 /// Reads bytes into a value tree, or the one error that prevents it.
 fn read_document(bytes: &[u8]) -> Result<Value, SpecErrors> {
     if bytes.len() > MAX_SPEC_BYTES {
@@ -231,8 +247,23 @@ fn read_document(bytes: &[u8]) -> Result<Value, SpecErrors> {
         options.with_snippet = false;
         options.strict_booleans = true;
         options.leading_zero_numbers_as_strings = true;
+        // The default budget (250k nodes) refuses jobs of ~80k tasks; allow what JSON allows
+        // within MAX_SPEC_BYTES, keeping the depth and alias limits.
+        if let Some(budget) = options.budget.as_mut() {
+            budget.max_nodes = budget.max_nodes.max(4_000_000);
+            budget.max_events = budget.max_events.max(8_000_000);
+        }
         serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
-            let mut message = format!("invalid YAML: {e}");
+            let mut message = format!("invalid YAML: {e}")
+                .replace(
+                    "budget breached",
+                    "the document is too large or too deeply nested",
+                )
+                .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+                .replace(
+                    "use from_str_multiple or from_str_multiple_with_options",
+                    "a spec is a single document",
+                );
             if let Some(loc) = e.location()
                 && !message.contains("line")
             {
@@ -269,7 +300,7 @@ pub fn parse_job(bytes: &[u8], templates: &Templates) -> Result<Parsed, SpecErro
             warnings: d.warnings,
             format,
         }),
-        _ => Err(SpecErrors(d.errors)),
+        _ => Err(capped(d.errors)),
     }
 }
 
@@ -290,7 +321,7 @@ pub fn parse_task_template(bytes: &[u8]) -> Result<RawTask, SpecErrors> {
     if d.errors.is_empty() {
         Ok(raw)
     } else {
-        Err(SpecErrors(d.errors))
+        Err(capped(d.errors))
     }
 }
 

@@ -254,7 +254,7 @@ pub(crate) fn inputs(v: &Value, path: &str, d: &mut Diag) -> Option<Vec<InputMap
         return None;
     };
     let mut out = Vec::new();
-    let mut targets: Vec<(String, String)> = Vec::new();
+    let mut targets: BTreeMap<String, String> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let ip = index(path, i);
         let Some(m) = Obj::new(item, &ip, d) else {
@@ -268,11 +268,14 @@ pub(crate) fn inputs(v: &Value, path: &str, d: &mut Diag) -> Option<Vec<InputMap
             let tp = m.path("target");
             let s = check::string(t, &tp, d)?;
             let norm = check::local_path(s, &tp, d)?;
-            if let Some((_, first)) = targets.iter().find(|(n, _)| *n == norm) {
-                d.err(&tp, format!("two inputs map to the same target {s:?} (see {first})"));
+            if let Some(first) = targets.get(&norm) {
+                d.err(
+                    &tp,
+                    format!("two inputs map to the same target {s:?} (see {first})"),
+                );
                 return None;
             }
-            targets.push((norm, tp));
+            targets.insert(norm, tp);
             Some(s.to_string())
         });
         if let (Some(source), Some(target)) = (source, target) {

@@ -16,9 +16,12 @@ use crate::model::{
 /// Tencent's default per-attempt `Timeout` when none is given: 86400 s.
 pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 86_400_000;
 
-/// True when a top-level mapping is a Tencent `Job` or `SubmitJob` body.
+/// True when a top-level mapping is a Tencent `Job` or `SubmitJob` body: it has `Job` or
+/// `JobName`, or `Tasks` without the native `name`/`tasks`.
 pub(crate) fn is_tencent(obj: &Obj<'_>) -> bool {
-    obj.has("Job") || obj.has("JobName") || obj.has("Tasks")
+    obj.has("Job")
+        || obj.has("JobName")
+        || (obj.has("Tasks") && !obj.has("tasks") && !obj.has("name"))
 }
 
 fn ignored(d: &mut Diag, path: &str, what: &str) {
@@ -58,7 +61,11 @@ pub(crate) fn read(top: &Obj<'_>, d: &mut Diag) -> RawJob {
     if top.has("Job") {
         top.check_keys(&["Job", "Placement", "ClientToken"], d);
         if top.has("Placement") {
-            ignored(d, "Placement", "Kiln places instances on its own compute environments");
+            ignored(
+                d,
+                "Placement",
+                "Kiln places instances on its own compute environments",
+            );
         }
         if top.has("ClientToken") {
             ignored(d, "ClientToken", "idempotency tokens are not supported");
@@ -107,14 +114,17 @@ fn read_job(job: &Obj<'_>, d: &mut Diag) -> RawJob {
         out.description = description(v, &job.path("JobDescription"), d);
     }
     if let Some(v) = job.get("Priority") {
-        out.priority =
-            tint(v, &job.path("Priority"), 0, 100, d).and_then(|p| u8::try_from(p).ok());
+        out.priority = tint(v, &job.path("Priority"), 0, 100, d).and_then(|p| u8::try_from(p).ok());
     }
     if let Some(v) = job.get("TaskExecutionDependOn") {
         out.policy = check::one_of(v, &job.path("TaskExecutionDependOn"), POLICIES, d);
     }
     if job.has("Notifications") {
-        ignored(d, &job.path("Notifications"), "event notifications are not sent");
+        ignored(
+            d,
+            &job.path("Notifications"),
+            "event notifications are not sent",
+        );
     }
     if job.has("StateIfCreateCvmFailed") {
         ignored(
@@ -236,7 +246,10 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
     let (name, name_ok) = match t.require("TaskName", d) {
         Some(v) => match check::name(v, &t.path("TaskName"), "task name", d) {
             Some(n) => (n, true),
-            None => (check::scalar_string(v, "", &mut Diag::default()).unwrap_or_default(), false),
+            None => (
+                check::scalar_string(v, "", &mut Diag::default()).unwrap_or_default(),
+                false,
+            ),
         },
         None => (String::new(), false),
     };
@@ -268,7 +281,11 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
             if let Some(form) = check::one_of(v, &p, &[("LOCAL", false), ("PACKAGE", true)], d)
                 && form
             {
-                ignored(d, &p, "PACKAGE delivery: the package is not downloaded; the command runs as given");
+                ignored(
+                    d,
+                    &p,
+                    "PACKAGE delivery: the package is not downloaded; the command runs as given",
+                );
             }
         }
         if app.has("PackagePath") {
@@ -304,20 +321,30 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
         }
     }
     if t.has("ComputeEnv") && t.has("EnvId") {
-        d.err(&t.path("EnvId"), "give either `ComputeEnv` or `EnvId`, not both");
+        d.err(
+            &t.path("EnvId"),
+            "give either `ComputeEnv` or `EnvId`, not both",
+        );
     }
     let mut resources_path = None;
     if let Some(env) = t
         .get("ComputeEnv")
         .and_then(|v| Obj::new(v, &t.path("ComputeEnv"), d))
     {
-        env.check_keys(&["EnvType", "EnvData", "MountDataDisks", "AgentRunningMode"], d);
+        env.check_keys(
+            &["EnvType", "EnvData", "MountDataDisks", "AgentRunningMode"],
+            d,
+        );
         if let Some(v) = env.get("EnvType") {
             let p = env.path("EnvType");
             if let Some(s) = check::string(v, &p, d)
                 && s != "MANAGED"
             {
-                ignored(d, &p, "every task without EnvId runs on a fresh instance (MANAGED)");
+                ignored(
+                    d,
+                    &p,
+                    "every task without EnvId runs on a fresh instance (MANAGED)",
+                );
             }
         }
         for k in ["MountDataDisks", "AgentRunningMode"] {
@@ -377,9 +404,15 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
         read_redirect(v, &t.path("RedirectInfo"), &mut raw, d);
     }
     for (k, why) in [
-        ("RedirectLocalInfo", "local copies of stdout/stderr are not kept"),
+        (
+            "RedirectLocalInfo",
+            "local copies of stdout/stderr are not kept",
+        ),
         ("OutputMappingConfigs", "upload tuning is Kiln's own"),
-        ("Authentications", "storage credentials come from Kiln's configuration"),
+        (
+            "Authentications",
+            "storage credentials come from Kiln's configuration",
+        ),
         ("RestartComputeNode", "nodes are not restarted"),
     ] {
         if t.has(k) {
@@ -389,11 +422,18 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
     if let Some(v) = t.get("InputMappings") {
         let path = t.path("InputMappings");
         let mut out = Vec::new();
-        let mut targets: Vec<(String, String)> = Vec::new();
+        let mut targets: BTreeMap<String, String> = BTreeMap::new();
         each_obj(v, &path, d, |m, d| {
-            m.check_keys(&["SourcePath", "DestinationPath", "MountOptionParameter"], d);
+            m.check_keys(
+                &["SourcePath", "DestinationPath", "MountOptionParameter"],
+                d,
+            );
             if m.has("MountOptionParameter") {
-                ignored(d, &m.path("MountOptionParameter"), "mount options are not supported");
+                ignored(
+                    d,
+                    &m.path("MountOptionParameter"),
+                    "mount options are not supported",
+                );
             }
             let source = m
                 .require("SourcePath", d)
@@ -402,11 +442,14 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
                 let tp = m.path("DestinationPath");
                 let s = check::string(t, &tp, d)?;
                 let norm = check::local_path(s, &tp, d)?;
-                if let Some((_, first)) = targets.iter().find(|(n, _)| *n == norm) {
-                    d.err(&tp, format!("two inputs map to the same target {s:?} (see {first})"));
+                if let Some(first) = targets.get(&norm) {
+                    d.err(
+                        &tp,
+                        format!("two inputs map to the same target {s:?} (see {first})"),
+                    );
                     return None;
                 }
-                targets.push((norm, tp));
+                targets.insert(norm, tp);
                 Some(s.to_string())
             });
             if let (Some(source), Some(target)) = (source, target) {
@@ -421,7 +464,11 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
         each_obj(v, &path, d, |m, d| {
             m.check_keys(&["SourcePath", "DestinationPath", "OutputMappingOption"], d);
             if m.has("OutputMappingOption") {
-                ignored(d, &m.path("OutputMappingOption"), "outputs are uploaded after a successful attempt");
+                ignored(
+                    d,
+                    &m.path("OutputMappingOption"),
+                    "outputs are uploaded after a successful attempt",
+                );
             }
             let source = m.require("SourcePath", d).and_then(|s| {
                 let sp = m.path("SourcePath");
@@ -457,7 +504,10 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
                 if let Some(p) = check::env_name_problem(n) {
                     d.err(&e.path("Name"), p);
                 } else if env.contains_key(n) {
-                    d.err(&e.path("Name"), format!("environment variable `{n}` is set twice"));
+                    d.err(
+                        &e.path("Name"),
+                        format!("environment variable `{n}` is set twice"),
+                    );
                 } else if let Some(v) = value {
                     env.insert(n.to_string(), v);
                 }

@@ -98,7 +98,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         )
     };
     if t.bytes().all(|b| b.is_ascii_digit()) {
-        let secs: u64 = t.parse().map_err(|_| format!("duration `{t}` is too large"))?;
+        let secs: u64 = t
+            .parse()
+            .map_err(|_| format!("duration `{t}` is too large"))?;
         return secs
             .checked_mul(1000)
             .ok_or_else(|| format!("duration `{t}` is too large"));
