@@ -135,8 +135,16 @@ impl HostRuntime {
         let name = format!("{index}.{attempt}");
         AttemptPaths {
             work_dir: self.work_root.join(job).join(task).join(&name),
-            stdout: self.log_root.join(job).join(task).join(format!("{name}.stdout")),
-            stderr: self.log_root.join(job).join(task).join(format!("{name}.stderr")),
+            stdout: self
+                .log_root
+                .join(job)
+                .join(task)
+                .join(format!("{name}.stdout")),
+            stderr: self
+                .log_root
+                .join(job)
+                .join(task)
+                .join(format!("{name}.stderr")),
         }
     }
 

@@ -300,7 +300,8 @@ impl Engine {
     }
 
     /// The scheduler: places ready instances on nodes with room, highest job priority first,
-    /// then oldest job, then task order, then lowest instance index. Records why ready work
+    /// then oldest job, then deepest task in the DAG (file order among equals), then lowest
+    /// instance index. Records why ready work
     /// stays `RUNNABLE`, and refreshes task and job states.
     pub fn schedule(&mut self, now: u64) -> Vec<Dispatch> {
         let mut order: Vec<usize> = (0..self.jobs.len()).collect();
@@ -311,7 +312,8 @@ impl Engine {
         let mut dispatches = Vec::new();
         for j in order {
             let job = &mut self.jobs[j];
-            for t in 0..job.tasks.len() {
+            for i in 0..job.sched_order.len() {
+                let t = job.sched_order[i];
                 job.schedule_task(t, &mut self.nodes, now, &mut self.changes, &mut dispatches);
             }
             job.refresh(now, &mut self.changes);
@@ -439,6 +441,10 @@ pub struct JobRun {
     tasks: Vec<TaskRun>,
     /// For each task, the tasks that depend on it and how.
     downstream: Vec<Vec<(usize, DepKind)>>,
+    /// The order in which tasks get capacity: deepest in the DAG first (so that work already
+    /// flowing — a `=>` pipeline, the tail of a chain — drains before new work starts), then
+    /// file order.
+    sched_order: Vec<usize>,
 }
 
 /// A read-only view of a task, for progress and summaries.
@@ -486,6 +492,13 @@ impl JobRun {
                 }
             })
             .collect();
+        // Tasks are in topological order, so one pass computes every depth.
+        let mut depth = vec![0usize; spec.tasks.len()];
+        for (t, ts) in spec.tasks.iter().enumerate() {
+            depth[t] = ts.deps.iter().map(|d| depth[d.task] + 1).max().unwrap_or(0);
+        }
+        let mut sched_order: Vec<usize> = (0..spec.tasks.len()).collect();
+        sched_order.sort_by_key(|&t| (std::cmp::Reverse(depth[t]), t));
         JobRun {
             id,
             spec,
@@ -494,6 +507,7 @@ impl JobRun {
             reason: None,
             tasks,
             downstream,
+            sched_order,
         }
     }
 

@@ -219,7 +219,13 @@ impl LocalRunner {
             }
             // 2. Apply them.
             for Msg::Report(jid, mut event) in msgs {
-                if let Event::Ended { task, index, attempt, outcome } = &mut event {
+                if let Event::Ended {
+                    task,
+                    index,
+                    attempt,
+                    outcome,
+                } = &mut event
+                {
                     self.kills.remove(&(jid.clone(), *task, *index, *attempt));
                     if self.stopping && *outcome != Outcome::Exited(0) {
                         *outcome = Outcome::Lost(LossCause::Interrupted);
@@ -233,10 +239,20 @@ impl LocalRunner {
             } else {
                 self.engine.schedule(now)
             };
-            // 4. Persist, then 5. act.
-            self.persist()?;
+            // 4. Persist, then 5. act. If the store refuses the tick (disk full, I/O error),
+            // nothing of it is acted on: stop what runs and give up; the job stays resumable
+            // from its last committed tick.
+            if let Err(e) = self.persist() {
+                self.abandon_attempts();
+                return Err(e);
+            }
             for effect in self.engine.take_effects() {
-                let Effect::Kill { job, task, index, attempt } = effect;
+                let Effect::Kill {
+                    job,
+                    task,
+                    index,
+                    attempt,
+                } = effect;
                 if let Some(k) = self.kills.get(&(job, task, index, attempt)) {
                     k.stop();
                 }
@@ -254,11 +270,40 @@ impl LocalRunner {
             let state = run.state();
             if state.is_terminal() && self.kills.is_empty() {
                 progress(run);
-                return Ok(RunEnd { state, interrupted: false });
+                return Ok(RunEnd {
+                    state,
+                    interrupted: false,
+                });
             }
             if self.stopping && self.kills.is_empty() {
                 progress(run);
-                return Ok(RunEnd { state, interrupted: true });
+                return Ok(RunEnd {
+                    state,
+                    interrupted: true,
+                });
+            }
+        }
+    }
+
+    /// Kills every attempt at once and waits (bounded) for them to go, without recording
+    /// anything: used when the store cannot be written.
+    fn abandon_attempts(&mut self) {
+        for k in self.kills.values() {
+            k.kill();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.kills.is_empty() && Instant::now() < deadline {
+            if let Ok(Msg::Report(
+                job,
+                Event::Ended {
+                    task,
+                    index,
+                    attempt,
+                    ..
+                },
+            )) = self.rx.recv_timeout(Duration::from_millis(50))
+            {
+                self.kills.remove(&(job, task, index, attempt));
             }
         }
     }
@@ -288,10 +333,8 @@ impl LocalRunner {
             timeout: task.timeout_ms.map(Duration::from_millis),
         };
         let kill = KillSwitch::new();
-        self.kills.insert(
-            (d.job.clone(), d.task, d.index, d.attempt),
-            kill.clone(),
-        );
+        self.kills
+            .insert((d.job.clone(), d.task, d.index, d.attempt), kill.clone());
         let tx = self.tx.clone();
         let runtime = Arc::clone(&self.runtime);
         let (job, t, index, attempt) = (d.job, d.task, d.index, d.attempt);
@@ -302,13 +345,23 @@ impl LocalRunner {
                 .run(&spec, &kill, move |pid| {
                     let _ = started_tx.send(Msg::Report(
                         started_job,
-                        Event::Started { task: t, index, attempt, pid: Some(pid) },
+                        Event::Started {
+                            task: t,
+                            index,
+                            attempt,
+                            pid: Some(pid),
+                        },
                     ));
                 })
                 .await;
             let _ = tx.send(Msg::Report(
                 job,
-                Event::Ended { task: t, index, attempt, outcome },
+                Event::Ended {
+                    task: t,
+                    index,
+                    attempt,
+                    outcome,
+                },
             ));
         });
     }

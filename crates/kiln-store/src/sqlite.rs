@@ -371,6 +371,15 @@ impl Store for SqliteStore {
         }
         self.seqs.insert(Arc::from(id), seq);
         let spec: JobSpec = serde_json::from_str(&spec_json).map_err(|e| corrupt("spec", e))?;
+        // The engine relies on tasks being in DAG order; never hand it a spec that is not.
+        for (t, task) in spec.tasks.iter().enumerate() {
+            if task.deps.iter().any(|d| d.task >= t) {
+                return Err(corrupt(
+                    "spec",
+                    format!("job {id}: task {t} depends forward"),
+                ));
+            }
+        }
         let row = self
             .job_rows(
                 &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ?1"),
