@@ -332,25 +332,63 @@ impl HostRuntime {
         ]
     }
 
-    /// After a restart: kills the process group of an attempt the previous runner left behind,
-    /// if it still runs. The process is recognised by its environment, so a recycled process
-    /// id is never killed by mistake. Returns true if something was killed.
-    pub fn kill_leftover(&self, pid: u32, job: &str, task: &str, index: u32, attempt: u32) -> bool {
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            return false;
-        };
-        let want = [
-            format!("BATCH_JOB_ID={job}"),
-            format!("BATCH_TASK_NAME={task}"),
-            format!("BATCH_TASK_INSTANCE_INDEX={index}"),
-            format!("BATCH_TASK_INSTANCE_ATTEMPT={attempt}"),
-        ];
-        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-        if !want.iter().all(|w| vars.contains(&w.as_bytes())) {
-            return false;
+    /// After a restart: kills every process a previous runner's attempts left behind. Processes
+    /// are recognised by the `BATCH_*` environment of their attempt (inherited by everything an
+    /// attempt starts), never by a stored process id alone, so a recycled id is never killed by
+    /// mistake and an attempt whose id was never recorded is still found. Returns how many
+    /// process groups were killed.
+    pub fn kill_leftovers(&self, attempts: &[LeftoverAttempt<'_>]) -> usize {
+        if attempts.is_empty() {
+            return 0;
         }
-        killpg(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
+        let wanted: Vec<[String; 4]> = attempts
+            .iter()
+            .map(|a| {
+                [
+                    format!("BATCH_JOB_ID={}", a.job),
+                    format!("BATCH_TASK_NAME={}", a.task),
+                    format!("BATCH_TASK_INSTANCE_INDEX={}", a.index),
+                    format!("BATCH_TASK_INSTANCE_ATTEMPT={}", a.attempt),
+                ]
+            })
+            .collect();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let mut groups = std::collections::BTreeSet::new();
+        for entry in procs.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+            let ours = wanted
+                .iter()
+                .any(|w| w.iter().all(|v| vars.contains(&v.as_bytes())));
+            if ours && let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(pid))) {
+                groups.insert(group);
+            }
+        }
+        groups
+            .into_iter()
+            .filter(|&g| killpg(g, Signal::SIGKILL).is_ok())
+            .count()
     }
+}
+
+/// An attempt a previous runner may have left running.
+#[derive(Debug, Clone, Copy)]
+pub struct LeftoverAttempt<'a> {
+    pub job: &'a str,
+    pub task: &'a str,
+    pub index: u32,
+    pub attempt: u32,
 }
 
 fn is_executable(p: &Path) -> bool {

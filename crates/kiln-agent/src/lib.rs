@@ -4,4 +4,4 @@
 
 pub mod host;
 
-pub use host::{AttemptSpec, HostRuntime, KillSwitch};
+pub use host::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};

@@ -321,6 +321,13 @@ impl Engine {
         dispatches
     }
 
+    /// Recomputes task and job states without scheduling (when nothing may be dispatched).
+    pub fn refresh(&mut self, now: u64) {
+        for job in &mut self.jobs {
+            job.refresh(now, &mut self.changes);
+        }
+    }
+
     pub fn take_changes(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
     }

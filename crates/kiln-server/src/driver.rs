@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kiln_agent::{AttemptSpec, HostRuntime, KillSwitch};
+use kiln_agent::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};
 use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node};
 use kiln_core::model::JobSpec;
 use kiln_core::state::{LossCause, Outcome, State};
@@ -157,17 +157,20 @@ impl LocalRunner {
                 state: stored.row.state,
             });
         }
+        let mut leftovers = Vec::new();
         for (t, snap) in stored.tasks.iter().enumerate() {
-            for (index, inst, att) in &snap.instances {
-                if let (true, Some(att)) = (inst.state.is_active(), att)
-                    && let Some(pid) = att.pid
-                {
-                    let task = &stored.spec.tasks[t].name;
-                    self.runtime
-                        .kill_leftover(pid, id, task, *index, att.attempt);
+            for (index, inst, _) in &snap.instances {
+                if inst.state.is_active() {
+                    leftovers.push(LeftoverAttempt {
+                        job: id,
+                        task: &stored.spec.tasks[t].name,
+                        index: *index,
+                        attempt: inst.attempt,
+                    });
                 }
             }
         }
+        self.runtime.kill_leftovers(&leftovers);
         let jid: JobId = Arc::from(id);
         self.engine.restore_job(
             jid.clone(),
@@ -235,6 +238,7 @@ impl LocalRunner {
             }
             // 3. Decide.
             let dispatches = if self.stopping {
+                self.engine.refresh(now);
                 Vec::new()
             } else {
                 self.engine.schedule(now)

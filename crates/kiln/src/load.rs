@@ -20,7 +20,10 @@ fn read_spec_bytes(path: &Path) -> Result<Vec<u8>, String> {
         let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if file.metadata().is_ok_and(|m| m.is_dir()) {
-            return Err(format!("{} is a directory, not a job spec file", path.display()));
+            return Err(format!(
+                "{} is a directory, not a job spec file",
+                path.display()
+            ));
         }
         file.take(limit).read_to_end(&mut buf)
     };
@@ -72,7 +75,12 @@ pub fn error_json(errors: &[SpecError]) -> serde_json::Value {
 pub fn validate(file: &Path, format: Format) -> u8 {
     match load_spec(file) {
         Ok(parsed) => {
-            let instances: u64 = parsed.spec.tasks.iter().map(|t| u64::from(t.instances)).sum();
+            let instances: u64 = parsed
+                .spec
+                .tasks
+                .iter()
+                .map(|t| u64::from(t.instances))
+                .sum();
             if format == Format::Table {
                 for w in &parsed.warnings {
                     eprintln!("warning: {w}");
@@ -82,7 +90,11 @@ pub fn validate(file: &Path, format: Format) -> u8 {
                     file.display(),
                     parsed.spec.name,
                     parsed.spec.tasks.len(),
-                    if parsed.spec.tasks.len() == 1 { "" } else { "s" },
+                    if parsed.spec.tasks.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
                     if instances == 1 { "" } else { "s" },
                 );
             } else {

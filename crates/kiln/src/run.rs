@@ -91,7 +91,9 @@ fn check_runnable(spec: &JobSpec, node: &Node) -> Vec<SpecError> {
         if let Image::Docker(image) = &t.image {
             err(
                 p("image"),
-                format!("`kiln run` runs tasks on the host; the Docker image `{image}` cannot be used yet"),
+                format!(
+                    "`kiln run` runs tasks on the host; the Docker image `{image}` cannot be used yet"
+                ),
                 "remove `image` (or set `image: host`)",
             );
         }
@@ -180,9 +182,9 @@ fn is_locked(state_dir: &Path, id: &str) -> bool {
 
 pub fn run(args: RunArgs) -> u8 {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
-    let cpus = args.cpus.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
-    });
+    let cpus = args
+        .cpus
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64));
     if !(cpus.is_finite() && cpus > 0.0) {
         eprintln!("error: --cpus must be a positive number");
         return exit::INVALID;
@@ -238,7 +240,10 @@ pub fn run(args: RunArgs) -> u8 {
     let mut runner = match LocalRunner::open(cfg) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot open the state directory {}: {e}", state_dir.display());
+            eprintln!(
+                "error: cannot open the state directory {}: {e}",
+                state_dir.display()
+            );
             return exit::FAILED;
         }
     };
@@ -305,7 +310,9 @@ fn pick_job(
     let fail = |e: &dyn std::fmt::Display| (exit::FAILED, e.to_string());
     if let Some(id) = &args.resume {
         let lock = lock_job(state_dir, id).map_err(|e| fail(&e))?;
-        let job = runner.resume(id).map_err(|e| (exit::INVALID, e.to_string()))?;
+        let job = runner
+            .resume(id)
+            .map_err(|e| (exit::INVALID, e.to_string()))?;
         eprintln!("resuming job {job}");
         return Ok((job, lock));
     }
@@ -412,7 +419,11 @@ fn progress_message(v: &TaskView) -> String {
         .filter(|(s, _)| !matches!(s, State::Pending | State::Runnable))
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
-    let reason = v.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+    let reason = v
+        .reason
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
     format!("{}{reason} {}", v.state, counts.join(", "))
 }
 
@@ -426,7 +437,10 @@ fn summarize(runner: &mut LocalRunner, run: &JobRun, state_dir: &Path, format: F
             let paths = runner
                 .runtime()
                 .paths(&run.id, &v.name, index, inst.attempt.max(1));
-            let stderr = paths.stderr.exists().then(|| paths.stderr.display().to_string());
+            let stderr = paths
+                .stderr
+                .exists()
+                .then(|| paths.stderr.display().to_string());
             failed.push((v.name.clone(), index, inst, stderr));
         }
     }
@@ -469,7 +483,15 @@ fn summarize(runner: &mut LocalRunner, run: &JobRun, state_dir: &Path, format: F
     }
     let mut table = Table::new();
     table.load_style(NOTHING);
-    table.set_header(["TASK", "STATE", "INSTANCES", "SUCCEED", "FAILED", "OTHER", "REASON"]);
+    table.set_header([
+        "TASK",
+        "STATE",
+        "INSTANCES",
+        "SUCCEED",
+        "FAILED",
+        "OTHER",
+        "REASON",
+    ]);
     for v in &views {
         let get = |s: State| v.counts.get(&s).copied().unwrap_or(0);
         let failed = get(State::Failed) + get(State::FailedInterrupted);
@@ -481,13 +503,20 @@ fn summarize(runner: &mut LocalRunner, run: &JobRun, state_dir: &Path, format: F
             get(State::Succeed).to_string(),
             failed.to_string(),
             other.to_string(),
-            v.reason.as_ref().map(ToString::to_string).unwrap_or_default(),
+            v.reason
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         ]);
     }
     println!("{table}");
     const SHOWN: usize = 20;
     for (task, index, inst, stderr) in failed.iter().take(SHOWN) {
-        let reason = inst.reason.as_ref().map(ToString::to_string).unwrap_or_default();
+        let reason = inst
+            .reason
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let stderr = stderr
             .as_ref()
             .map(|p| format!("\n    stderr: {p}"))
