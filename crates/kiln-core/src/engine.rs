@@ -107,8 +107,15 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
+    /// The compute environment the node belongs to; `None` for the built-in executor, which
+    /// runs tasks that name no compute environment.
+    pub pool: Option<String>,
     pub millicpus: u64,
     pub memory: u64,
+    /// Takes work. False while the node is lost or not (yet) registered.
+    pub up: bool,
+    /// Takes no new work; running attempts finish.
+    pub draining: bool,
     free_millicpus: u64,
     free_memory: u64,
 }
@@ -117,11 +124,25 @@ impl Node {
     pub fn new(name: impl Into<String>, millicpus: u64, memory: u64) -> Self {
         Node {
             name: name.into(),
+            pool: None,
             millicpus,
             memory,
+            up: true,
+            draining: false,
             free_millicpus: millicpus,
             free_memory: memory,
         }
+    }
+
+    /// The same node, in compute environment `pool`.
+    pub fn in_pool(mut self, pool: Option<String>) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// Whether this node may take an instance of a task in `pool` needing `r` now.
+    fn takes(&self, pool: Option<&str>, r: &Resources) -> bool {
+        self.up && !self.draining && self.pool.as_deref() == pool && self.fits(r)
     }
 
     fn fits(&self, r: &Resources) -> bool {
@@ -134,14 +155,37 @@ impl Node {
     }
 
     fn take(&mut self, r: &Resources) {
-        self.free_millicpus -= u64::from(r.millicpus);
-        self.free_memory -= r.memory;
+        self.free_millicpus = self.free_millicpus.saturating_sub(u64::from(r.millicpus));
+        self.free_memory = self.free_memory.saturating_sub(r.memory);
     }
 
     fn give(&mut self, r: &Resources) {
         self.free_millicpus = (self.free_millicpus + u64::from(r.millicpus)).min(self.millicpus);
         self.free_memory = (self.free_memory + r.memory).min(self.memory);
     }
+}
+
+/// What to do with attempts that were active when a job's records were written last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The runner that ran them is gone (`kiln run` restarted): end them `INTERRUPTED` and run
+    /// them again.
+    Interrupt,
+    /// They may still run on their nodes (a server restarted, its agents did not): keep them
+    /// active on their node until it reports back ([`Engine::reconcile_node`]) or is lost.
+    Reattach,
+}
+
+/// A key of one attempt: job, task index, instance index, attempt number.
+pub type AttemptRef = (JobId, usize, u32, u32);
+
+/// Why a retry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetryError {
+    #[error("no job `{0}` is loaded")]
+    UnknownJob(String),
+    #[error("only a FAILED or FAILED_INTERRUPTED job can be retried; this one is {0}")]
+    NotFailed(State),
 }
 
 /// Stored records of one task, to rebuild its in-memory state after a restart.
@@ -196,30 +240,208 @@ impl Engine {
         seq: u64,
         snapshot: Vec<TaskSnapshot>,
         now: u64,
+        mode: Restore,
     ) {
         let mut job = JobRun::new(id, spec, seq);
         job.activate(&snapshot, now, &mut self.changes);
-        let mut interrupted = Vec::new();
+        let mut active = Vec::new();
         for (t, task) in job.tasks.iter().enumerate() {
             for (&index, slot) in &task.live {
                 if slot.inst.state.is_active() {
-                    interrupted.push((t, index, slot.inst.attempt));
+                    let node = slot
+                        .att
+                        .as_ref()
+                        .map(|a| a.node.clone())
+                        .unwrap_or_default();
+                    active.push((t, index, slot.inst.attempt, node));
                 }
             }
         }
-        interrupted.sort_unstable();
+        active.sort_unstable();
         let pos = self.jobs.len();
         self.jobs.push(job);
-        for (task, index, attempt) in interrupted {
+        for (task, index, attempt, node) in active {
+            match mode {
+                Restore::Interrupt => {
+                    let ev = Event::Ended {
+                        task,
+                        index,
+                        attempt,
+                        outcome: Outcome::Lost(LossCause::Interrupted),
+                    };
+                    self.apply_at(pos, ev, now);
+                }
+                Restore::Reattach => {
+                    let n = self.node_or_placeholder(&node);
+                    if let Some(slot) = self.jobs[pos].tasks[task].live.get_mut(&index) {
+                        slot.node = Some(n);
+                    }
+                }
+            }
+        }
+        self.recompute_capacity();
+        self.jobs[pos].refresh(now, &mut self.changes);
+    }
+
+    /// The index of node `name`, creating a placeholder (down, no capacity) if it is unknown.
+    fn node_or_placeholder(&mut self, name: &str) -> usize {
+        if let Some(i) = self.node_index(name) {
+            return i;
+        }
+        let mut node = Node::new(name, 0, 0);
+        node.up = false;
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Sets every node's free capacity from the attempts active on it.
+    fn recompute_capacity(&mut self) {
+        for n in &mut self.nodes {
+            n.free_millicpus = n.millicpus;
+            n.free_memory = n.memory;
+        }
+        for job in &self.jobs {
+            for (t, task) in job.tasks.iter().enumerate() {
+                for slot in task.live.values() {
+                    if slot.inst.state.is_active()
+                        && let Some(n) = slot.node.and_then(|n| self.nodes.get_mut(n))
+                    {
+                        n.take(&job.spec.tasks[t].resources);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a node, or brings a known one (same name) back up with new capacity and pool.
+    pub fn add_node(&mut self, node: Node) -> usize {
+        let i = match self.node_index(&node.name) {
+            Some(i) => {
+                self.nodes[i] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        };
+        self.recompute_capacity();
+        i
+    }
+
+    /// Stops (or resumes) giving a node new work. Returns false for an unknown node.
+    pub fn set_draining(&mut self, name: &str, draining: bool) -> bool {
+        match self.node_index(name) {
+            Some(i) => {
+                self.nodes[i].draining = draining;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The attempts active on a node.
+    pub fn active_on(&self, name: &str) -> Vec<AttemptRef> {
+        let Some(n) = self.node_index(name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for job in &self.jobs {
+            for (t, task) in job.tasks.iter().enumerate() {
+                for (&i, slot) in &task.live {
+                    if slot.inst.state.is_active() && slot.node == Some(n) {
+                        out.push((job.id.clone(), t, i, slot.inst.attempt));
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// A node is lost (missed heartbeats, killed): it takes no work until it registers again,
+    /// and every attempt active on it ends `NODE_LOST` (re-queued under `resource_retries`).
+    pub fn node_lost(&mut self, name: &str, now: u64) -> bool {
+        let Some(n) = self.node_index(name) else {
+            return false;
+        };
+        self.nodes[n].up = false;
+        for (job, task, index, attempt) in self.active_on(name) {
             let ev = Event::Ended {
                 task,
                 index,
                 attempt,
-                outcome: Outcome::Lost(LossCause::Interrupted),
+                outcome: Outcome::Lost(LossCause::NodeLost),
             };
-            self.apply_at(pos, ev, now);
+            self.apply(&job, ev, now);
         }
-        self.jobs[pos].refresh(now, &mut self.changes);
+        true
+    }
+
+    /// A node (re)connected and says which attempts it runs. Attempts the engine has active on
+    /// it that it does not run are lost; attempts it runs that the engine does not have active
+    /// there are returned, to be killed (they ended meanwhile, or were re-run elsewhere).
+    pub fn reconcile_node(
+        &mut self,
+        name: &str,
+        running: &[AttemptRef],
+        now: u64,
+    ) -> Vec<AttemptRef> {
+        let expected = self.active_on(name);
+        for key in &expected {
+            if !running.contains(key) {
+                let (job, task, index, attempt) = key.clone();
+                let ev = Event::Ended {
+                    task,
+                    index,
+                    attempt,
+                    outcome: Outcome::Lost(LossCause::NodeLost),
+                };
+                self.apply(&job, ev, now);
+            }
+        }
+        running
+            .iter()
+            .filter(|k| !expected.contains(k))
+            .cloned()
+            .collect()
+    }
+
+    /// A user's retry of a failed job: every task that did not succeed runs again — only its
+    /// instances that did not succeed, each as a new attempt with fresh retry budgets — and so
+    /// do the tasks waiting on it, in DAG order.
+    pub fn retry_job(&mut self, id: &str, now: u64) -> Result<(), RetryError> {
+        let pos = self
+            .position(id)
+            .ok_or_else(|| RetryError::UnknownJob(id.to_string()))?;
+        let job = &mut self.jobs[pos];
+        if !matches!(job.state, State::Failed | State::FailedInterrupted) {
+            return Err(RetryError::NotFailed(job.state));
+        }
+        job.retry(now, &mut self.changes);
+        Ok(())
+    }
+
+    /// A user's terminate of one instance: stopped if it runs, `FAILED` with
+    /// `TERMINATED_BY_USER` if it has not started. Returns false if there is no such
+    /// unfinished instance.
+    pub fn terminate_instance(&mut self, id: &str, task: usize, index: u32, now: u64) -> bool {
+        let Some(pos) = self.position(id) else {
+            return false;
+        };
+        let job = &mut self.jobs[pos];
+        let mut out = Out {
+            changes: &mut self.changes,
+            effects: &mut self.effects,
+            nodes: &mut self.nodes,
+        };
+        let done = job.terminate_instance(task, index, now, &mut out);
+        job.refresh(now, out.changes);
+        done
     }
 
     pub fn job(&self, id: &str) -> Option<&JobRun> {
@@ -585,6 +807,98 @@ impl JobRun {
         self.refresh(now, out.changes);
     }
 
+    /// Puts every task that did not succeed back to work (see [`Engine::retry_job`]).
+    fn retry(&mut self, now: u64, changes: &mut Vec<Change>) {
+        for t in 0..self.tasks.len() {
+            let task = &mut self.tasks[t];
+            if task.state == State::Succeed {
+                continue;
+            }
+            task.state = State::Pending;
+            task.reason = None;
+            task.stop = None;
+            task.unstarted = None;
+            task.first_failure = None;
+            task.blocked = None;
+            task.deps_met = false;
+            task.n_failed = 0;
+            let mut failed: Vec<u32> = task
+                .live
+                .iter()
+                .filter(|(_, s)| s.inst.state.is_terminal())
+                .map(|(&i, _)| i)
+                .collect();
+            failed.sort_unstable();
+            for i in failed {
+                if let Some(slot) = task.live.get_mut(&i)
+                    && let Ok(next) = slot.inst.transition(&InstanceEvent::Retry, task.policy)
+                {
+                    slot.inst = next;
+                    task.ready.insert(i);
+                }
+            }
+            // Fresh instances of per-instance tasks are offered again once dependencies are met.
+            if task.instance_deps {
+                task.ready.retain(|i| task.live.contains_key(i));
+            }
+            self.persist_task(t, changes);
+            let mut idx: Vec<u32> = self.tasks[t].ready.iter().copied().collect();
+            idx.sort_unstable();
+            for i in idx {
+                self.push_slot(t, i, changes, false);
+            }
+        }
+        let mut noop_effects = Vec::new();
+        let mut noop_nodes = Vec::new();
+        let mut out = Out {
+            changes,
+            effects: &mut noop_effects,
+            nodes: &mut noop_nodes,
+        };
+        for t in 0..self.tasks.len() {
+            if !self.tasks[t].state.is_terminal() {
+                self.evaluate_deps(t, now, &mut out);
+            }
+        }
+        self.refresh(now, out.changes);
+    }
+
+    /// Terminates one instance (see [`Engine::terminate_instance`]).
+    fn terminate_instance(&mut self, t: usize, index: u32, now: u64, out: &mut Out<'_>) -> bool {
+        let Some(task) = self.tasks.get_mut(t) else {
+            return false;
+        };
+        if index >= task.n || task.succeeded.get(index) || task.state.is_terminal() {
+            return false;
+        }
+        let policy = task.policy;
+        let stop = InstanceEvent::Stop(Reason::TerminatedByUser);
+        let slot = task.live.entry(index).or_insert_with(|| Slot {
+            inst: Instance::fresh(),
+            att: None,
+            node: None,
+        });
+        let was_active = slot.inst.state.is_active();
+        let Ok(next) = slot.inst.transition(&stop, policy) else {
+            return false;
+        };
+        slot.inst = next;
+        if was_active {
+            out.effects.push(Effect::Kill {
+                job: self.id.clone(),
+                task: t,
+                index,
+                attempt: slot.inst.attempt,
+            });
+        } else {
+            task.ready.remove(&index);
+            task.n_failed += 1;
+        }
+        self.push_slot(t, index, out.changes, false);
+        self.check_task_done(t, now, out);
+        true
+    }
+
     /// Checks whether task `t` may start, must wait, or can never start.
     fn evaluate_deps(&mut self, t: usize, now: u64, out: &mut Out<'_>) {
         let policy = self.spec.dependency_policy;
@@ -767,14 +1081,23 @@ impl JobRun {
                 task.blocked = Some(Reason::ConcurrencyLimit);
                 return;
             }
-            let Some(node) = nodes.iter().position(|n| n.fits(&spec.resources)) else {
-                let pool = spec.compute_env.as_deref().unwrap_or("local");
-                task.blocked = Some(Reason::NoCapacity(pool.to_string()));
+            let pool = spec.compute_env.as_deref();
+            let Some(node) = nodes.iter().position(|n| n.takes(pool, &spec.resources)) else {
+                task.blocked = Some(Reason::NoCapacity(pool.unwrap_or("local").to_string()));
                 return;
             };
             nodes[node].take(&spec.resources);
             if index == task.next_fresh && !task.instance_deps {
                 task.next_fresh += 1;
+                // Skip instances terminated by a user before they were ever dispatched.
+                while task.next_fresh < task.n
+                    && task
+                        .live
+                        .get(&task.next_fresh)
+                        .is_some_and(|s| s.inst.state.is_terminal())
+                {
+                    task.next_fresh += 1;
+                }
             }
             task.ready.remove(&index);
             let slot = task.live.entry(index).or_insert_with(|| Slot {

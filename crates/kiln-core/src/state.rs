@@ -280,6 +280,8 @@ pub enum InstanceEvent {
     Ended(Outcome),
     /// Kiln wants it to stop, for this reason (terminate, sibling or upstream failure).
     Stop(Reason),
+    /// A user retries the failed job: a failed instance is queued again with fresh budgets.
+    Retry,
 }
 
 /// An event that does not apply to the instance's current state.
@@ -329,6 +331,12 @@ impl Instance {
                     next.stop = Some(reason.clone());
                 }
             }
+            (State::Failed | State::FailedInterrupted, InstanceEvent::Retry) => {
+                next.state = State::Runnable;
+                next.retries_used = 0;
+                next.resource_retries_used = 0;
+                next.stop = None;
+            }
             (
                 State::Submitted
                 | State::Pending
@@ -341,7 +349,8 @@ impl Instance {
                 InstanceEvent::Dispatch
                 | InstanceEvent::Started
                 | InstanceEvent::Ended(_)
-                | InstanceEvent::Stop(_),
+                | InstanceEvent::Stop(_)
+                | InstanceEvent::Retry,
             ) => return Err(illegal()),
         }
         Ok(next)
@@ -480,6 +489,20 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(i.state, State::Succeed);
+    }
+
+    #[test]
+    fn retry_requeues_a_failed_instance_with_fresh_budgets() {
+        let fail = Ended(Outcome::Exited(3));
+        let i = run(&[Dispatch, fail.clone(), Dispatch, fail, Retry]).unwrap();
+        assert_eq!(
+            (i.state, i.attempt, i.retries_used),
+            (State::Runnable, 2, 0)
+        );
+        assert_eq!(i.reason, Some(Reason::ExitCode(3)));
+        assert_eq!(i.transition(&Dispatch, POLICY).unwrap().attempt, 3);
+        assert!(run(&[Dispatch, Retry]).is_err());
+        assert!(run(&[Dispatch, Ended(Outcome::Exited(0)), Retry]).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use kiln_core::engine::{
-    Attempt, Change, Dispatch, Effect, Engine, Event, JobId, Node, TaskSnapshot,
+    Attempt, Change, Dispatch, Effect, Engine, Event, JobId, Node, Restore, TaskSnapshot,
 };
 use kiln_core::model::{
     Command, DepKind, Dependency, DependencyPolicy, Image, JobSpec, OnFailure, Resources, TaskSpec,
@@ -302,6 +302,7 @@ impl Sim {
             1,
             snapshot,
             self.now,
+            Restore::Interrupt,
         );
         self.engine = engine;
         self.running.clear();
@@ -589,6 +590,178 @@ fn large_task_is_cheap_in_memory_until_dispatched() {
     );
 }
 
+#[test]
+fn tasks_run_only_on_their_compute_environment() {
+    let mut t = task("a", 2, vec![]);
+    t.compute_env = Some("gpu".into());
+    let mut sim = Sim::new(
+        job(vec![t, task("b", 1, vec![])], DependencyPolicy::Succeeded),
+        4,
+    );
+    let d = sim.tick();
+    assert_eq!(
+        d.iter().map(|d| d.task).collect::<Vec<_>>(),
+        [1],
+        "only b fits the built-in node"
+    );
+    let run = sim.engine.job("job-sim").unwrap();
+    assert_eq!(
+        run.instance_state(0, 0),
+        Some((State::Runnable, Some(Reason::NoCapacity("gpu".into()))))
+    );
+    let i = sim
+        .engine
+        .add_node(Node::new("g1", 1000, 1 << 30).in_pool(Some("gpu".into())));
+    let d = sim.tick();
+    assert_eq!(
+        d.iter().map(|d| (d.task, d.node)).collect::<Vec<_>>(),
+        [(0, i)]
+    );
+}
+
+#[test]
+fn lost_node_requeues_its_attempts_without_spending_retries() {
+    let spec = job(vec![task("a", 2, vec![])], DependencyPolicy::Succeeded);
+    let mut sim = Sim::new(spec, 2);
+    sim.engine.add_node(Node::new("n2", 2000, 1 << 40));
+    assert_eq!(sim.tick().len(), 2);
+    let lost: Vec<_> = sim.engine.active_on("n1");
+    assert!(sim.engine.node_lost("n1", 10));
+    for (_, t, i, _) in &lost {
+        sim.running.remove(&(*t, *i));
+    }
+    sim.persist();
+    let d = sim.tick();
+    assert!(
+        d.iter().all(|d| d.node == 1),
+        "nothing goes to the lost node"
+    );
+    let run = sim.engine.job("job-sim").unwrap();
+    for (_, t, i, _) in &lost {
+        assert!(matches!(
+            run.instance_state(*t, *i),
+            Some((State::Starting, _))
+        ));
+    }
+    let attempt = sim
+        .persisted
+        .attempts
+        .values()
+        .find(|a| a.reason == Some(Reason::NodeLost));
+    assert!(attempt.is_some(), "the lost attempt is recorded NODE_LOST");
+    drive(&mut sim, |_, _, _, _| Outcome::Exited(0));
+    assert_eq!(sim.job_state(), State::Succeed);
+}
+
+#[test]
+fn reattached_attempts_survive_a_restart_and_are_reconciled() {
+    let spec = job(vec![task("a", 3, vec![])], DependencyPolicy::Succeeded);
+    let mut sim = Sim::new(spec, 3);
+    sim.tick();
+    let snapshot = sim.persisted.snapshot(1);
+    let mut engine = Engine::new(vec![]);
+    engine.restore_job(
+        sim.id.clone(),
+        Arc::clone(&sim.spec),
+        1,
+        snapshot,
+        5,
+        Restore::Reattach,
+    );
+    // Nothing is re-run while the node has not reported back.
+    assert!(engine.schedule(6).is_empty());
+    assert_eq!(engine.active_on("n1").len(), 3);
+    // The node comes back running attempts 0 and 1 (plus one the engine knows nothing of).
+    engine.add_node(Node::new("n1", 3000, 1 << 40));
+    let id = sim.id.clone();
+    let stray = (Arc::from("job-other"), 0, 0, 1);
+    let kills = engine.reconcile_node(
+        "n1",
+        &[(id.clone(), 0, 0, 1), (id.clone(), 0, 1, 1), stray.clone()],
+        7,
+    );
+    assert_eq!(kills, [stray]);
+    // Attempt 2 was lost with the node and is queued again as attempt 2.
+    let d = engine.schedule(8);
+    assert_eq!(
+        d.iter().map(|d| (d.index, d.attempt)).collect::<Vec<_>>(),
+        [(2, 2)]
+    );
+    engine.apply(
+        &id,
+        Event::Ended {
+            task: 0,
+            index: 0,
+            attempt: 1,
+            outcome: Outcome::Exited(0),
+        },
+        9,
+    );
+    let run = engine.job(&id).unwrap();
+    assert_eq!(run.instance_state(0, 0), Some((State::Succeed, None)));
+}
+
+#[test]
+fn retry_reruns_only_what_did_not_succeed() {
+    let mut a = task("a", 4, vec![]);
+    a.on_failure = OnFailure::Interrupt;
+    let spec = job(
+        vec![a, task("b", 1, vec![dep(0)])],
+        DependencyPolicy::Succeeded,
+    );
+    let mut sim = Sim::new(spec, 4);
+    drive(&mut sim, |_, _, i, _| {
+        if i == 2 {
+            Outcome::Exited(1)
+        } else {
+            Outcome::Exited(0)
+        }
+    });
+    assert_eq!(sim.job_state(), State::FailedInterrupted);
+    let before: HashSet<_> = sim.succeeded.clone();
+    assert!(sim.engine.retry_job("job-sim", sim.now).is_ok());
+    sim.persist();
+    let d = sim.tick();
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.task, d.index, d.attempt))
+            .collect::<Vec<_>>(),
+        [(0, 2, 2)]
+    );
+    drive(&mut sim, |_, _, _, _| Outcome::Exited(0));
+    sim.check_final();
+    assert_eq!(sim.job_state(), State::Succeed);
+    assert!(before.iter().all(|k| sim.succeeded.contains(k)));
+    assert_eq!(
+        sim.engine.retry_job("job-sim", sim.now),
+        Err(kiln_core::engine::RetryError::NotFailed(State::Succeed))
+    );
+}
+
+#[test]
+fn terminating_one_instance_fails_only_it() {
+    let mut t = task("a", 4, vec![]);
+    t.on_failure = OnFailure::Terminate;
+    let mut sim = Sim::new(job(vec![t], DependencyPolicy::Succeeded), 1);
+    sim.tick(); // a[0] runs
+    assert!(sim.engine.terminate_instance("job-sim", 0, 2, sim.now)); // not started yet
+    assert!(sim.engine.terminate_instance("job-sim", 0, 0, sim.now)); // running: killed
+    sim.persist();
+    drive(&mut sim, |_, _, _, _| Outcome::Exited(0));
+    sim.check_final();
+    let run = sim.engine.job("job-sim").unwrap();
+    let v = run.task_view(0).unwrap();
+    assert_eq!(
+        (v.counts.get(&State::Succeed), v.counts.get(&State::Failed)),
+        (Some(&2), Some(&2))
+    );
+    assert_eq!(
+        run.instance_state(0, 2),
+        Some((State::Failed, Some(Reason::TerminatedByUser)))
+    );
+    assert_eq!(v.reason, Some(Reason::TerminatedByUser));
+}
+
 /// A random job: up to 6 tasks, each depending on some earlier ones (whole-task or, for equal
 /// instance counts, per-instance), random policies, budgets and concurrency caps.
 fn arb_job() -> impl Strategy<Value = JobSpec> {
@@ -642,6 +815,7 @@ proptest! {
         cpus in 1u64..=4,
         seed in any::<u64>(),
         crash_every in prop::option::of(3u32..20),
+        lose_node_every in prop::option::of(3u32..20),
         terminate_at in prop::option::of(1u32..40),
     ) {
         let mut sim = Sim::new(spec, cpus);
@@ -657,6 +831,12 @@ proptest! {
             step += 1;
             if let Some(k) = crash_every && step.is_multiple_of(k) {
                 sim.crash_and_resume();
+            }
+            if let Some(k) = lose_node_every && step.is_multiple_of(k) {
+                sim.engine.node_lost("n1", sim.now);
+                sim.running.clear();
+                sim.engine.add_node(Node::new("n1", sim.millicpus, 1 << 40));
+                sim.persist();
             }
             if terminate_at == Some(step) {
                 sim.engine.terminate("job-sim", sim.now);
@@ -683,5 +863,13 @@ proptest! {
             sim.report(t, i, outcome);
         }
         sim.check_final();
+        // A failed run retried with nothing failing any more ends SUCCEED, without re-running
+        // anything that had succeeded (checked by `Sim::tick`).
+        if terminate_at.is_none() && sim.engine.retry_job("job-sim", sim.now).is_ok() {
+            sim.persist();
+            drive(&mut sim, |_, _, _, _| Outcome::Exited(0));
+            sim.check_final();
+            prop_assert_eq!(sim.job_state(), State::Succeed);
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_agent::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};
-use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node};
+use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node, Restore};
 use kiln_core::model::JobSpec;
 use kiln_core::state::{LossCause, Outcome, State};
 use kiln_store::{SqliteStore, Store, StoreError};
@@ -178,6 +178,7 @@ impl LocalRunner {
             stored.row.seq,
             stored.tasks,
             now_ms(),
+            Restore::Interrupt,
         );
         self.persist()?;
         Ok(jid)

@@ -230,6 +230,13 @@ pub fn run(args: RunArgs) -> u8 {
             );
         }
     }
+    // Every task runs on this machine's one node, whatever compute environment it names.
+    let parsed = parsed.map(|mut p| {
+        for t in &mut p.spec.tasks {
+            t.compute_env = None;
+        }
+        p
+    });
 
     let cfg = LocalConfig {
         state_dir: state_dir.clone(),
