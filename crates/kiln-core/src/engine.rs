@@ -366,6 +366,16 @@ impl Engine {
     /// A node is lost (missed heartbeats, killed): it takes no work until it registers again,
     /// and every attempt active on it ends `NODE_LOST` (re-queued under `resource_retries`).
     pub fn node_lost(&mut self, name: &str, now: u64) -> bool {
+        self.node_down(name, LossCause::NodeLost, now)
+    }
+
+    /// The runner of a node's attempts was restarted (the server's built-in executor after a
+    /// server restart): its attempts end `INTERRUPTED` and run again, spending no budget.
+    pub fn node_interrupted(&mut self, name: &str, now: u64) -> bool {
+        self.node_down(name, LossCause::Interrupted, now)
+    }
+
+    fn node_down(&mut self, name: &str, cause: LossCause, now: u64) -> bool {
         let Some(n) = self.node_index(name) else {
             return false;
         };
@@ -375,7 +385,7 @@ impl Engine {
                 task,
                 index,
                 attempt,
-                outcome: Outcome::Lost(LossCause::NodeLost),
+                outcome: Outcome::Lost(cause),
             };
             self.apply(&job, ev, now);
         }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_agent::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};
@@ -58,7 +58,37 @@ pub struct LocalConfig {
 
 /// A message to the driver loop.
 enum Msg {
+    /// A report from the built-in executor.
     Report(JobId, Event),
+    /// Work to do on the driver thread between ticks (API calls); its changes are committed
+    /// in the same tick, before anything is acted on.
+    Call(Box<dyn FnOnce(&mut Driver) + Send>),
+}
+
+/// The driver is gone (shut down, or failed on a store error).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the scheduler has stopped")]
+pub struct DriverGone;
+
+/// A cheap, cloneable way for other threads (HTTP handlers) to reach the driver.
+#[derive(Clone)]
+pub struct Handle {
+    tx: Sender<Msg>,
+}
+
+impl Handle {
+    /// Runs `f` on the driver thread and returns its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver) -> R + Send + 'static,
+    ) -> Result<R, DriverGone> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let msg = Msg::Call(Box::new(move |d: &mut Driver| {
+            let _ = reply.send(f(d));
+        }));
+        self.tx.send(msg).map_err(|_| DriverGone)?;
+        answer.await.map_err(|_| DriverGone)
+    }
 }
 
 /// What a finished run reports.
@@ -69,8 +99,11 @@ pub struct RunEnd {
     pub interrupted: bool,
 }
 
-/// Runs jobs on this machine: the embedded mode behind `kiln run`.
-pub struct LocalRunner {
+/// The one owner of the engine and the store. `kiln run` drives one job with [`Driver::run`];
+/// `kiln server` drives all of them with [`Driver::serve`].
+pub struct Driver {
+    /// The name of the built-in executor's node (attempts on it run in this process).
+    local: String,
     engine: Engine,
     store: SqliteStore,
     runtime: Arc<HostRuntime>,
@@ -82,8 +115,9 @@ pub struct LocalRunner {
     stopping: bool,
 }
 
-impl LocalRunner {
+impl Driver {
     pub fn open(cfg: LocalConfig) -> Result<Self, DriverError> {
+        let local = cfg.node.name.clone();
         let store = SqliteStore::open(&cfg.state_dir.join("kiln.db"))?;
         let runtime = HostRuntime::new(
             cfg.state_dir.join("work"),
@@ -99,7 +133,8 @@ impl LocalRunner {
             .build()
             .map_err(DriverError::Runtime)?;
         let (tx, rx) = channel();
-        Ok(LocalRunner {
+        Ok(Driver {
+            local,
             engine: Engine::new(vec![cfg.node]),
             store,
             runtime: Arc::new(runtime),
@@ -121,6 +156,16 @@ impl LocalRunner {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            tx: self.tx.clone(),
+        }
     }
 
     /// Stores a new job durably and starts it. Returns its id.
@@ -147,6 +192,30 @@ impl LocalRunner {
     /// Loads an unfinished job and continues it: attempts that were running when the previous
     /// runner stopped are killed if they survived it, and run again as new attempts.
     pub fn resume(&mut self, id: &str) -> Result<JobId, DriverError> {
+        self.restore(id, Restore::Interrupt)
+    }
+
+    /// Loads every unfinished job after a server restart. Attempts on agents are kept until
+    /// their node reports back (or is lost); attempts of the built-in executor died with the
+    /// previous process and run again.
+    pub fn restore_unfinished(&mut self) -> Result<Vec<JobId>, DriverError> {
+        let rows = self.store.unfinished_jobs()?;
+        let mut ids = Vec::new();
+        for row in rows {
+            ids.push(self.restore(&row.id, Restore::Reattach)?);
+        }
+        let local = self.local.clone();
+        self.engine.node_interrupted(&local, now_ms());
+        if let Some(i) = self.engine.node_index(&local) {
+            let mut node = self.engine.nodes()[i].clone();
+            node.up = true;
+            self.engine.add_node(node);
+        }
+        self.persist()?;
+        Ok(ids)
+    }
+
+    fn restore(&mut self, id: &str, mode: Restore) -> Result<JobId, DriverError> {
         let stored = self
             .store
             .load_job(id)?
@@ -159,8 +228,10 @@ impl LocalRunner {
         }
         let mut leftovers = Vec::new();
         for (t, snap) in stored.tasks.iter().enumerate() {
-            for (index, inst, _) in &snap.instances {
-                if inst.state.is_active() {
+            for (index, inst, att) in &snap.instances {
+                let here = mode == Restore::Interrupt
+                    || att.as_ref().is_some_and(|a| a.node == self.local);
+                if inst.state.is_active() && here {
                     leftovers.push(LeftoverAttempt {
                         job: id,
                         task: &stored.spec.tasks[t].name,
@@ -178,7 +249,7 @@ impl LocalRunner {
             stored.row.seq,
             stored.tasks,
             now_ms(),
-            Restore::Interrupt,
+            mode,
         );
         self.persist()?;
         Ok(jid)
@@ -187,6 +258,65 @@ impl LocalRunner {
     fn persist(&mut self) -> Result<(), DriverError> {
         let changes = self.engine.take_changes();
         self.store.apply(&changes)?;
+        Ok(())
+    }
+
+    /// One tick: wait up to `wait` for messages, take every message already queued, apply
+    /// them, let the engine decide, commit the tick's changes, then act on them.
+    fn tick(&mut self, wait: Duration) -> Result<(), DriverError> {
+        let mut msgs = Vec::new();
+        if let Ok(m) = self.rx.recv_timeout(wait) {
+            msgs.push(m);
+        }
+        msgs.extend(self.rx.try_iter());
+        let now = now_ms();
+        for msg in msgs {
+            match msg {
+                Msg::Report(jid, mut event) => {
+                    if let Event::Ended {
+                        task,
+                        index,
+                        attempt,
+                        outcome,
+                    } = &mut event
+                    {
+                        self.kills.remove(&(jid.clone(), *task, *index, *attempt));
+                        if self.stopping && *outcome != Outcome::Exited(0) {
+                            *outcome = Outcome::Lost(LossCause::Interrupted);
+                        }
+                    }
+                    self.engine.apply(&jid, event, now);
+                }
+                Msg::Call(f) => f(self),
+            }
+        }
+        let dispatches = if self.stopping {
+            self.engine.refresh(now);
+            Vec::new()
+        } else {
+            self.engine.schedule(now)
+        };
+        // Persist, then act. If the store refuses the tick (disk full, I/O error), nothing of
+        // it is acted on: stop what runs and give up; every job stays resumable from its last
+        // committed tick.
+        if let Err(e) = self.persist() {
+            self.abandon_attempts();
+            return Err(e);
+        }
+        for effect in self.engine.take_effects() {
+            let Effect::Kill {
+                job,
+                task,
+                index,
+                attempt,
+            } = effect;
+            if let Some(k) = self.kills.get(&(job, task, index, attempt)) {
+                k.stop();
+            }
+        }
+        for d in dispatches {
+            self.start(d);
+        }
         Ok(())
     }
 
@@ -203,15 +333,6 @@ impl LocalRunner {
         let mut last_progress = Instant::now();
         let mut forced = false;
         loop {
-            // 1. Wait for reports (or a timer), then take every report already queued.
-            let mut msgs = Vec::new();
-            match self.rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(m) => msgs.push(m),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {}
-            }
-            msgs.extend(self.rx.try_iter());
-            let now = now_ms();
             match stop() {
                 StopRequest::None => {}
                 StopRequest::Graceful if !self.stopping => self.begin_stop(false),
@@ -221,50 +342,7 @@ impl LocalRunner {
                 }
                 StopRequest::Graceful | StopRequest::Force => {}
             }
-            // 2. Apply them.
-            for Msg::Report(jid, mut event) in msgs {
-                if let Event::Ended {
-                    task,
-                    index,
-                    attempt,
-                    outcome,
-                } = &mut event
-                {
-                    self.kills.remove(&(jid.clone(), *task, *index, *attempt));
-                    if self.stopping && *outcome != Outcome::Exited(0) {
-                        *outcome = Outcome::Lost(LossCause::Interrupted);
-                    }
-                }
-                self.engine.apply(&jid, event, now);
-            }
-            // 3. Decide.
-            let dispatches = if self.stopping {
-                self.engine.refresh(now);
-                Vec::new()
-            } else {
-                self.engine.schedule(now)
-            };
-            // 4. Persist, then 5. act. If the store refuses the tick (disk full, I/O error),
-            // nothing of it is acted on: stop what runs and give up; the job stays resumable
-            // from its last committed tick.
-            if let Err(e) = self.persist() {
-                self.abandon_attempts();
-                return Err(e);
-            }
-            for effect in self.engine.take_effects() {
-                let Effect::Kill {
-                    job,
-                    task,
-                    index,
-                    attempt,
-                } = effect;
-                if let Some(k) = self.kills.get(&(job, task, index, attempt)) {
-                    k.stop();
-                }
-            }
-            for d in dispatches {
-                self.start(d);
-            }
+            self.tick(Duration::from_millis(50))?;
             let Some(run) = self.engine.job(job) else {
                 return Err(DriverError::UnknownJob(job.to_string()));
             };
@@ -273,19 +351,30 @@ impl LocalRunner {
                 last_progress = Instant::now();
             }
             let state = run.state();
-            if state.is_terminal() && self.kills.is_empty() {
+            if (state.is_terminal() || self.stopping) && self.kills.is_empty() {
                 progress(run);
                 return Ok(RunEnd {
                     state,
-                    interrupted: false,
+                    interrupted: !state.is_terminal(),
                 });
             }
+        }
+    }
+
+    /// Drives every job until `stop` asks for a shutdown; then stops the built-in executor's
+    /// attempts (they run again after a restart) and returns.
+    pub fn serve(&mut self, stop: &dyn Fn() -> StopRequest) -> Result<(), DriverError> {
+        loop {
+            match stop() {
+                StopRequest::None => {}
+                StopRequest::Graceful if !self.stopping => self.begin_stop(false),
+                StopRequest::Force => self.begin_stop(true),
+                StopRequest::Graceful => {}
+            }
+            self.tick(Duration::from_millis(50))?;
+            self.engine.forget_finished();
             if self.stopping && self.kills.is_empty() {
-                progress(run);
-                return Ok(RunEnd {
-                    state,
-                    interrupted: true,
-                });
+                return Ok(());
             }
         }
     }

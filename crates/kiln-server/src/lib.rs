@@ -3,4 +3,4 @@
 
 pub mod driver;
 
-pub use driver::{LocalConfig, LocalRunner, RunEnd, StopRequest};
+pub use driver::{Driver, DriverGone, Handle, LocalConfig, RunEnd, StopRequest};

@@ -13,7 +13,7 @@ use kiln_core::engine::{JobRun, Node, TaskView};
 use kiln_core::model::{Image, JobSpec};
 use kiln_core::spec::SpecError;
 use kiln_core::state::State;
-use kiln_server::{LocalConfig, LocalRunner, StopRequest};
+use kiln_server::{Driver, LocalConfig, StopRequest};
 use kiln_store::Store;
 use serde_json::json;
 
@@ -244,7 +244,7 @@ pub fn run(args: RunArgs) -> u8 {
         kill_grace: Duration::from_secs(args.kill_grace),
         keep_work_dirs: args.keep_work_dirs,
     };
-    let mut runner = match LocalRunner::open(cfg) {
+    let mut runner = match Driver::open(cfg) {
         Ok(r) => r,
         Err(e) => {
             eprintln!(
@@ -309,7 +309,7 @@ pub fn run(args: RunArgs) -> u8 {
 type Picked = (kiln_core::engine::JobId, File);
 
 fn pick_job(
-    runner: &mut LocalRunner,
+    runner: &mut Driver,
     state_dir: &Path,
     args: &RunArgs,
     parsed: Option<kiln_core::spec::Parsed>,
@@ -436,7 +436,7 @@ fn progress_message(v: &TaskView) -> String {
 
 /// The final report: per task counts by state, then every failed instance with its exit code
 /// and where its stderr is.
-fn summarize(runner: &mut LocalRunner, run: &JobRun, state_dir: &Path, format: Format) {
+fn summarize(runner: &mut Driver, run: &JobRun, state_dir: &Path, format: Format) {
     let views = run.task_views();
     let mut failed = Vec::new();
     for (t, v) in views.iter().enumerate() {

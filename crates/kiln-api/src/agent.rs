@@ -1,0 +1,223 @@
+//! The agent protocol: JSON bodies `POST`ed under `/v1/agent/`, authorised by the agent join
+//! token (`Authorization: Bearer TOKEN`).
+//!
+//! An agent registers once (and again after the server answers `unknown_node`), then runs three
+//! loops: `heartbeat` every `heartbeat_interval_ms`, `lease` (the server holds the request up to
+//! `lease_wait_ms` until it has work), and `report` / `logs` as attempts start, end and print.
+//! Reports are idempotent on the server: resending a batch after a transport error is safe.
+//!
+//! Logs travel as JSON too ([`LogAppendRequest`]), each chunk's bytes base64-encoded in
+//! `data_b64`; `offset` is the byte offset of the chunk in its stream, so the server can drop a
+//! chunk it already has and notice a gap.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Names one attempt of one task instance. (It travels in answers too, so it tolerates unknown
+/// fields; the request bodies around it do not.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub struct AttemptKey {
+    /// The job id (`job-…`).
+    pub job: String,
+    pub task: String,
+    /// 0-based instance index.
+    pub index: u32,
+    /// 1-based attempt number.
+    pub attempt: u32,
+}
+
+impl fmt::Display for AttemptKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}#{}",
+            self.job, self.task, self.index, self.attempt
+        )
+    }
+}
+
+/// `POST /v1/agent/register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub name: String,
+    pub compute_env: Option<String>,
+    /// How many attempts the agent runs at once.
+    pub slots: u32,
+    pub cpus: f64,
+    /// Bytes.
+    pub memory: u64,
+    /// The agent's `kiln` version.
+    pub version: String,
+    /// Attempts still running on this agent (after a reconnect).
+    #[serde(default)]
+    pub running: Vec<AttemptKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RegisterResponse {
+    pub node_id: String,
+    pub heartbeat_interval_ms: u64,
+    pub lease_wait_ms: u64,
+}
+
+/// `POST /v1/agent/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    pub node_id: String,
+    #[serde(default)]
+    pub running: Vec<AttemptKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatResponse {
+    /// Attempts the agent must stop (and then report `stopped`).
+    #[serde(default)]
+    pub kill: Vec<AttemptKey>,
+    /// Take no new leases; finish what runs.
+    #[serde(default)]
+    pub drain: bool,
+    /// The server does not know this node id: register again.
+    #[serde(default)]
+    pub unknown_node: bool,
+}
+
+/// `POST /v1/agent/lease`: the server answers when it has work or after `lease_wait_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    pub node_id: String,
+    /// At most this many attempts (the agent's free slots).
+    pub max: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LeaseResponse {
+    /// Empty when the wait ran out.
+    #[serde(default)]
+    pub attempts: Vec<AttemptAssignment>,
+}
+
+/// One attempt the agent is to start now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AttemptAssignment {
+    pub key: AttemptKey,
+    pub job_name: String,
+    /// Number of instances of the task (`BATCH_TASK_INSTANCE_NUM`).
+    pub instances: u32,
+    pub command: CommandDto,
+    /// The task's `env`; the agent adds the `BATCH_*` variables itself.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// What to run: `{"shell": "echo hi"}` (run by `sh -c`) or `{"argv": ["echo", "hi"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandDto {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+/// `POST /v1/agent/report`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub node_id: String,
+    pub events: Vec<AttemptEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReportResponse {
+    /// Events the server recorded (stale or duplicate ones are ignored, not refused).
+    pub accepted: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptEvent {
+    pub key: AttemptKey,
+    pub kind: AttemptEventKind,
+}
+
+/// What happened to an attempt: `{"type": "exited", "code": 3}`, `{"type": "timed_out"}`, …
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AttemptEventKind {
+    /// The process is running.
+    Started { pid: Option<u32> },
+    /// The process exited by itself with this code.
+    Exited { code: i32 },
+    /// The process was killed by a signal it was not sent by Kiln.
+    Signaled { signal: i32 },
+    /// Kiln killed it at its `timeout`.
+    TimedOut,
+    /// Kiln stopped it on request (a `kill` from the server, or the agent shutting down).
+    Stopped,
+    /// It could not be started; `resource` is true when the node lacked something (a retry
+    /// elsewhere may succeed, and spends `resource_retries`), false for a bad command.
+    StartFailed { message: String, resource: bool },
+}
+
+/// Standard output's name in [`LogChunk::stream`] and the `stream=` query parameter.
+pub const STDOUT: &str = "stdout";
+/// Standard error's name in [`LogChunk::stream`] and the `stream=` query parameter.
+pub const STDERR: &str = "stderr";
+
+/// A piece of an attempt's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogChunk {
+    pub key: AttemptKey,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// Byte offset of the chunk's first byte in its stream.
+    pub offset: u64,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub data_b64: String,
+}
+
+/// `data_b64` of a [`LogChunk`] is not valid base64.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid base64 in log chunk: {0}")]
+pub struct InvalidLogData(pub String);
+
+impl LogChunk {
+    /// A chunk holding `data`, encoded.
+    pub fn new(key: AttemptKey, stream: impl Into<String>, offset: u64, data: &[u8]) -> Self {
+        LogChunk {
+            key,
+            stream: stream.into(),
+            offset,
+            data_b64: STANDARD.encode(data),
+        }
+    }
+
+    /// The chunk's bytes, decoded.
+    pub fn data(&self) -> Result<Vec<u8>, InvalidLogData> {
+        STANDARD
+            .decode(&self.data_b64)
+            .map_err(|e| InvalidLogData(e.to_string()))
+    }
+}
+
+/// `POST /v1/agent/logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogAppendRequest {
+    pub node_id: String,
+    pub chunks: Vec<LogChunk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogAppendResponse {
+    /// Chunks the server stored (chunks it already had count as accepted).
+    pub accepted: u32,
+}

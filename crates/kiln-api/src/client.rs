@@ -1,0 +1,488 @@
+//! A typed async client for the REST API and the agent protocol.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::agent::*;
+use crate::paths;
+use crate::rest::*;
+
+/// How long the client waits for a TCP connection to the server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error status. `error` is its error body, or one made up from
+    /// the status when the body was not an [`ErrorBody`].
+    #[error("server answered {status}: {error}")]
+    Http { status: u16, error: ErrorDetail },
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    /// The server answered 2xx with a body that is not what the route returns.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+    /// The base URL given to [`Client::new`] is not usable.
+    #[error("invalid server URL: {0}")]
+    InvalidUrl(String),
+}
+
+impl ClientError {
+    /// The HTTP status, for [`ClientError::Http`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The error code (see [`crate::rest::code`]), for [`ClientError::Http`].
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Http { error, .. } => Some(&error.code),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one Kiln server. Cheap to clone (the connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The server's base URL, without a trailing `/` (it may have a path prefix).
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the server at `base_url` (`http://host:port`, optionally with a path prefix),
+    /// sending `Authorization: Bearer TOKEN` when `token` is given. No overall request timeout is
+    /// set, since `lease` long-polls and `logs` follows; the connect timeout is
+    /// [`CONNECT_TIMEOUT`]. Only `http://` is supported (this build has no TLS).
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| ClientError::Transport(chain(&e)))?;
+        Client::with_http(base_url, token, http)
+    }
+
+    /// Like [`Client::new`] with a `reqwest::Client` configured by the caller.
+    pub fn with_http(
+        base_url: &str,
+        token: Option<String>,
+        http: reqwest::Client,
+    ) -> Result<Client, ClientError> {
+        let url = Url::parse(base_url)
+            .map_err(|e| ClientError::InvalidUrl(format!("{base_url}: {e}")))?;
+        if url.scheme() != "http" {
+            return Err(ClientError::InvalidUrl(format!(
+                "{base_url}: only http:// is supported, not {}://",
+                url.scheme()
+            )));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ClientError::InvalidUrl(format!(
+                "{base_url}: a server URL has no query or fragment"
+            )));
+        }
+        let base = url.as_str().trim_end_matches('/').to_string();
+        let token = token.filter(|t| !t.is_empty());
+        Ok(Client { base, token, http })
+    }
+
+    /// The server's base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    // ---- REST -------------------------------------------------------------------------------
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get(paths::HEALTH, &[]).await
+    }
+
+    /// Submits a job spec as written (`content_type`: `application/json` or `application/yaml`).
+    pub async fn submit(
+        &self,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<SubmitResponse, ClientError> {
+        let url = self.url(paths::JOBS, &[])?;
+        let rb = self
+            .request(Method::POST, url)
+            .header(CONTENT_TYPE, content_type)
+            .body(body);
+        decode(self.send(rb).await?).await
+    }
+
+    pub async fn jobs(
+        &self,
+        state: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<JobList, ClientError> {
+        let limit = limit.map(|l| l.to_string());
+        self.get(
+            paths::JOBS,
+            &[
+                ("state", state),
+                ("limit", limit.as_deref()),
+                ("cursor", cursor),
+            ],
+        )
+        .await
+    }
+
+    pub async fn job(&self, id: &str) -> Result<JobDetail, ClientError> {
+        self.get(&paths::job(id), &[]).await
+    }
+
+    pub async fn terminate(&self, id: &str) -> Result<JobSummary, ClientError> {
+        self.post_empty(&paths::job_terminate(id)).await
+    }
+
+    pub async fn retry(&self, id: &str) -> Result<JobSummary, ClientError> {
+        self.post_empty(&paths::job_retry(id)).await
+    }
+
+    /// Deletes a finished job, its records and logs.
+    pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
+        self.delete_at(&paths::job(id)).await
+    }
+
+    pub async fn instances(
+        &self,
+        id: &str,
+        task: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<InstanceList, ClientError> {
+        let limit = limit.map(|l| l.to_string());
+        self.get(
+            &paths::instances(id, task),
+            &[("cursor", cursor), ("limit", limit.as_deref())],
+        )
+        .await
+    }
+
+    /// The output of an instance (`stream`: [`STDOUT`] or [`STDERR`]), as a raw response whose
+    /// body is read with `chunk()` / `bytes_stream()`. With `follow` the server keeps the body
+    /// open until the instance ends. An error status is turned into [`ClientError::Http`].
+    pub async fn logs(
+        &self,
+        id: &str,
+        task: &str,
+        index: u32,
+        stream: &str,
+        follow: bool,
+    ) -> Result<Response, ClientError> {
+        let follow = follow.then_some("true");
+        let url = self.url(
+            &paths::logs(id, task, index),
+            &[("stream", Some(stream)), ("follow", follow)],
+        )?;
+        self.send(self.request(Method::GET, url)).await
+    }
+
+    /// Why a job (or one of its tasks, or one instance) is in its state.
+    pub async fn why(
+        &self,
+        id: &str,
+        task: Option<&str>,
+        index: Option<u32>,
+    ) -> Result<Why, ClientError> {
+        let index = index.map(|i| i.to_string());
+        self.get(
+            &paths::job_why(id),
+            &[("task", task), ("index", index.as_deref())],
+        )
+        .await
+    }
+
+    pub async fn templates(&self) -> Result<TemplateList, ClientError> {
+        self.get(paths::TEMPLATES, &[]).await
+    }
+
+    pub async fn create_template(
+        &self,
+        template: &TaskTemplate,
+    ) -> Result<TaskTemplate, ClientError> {
+        self.post(paths::TEMPLATES, template).await
+    }
+
+    pub async fn template(&self, name: &str) -> Result<TaskTemplate, ClientError> {
+        self.get(&paths::template(name), &[]).await
+    }
+
+    pub async fn delete_template(&self, name: &str) -> Result<(), ClientError> {
+        self.delete_at(&paths::template(name)).await
+    }
+
+    pub async fn compute_envs(&self) -> Result<ComputeEnvList, ClientError> {
+        self.get(paths::COMPUTE_ENVS, &[]).await
+    }
+
+    pub async fn create_compute_env(
+        &self,
+        env: &ComputeEnv,
+    ) -> Result<ComputeEnvDetail, ClientError> {
+        self.post(paths::COMPUTE_ENVS, env).await
+    }
+
+    pub async fn compute_env(&self, name: &str) -> Result<ComputeEnvDetail, ClientError> {
+        self.get(&paths::compute_env(name), &[]).await
+    }
+
+    pub async fn scale(
+        &self,
+        name: &str,
+        desired_nodes: u32,
+    ) -> Result<ComputeEnvDetail, ClientError> {
+        self.post(
+            &paths::compute_env_scale(name),
+            &ScaleRequest { desired_nodes },
+        )
+        .await
+    }
+
+    pub async fn delete_compute_env(&self, name: &str) -> Result<(), ClientError> {
+        self.delete_at(&paths::compute_env(name)).await
+    }
+
+    pub async fn nodes(&self) -> Result<NodeList, ClientError> {
+        self.get(paths::NODES, &[]).await
+    }
+
+    // ---- agent protocol ---------------------------------------------------------------------
+
+    pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        self.post(paths::AGENT_REGISTER, req).await
+    }
+
+    pub async fn heartbeat(
+        &self,
+        req: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.post(paths::AGENT_HEARTBEAT, req).await
+    }
+
+    /// Long-polls: the server answers when it has work or after `lease_wait_ms`.
+    pub async fn lease(&self, req: &LeaseRequest) -> Result<LeaseResponse, ClientError> {
+        self.post(paths::AGENT_LEASE, req).await
+    }
+
+    pub async fn report(&self, req: &ReportRequest) -> Result<ReportResponse, ClientError> {
+        self.post(paths::AGENT_REPORT, req).await
+    }
+
+    pub async fn append_logs(
+        &self,
+        req: &LogAppendRequest,
+    ) -> Result<LogAppendResponse, ClientError> {
+        self.post(paths::AGENT_LOGS, req).await
+    }
+
+    // ---- plumbing ---------------------------------------------------------------------------
+
+    fn url(&self, path: &str, query: &[(&str, Option<&str>)]) -> Result<Url, ClientError> {
+        let full = format!("{}{path}", self.base);
+        let mut url =
+            Url::parse(&full).map_err(|e| ClientError::InvalidUrl(format!("{full}: {e}")))?;
+        if query.iter().any(|(_, v)| v.is_some()) {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in query {
+                if let Some(value) = value {
+                    pairs.append_pair(name, value);
+                }
+            }
+        }
+        Ok(url)
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        let rb = self.http.request(method, url);
+        match &self.token {
+            Some(token) => rb.header(AUTHORIZATION, format!("Bearer {token}")),
+            None => rb,
+        }
+    }
+
+    /// Sends the request; an error status becomes [`ClientError::Http`].
+    async fn send(&self, rb: RequestBuilder) -> Result<Response, ClientError> {
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(chain(&e)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(chain(&e)))?;
+        Err(ClientError::Http {
+            status: status.as_u16(),
+            error: error_detail(status, &body),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, Option<&str>)],
+    ) -> Result<T, ClientError> {
+        let url = self.url(path, query)?;
+        decode(self.send(self.request(Method::GET, url)).await?).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path, &[])?;
+        decode(
+            self.send(self.request(Method::POST, url).json(body))
+                .await?,
+        )
+        .await
+    }
+
+    async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path, &[])?;
+        decode(self.send(self.request(Method::POST, url)).await?).await
+    }
+
+    async fn delete_at(&self, path: &str) -> Result<(), ClientError> {
+        let url = self.url(path, &[])?;
+        let resp = self.send(self.request(Method::DELETE, url)).await?;
+        // Drain whatever body there is so the connection goes back to the pool.
+        resp.bytes()
+            .await
+            .map_err(|e| ClientError::Transport(chain(&e)))?;
+        Ok(())
+    }
+}
+
+async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Transport(chain(&e)))?;
+    serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+/// The error of an error answer: its [`ErrorBody`], or one made from the status and the text.
+fn error_detail(status: StatusCode, body: &[u8]) -> ErrorDetail {
+    if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
+        return parsed.error;
+    }
+    let code = match status.as_u16() {
+        400 | 405 | 415 | 422 => code::INVALID_REQUEST,
+        401 | 403 => code::UNAUTHORIZED,
+        404 => code::NOT_FOUND,
+        409 => code::CONFLICT,
+        413 => code::PAYLOAD_TOO_LARGE,
+        _ => code::INTERNAL,
+    };
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text.chars().take(1000).collect()
+    };
+    ErrorDetail {
+        code: code.to_string(),
+        message,
+        field: None,
+    }
+}
+
+/// An error and its causes, joined: reqwest's own message rarely says what went wrong.
+fn chain(e: &dyn StdError) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn base_url_is_normalised_and_checked() {
+        let c = Client::new("http://127.0.0.1:8080/", None).unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8080");
+        let c = Client::new("http://h:1/prefix/", Some(String::new())).unwrap();
+        assert_eq!(c.base_url(), "http://h:1/prefix");
+        assert!(c.token.is_none());
+        assert!(matches!(
+            Client::new("https://h", None),
+            Err(ClientError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            Client::new("h:8080", None),
+            Err(ClientError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            Client::new("not a url", None),
+            Err(ClientError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            Client::new("http://h/?x=1", None),
+            Err(ClientError::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn urls_carry_prefix_and_query() {
+        let c = Client::new("http://h:1/k", None).unwrap();
+        let u = c
+            .url(
+                &paths::job_why("job 1"),
+                &[("task", Some("a&b")), ("index", None)],
+            )
+            .unwrap();
+        assert_eq!(u.as_str(), "http://h:1/k/v1/jobs/job%201/why?task=a%26b");
+        let u = c.url(paths::JOBS, &[("state", None)]).unwrap();
+        assert_eq!(u.as_str(), "http://h:1/k/v1/jobs");
+    }
+
+    #[test]
+    fn error_bodies_are_parsed_or_made_up() {
+        let body = br#"{"error":{"code":"invalid_spec","message":"bad","field":"tasks[0]"}}"#;
+        let d = error_detail(StatusCode::BAD_REQUEST, body);
+        assert_eq!(d.code, "invalid_spec");
+        assert_eq!(d.field.as_deref(), Some("tasks[0]"));
+        let d = error_detail(StatusCode::NOT_FOUND, b"");
+        assert_eq!(
+            (d.code.as_str(), d.message.as_str()),
+            ("not_found", "Not Found")
+        );
+        let d = error_detail(StatusCode::BAD_GATEWAY, b" upstream down\n");
+        assert_eq!(
+            (d.code.as_str(), d.message.as_str()),
+            ("internal", "upstream down")
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! Bodies of the REST API (DESIGN §7).
+//!
+//! Conventions: `Option` fields are written as `null` when absent and may be omitted on input;
+//! states and reasons are the text forms of `kiln_core::state::{State, Reason}`; timestamps are
+//! RFC 3339 strings. Request bodies reject unknown fields.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Machine-readable error codes carried in [`ErrorDetail::code`].
+pub mod code {
+    /// The job spec (or a template / compute environment) failed validation.
+    pub const INVALID_SPEC: &str = "invalid_spec";
+    /// A malformed request: bad query parameter, bad JSON, wrong content type.
+    pub const INVALID_REQUEST: &str = "invalid_request";
+    pub const NOT_FOUND: &str = "not_found";
+    /// The request conflicts with the resource's state (e.g. deleting a running job).
+    pub const CONFLICT: &str = "conflict";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const INTERNAL: &str = "internal";
+}
+
+/// The body of every error answer: `{"error": {"code", "message", "field"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+impl ErrorBody {
+    /// An error with no field.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+                field: None,
+            },
+        }
+    }
+
+    /// Names the offending field (a spec path such as `tasks[0].command`, or a query parameter).
+    #[must_use]
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.error.field = Some(field.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// One of the constants of [`code`].
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl std::fmt::Display for ErrorDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}: {} ({})", self.code, self.message, field),
+            None => write!(f, "{}: {}", self.code, self.message),
+        }
+    }
+}
+
+/// `201` answer of `POST /v1/jobs`. The request body is the job spec itself, in either format,
+/// sent with its content type (`application/json` or `application/yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SubmitResponse {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+}
+
+/// One job in `GET /v1/jobs`; also the answer of `POST /v1/jobs/{id}/terminate` and `/retry`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobSummary {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub priority: u8,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// `GET /v1/jobs?state=&limit=&cursor=`: one page; `next` is the cursor of the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    pub items: Vec<JobSummary>,
+    pub next: Option<String>,
+}
+
+/// `GET /v1/jobs/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobDetail {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub priority: u8,
+    pub created_at: String,
+    pub updated_at: String,
+    pub tasks: Vec<TaskDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TaskDetail {
+    pub name: String,
+    pub state: String,
+    pub reason: Option<String>,
+    /// Number of instances of the task.
+    pub instances: u32,
+    /// Instances per state name, e.g. `{"SUCCEED": 3, "RUNNING": 1}`; zero counts may be left out.
+    #[serde(default)]
+    pub counts: BTreeMap<String, u32>,
+}
+
+/// One task instance in `GET /v1/jobs/{id}/tasks/{task}/instances`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceDetail {
+    /// 0-based.
+    pub index: u32,
+    pub state: String,
+    pub reason: Option<String>,
+    /// The current (latest) attempt, 1-based; 0 if never dispatched.
+    pub attempt: u32,
+    pub exit_code: Option<i32>,
+    pub node: Option<String>,
+    #[serde(default)]
+    pub attempts: Vec<AttemptDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AttemptDetail {
+    /// 1-based.
+    pub attempt: u32,
+    pub state: String,
+    pub reason: Option<String>,
+    pub exit_code: Option<i32>,
+    pub node: Option<String>,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    /// RFC 3339.
+    pub ended_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceList {
+    pub items: Vec<InstanceDetail>,
+    pub next: Option<String>,
+}
+
+/// `GET /v1/jobs/{id}/why?task=&index=`: why a job, task or instance is in its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Why {
+    pub job: String,
+    pub task: Option<String>,
+    pub index: Option<u32>,
+    pub state: String,
+    pub reason: Option<String>,
+    /// A sentence for people.
+    pub explanation: String,
+}
+
+/// A task template: `POST /v1/task-templates` (request and `201` answer),
+/// `GET /v1/task-templates/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskTemplate {
+    pub name: String,
+    pub description: Option<String>,
+    /// Task fields of the job spec (DESIGN §2), checked by the server.
+    pub task: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateList {
+    pub items: Vec<TaskTemplate>,
+}
+
+/// A compute environment: the body of `POST /v1/compute-envs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeEnv {
+    pub name: String,
+    pub description: Option<String>,
+    /// `local`, `static` or `docker`.
+    pub provider: String,
+    /// Defaults to 0 when omitted.
+    #[serde(default)]
+    pub desired_nodes: u32,
+    /// A catalog instance type; exclusive with `resources`.
+    pub instance_type: Option<String>,
+    /// Explicit resources (`{"cpus": …, "memory": …}`); exclusive with `instance_type`.
+    pub resources: Option<serde_json::Value>,
+    pub image: Option<String>,
+    pub network: Option<String>,
+    pub slots: Option<u32>,
+}
+
+/// `GET /v1/compute-envs/{name}` (also the answer of create and scale): the environment and
+/// its nodes, flattened into one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ComputeEnvDetail {
+    #[serde(flatten)]
+    pub env: ComputeEnv,
+    #[serde(default)]
+    pub nodes: Vec<NodeRef>,
+}
+
+/// `GET /v1/compute-envs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ComputeEnvList {
+    pub items: Vec<ComputeEnvDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeRef {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+}
+
+/// `POST /v1/compute-envs/{name}/scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    pub desired_nodes: u32,
+}
+
+/// One node in `GET /v1/nodes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    pub id: String,
+    pub name: String,
+    /// `CREATING`, `RUNNING`, `ABNORMAL`, `DELETING`, …
+    pub state: String,
+    pub compute_env: Option<String>,
+    pub slots: u32,
+    pub cpus: f64,
+    /// Bytes.
+    pub memory: u64,
+    /// Attempts running on the node now.
+    pub running: u32,
+    /// RFC 3339 time of the last heartbeat.
+    pub last_seen: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeList {
+    pub items: Vec<NodeInfo>,
+}
+
+/// `GET /v1/health` (no token needed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    pub version: String,
+}
