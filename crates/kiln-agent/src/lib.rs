@@ -1,7 +1,10 @@
 //! The node side of Kiln: runtimes that run one attempt of a task instance and report how it
-//! ended. Only IO lives here; every decision about what to run and what an outcome means is
-//! made by `kiln_core`.
+//! ended, and the agent (`kiln agent`) that runs them for a server. Only IO lives here; every
+//! decision about what to run and what an outcome means is made by `kiln_core` (locally) or the
+//! server.
 
+pub mod agent;
 pub mod host;
 
+pub use agent::{AgentConfig, AgentError, run_agent};
 pub use host::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};

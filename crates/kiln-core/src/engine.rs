@@ -518,6 +518,11 @@ impl Engine {
         true
     }
 
+    /// Drops one job from memory (its records stay in the store until deleted there).
+    pub fn forget(&mut self, id: &str) {
+        self.jobs.retain(|j| &*j.id != id);
+    }
+
     /// Drops a finished job from memory (its records stay in the store).
     pub fn forget_finished(&mut self) -> Vec<JobId> {
         let mut gone = Vec::new();

@@ -17,6 +17,8 @@ use kiln_core::model::JobSpec;
 use kiln_core::state::{LossCause, Outcome, State};
 use kiln_store::{SqliteStore, Store, StoreError};
 
+use crate::cluster::{Agents, LeaseNotify};
+
 /// Milliseconds since the Unix epoch: the only clock the engine ever sees.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -54,6 +56,27 @@ pub struct LocalConfig {
     pub node: Node,
     pub kill_grace: Duration,
     pub keep_work_dirs: bool,
+}
+
+/// Timings of the agent protocol.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// How often agents send heartbeats.
+    pub heartbeat_interval: Duration,
+    /// A node silent for longer is `ABNORMAL` and its attempts re-run elsewhere.
+    pub heartbeat_timeout: Duration,
+    /// How long a lease request waits for work before answering empty.
+    pub lease_wait: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(30),
+            lease_wait: Duration::from_secs(20),
+        }
+    }
 }
 
 /// A message to the driver loop.
@@ -104,6 +127,7 @@ pub struct RunEnd {
 pub struct Driver {
     /// The name of the built-in executor's node (attempts on it run in this process).
     local: String,
+    state_dir: PathBuf,
     engine: Engine,
     store: SqliteStore,
     runtime: Arc<HostRuntime>,
@@ -113,6 +137,9 @@ pub struct Driver {
     kills: HashMap<(JobId, usize, u32, u32), KillSwitch>,
     /// Active attempts whose end should count as an interruption (we are shutting down).
     stopping: bool,
+    pub(crate) agents: Agents,
+    lease_notify: LeaseNotify,
+    cluster: ClusterConfig,
 }
 
 impl Driver {
@@ -135,6 +162,7 @@ impl Driver {
         let (tx, rx) = channel();
         Ok(Driver {
             local,
+            state_dir: cfg.state_dir.clone(),
             engine: Engine::new(vec![cfg.node]),
             store,
             runtime: Arc::new(runtime),
@@ -143,6 +171,9 @@ impl Driver {
             rx,
             kills: HashMap::new(),
             stopping: false,
+            agents: Agents::default(),
+            lease_notify: LeaseNotify::default(),
+            cluster: ClusterConfig::default(),
         })
     }
 
@@ -160,6 +191,40 @@ impl Driver {
 
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine
+    }
+
+    /// Sets the agent protocol's timings.
+    pub fn with_cluster(mut self, cluster: ClusterConfig) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.cluster
+    }
+
+    /// Holds `kiln.db`, `logs/` and `work/`.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
+    }
+
+    /// Where attempts' output is kept, wherever they ran: `logs/JOB/TASK/INDEX.ATTEMPT.stdout`.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.state_dir.join("logs")
+    }
+
+    /// The name of the built-in executor's node.
+    pub fn local_node_name(&self) -> &str {
+        &self.local
+    }
+
+    pub fn agents(&self) -> &Agents {
+        &self.agents
+    }
+
+    /// Notified whenever work was queued for an agent (lease requests wait on it).
+    pub fn lease_notify(&self) -> LeaseNotify {
+        Arc::clone(&self.lease_notify)
     }
 
     pub fn handle(&self) -> Handle {
@@ -206,6 +271,7 @@ impl Driver {
         }
         let local = self.local.clone();
         self.engine.node_interrupted(&local, now_ms());
+        self.expect_agents();
         if let Some(i) = self.engine.node_index(&local) {
             let mut node = self.engine.nodes()[i].clone();
             node.up = true;
@@ -255,7 +321,7 @@ impl Driver {
         Ok(jid)
     }
 
-    fn persist(&mut self) -> Result<(), DriverError> {
+    pub(crate) fn persist(&mut self) -> Result<(), DriverError> {
         let changes = self.engine.take_changes();
         self.store.apply(&changes)?;
         Ok(())
@@ -310,13 +376,34 @@ impl Driver {
                 index,
                 attempt,
             } = effect;
-            if let Some(k) = self.kills.get(&(job, task, index, attempt)) {
+            if let Some(k) = self.kills.get(&(job.clone(), task, index, attempt)) {
                 k.stop();
+            } else if let Some(run) = self.engine.job(&job)
+                && let Some(att) = run.active_attempt(task, index)
+            {
+                let key = kiln_api::AttemptKey {
+                    job: job.to_string(),
+                    task: run.spec.tasks[task].name.clone(),
+                    index,
+                    attempt,
+                };
+                let node = att.node.clone();
+                self.agents.kill(&node, key);
             }
         }
+        let mut queued = false;
         for d in dispatches {
-            self.start(d);
+            let node = self.engine.nodes()[d.node].name.clone();
+            if node == self.local {
+                self.start(d);
+            } else {
+                queued |= self.agents.queue(&node, d);
+            }
         }
+        if queued {
+            self.wake_leases();
+        }
+        self.check_heartbeats();
         Ok(())
     }
 

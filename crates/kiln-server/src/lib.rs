@@ -1,6 +1,11 @@
 //! The control plane: the driver that owns the engine and the store, and (in the cluster) the
 //! API and the node gateway. `kiln run` uses the same driver in-process.
 
+pub mod api;
+pub mod capabilities;
+pub mod cluster;
 pub mod driver;
+pub mod jobs;
+pub mod server;
 
-pub use driver::{Driver, DriverGone, Handle, LocalConfig, RunEnd, StopRequest};
+pub use driver::{ClusterConfig, Driver, DriverGone, Handle, LocalConfig, RunEnd, StopRequest};

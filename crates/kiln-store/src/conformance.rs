@@ -9,9 +9,10 @@ use kiln_core::engine::{Attempt, Change};
 use kiln_core::model::{Command, DependencyPolicy, Image, JobSpec, OnFailure, Resources, TaskSpec};
 use kiln_core::state::{Instance, Reason, State};
 
-use crate::{Store, StoreError};
+use crate::{ComputeEnvRecord, JobQuery, NodeRecord, Store, StoreError, TemplateRecord};
 
-fn spec() -> JobSpec {
+/// A valid two-task job spec (tasks "a" and "b", three instances each), for backends' tests.
+pub fn sample_spec() -> JobSpec {
     let task = |name: &str| TaskSpec {
         name: name.to_string(),
         command: Command::Argv(vec!["true".into()]),
@@ -44,9 +45,21 @@ fn spec() -> JobSpec {
 }
 
 /// Runs every check against `store`, which must be empty. Panics on the first failure.
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 pub fn run(store: &mut dyn Store) {
-    let spec = spec();
+    jobs_and_changes(store);
+    listing_jobs(store);
+    instance_pages_and_counts(store);
+    deleting_jobs(store);
+    secrets(store);
+    templates(store);
+    compute_envs(store);
+    nodes(store);
+}
+
+/// The job "job-conform1" is stored, changed, loaded and finished.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn jobs_and_changes(store: &mut dyn Store) {
+    let spec = sample_spec();
     let job: Arc<str> = Arc::from("job-conform1");
     let row = store.insert_job(&job, &spec, 1_000).unwrap();
     assert_eq!(row.state, State::Submitted);
@@ -169,4 +182,520 @@ pub fn run(store: &mut dyn Store) {
             }])
             .is_err()
     );
+}
+
+fn named(name: &str) -> JobSpec {
+    JobSpec {
+        name: name.into(),
+        ..sample_spec()
+    }
+}
+
+fn attempt(n: u32, state: State, node: &str) -> Attempt {
+    Attempt {
+        attempt: n,
+        state,
+        reason: (state == State::Failed).then_some(Reason::ExitCode(1)),
+        exit_code: (state == State::Failed).then_some(1),
+        node: node.into(),
+        pid: Some(100 + n),
+        started_at: 5_000 + u64::from(n),
+        ended_at: state.is_terminal().then_some(6_000 + u64::from(n)),
+    }
+}
+
+fn instance(state: State, attempt: u32) -> Instance {
+    Instance {
+        state,
+        attempt,
+        retries_used: attempt.saturating_sub(1),
+        ..Instance::fresh()
+    }
+}
+
+/// Every change that materialises instance `index` of `task` with `attempts` attempts, the last
+/// one in `state` (earlier ones failed).
+fn materialise(
+    job: &Arc<str>,
+    task: usize,
+    index: u32,
+    state: State,
+    attempts: u32,
+) -> Vec<Change> {
+    let mut changes = vec![Change::Instance {
+        job: job.clone(),
+        task,
+        index,
+        record: instance(state, attempts),
+    }];
+    for n in 1..=attempts {
+        let s = if n == attempts { state } else { State::Failed };
+        changes.push(Change::Attempt {
+            job: job.clone(),
+            task,
+            index,
+            record: attempt(n, s, &format!("node-{task}-{index}")),
+        });
+    }
+    changes
+}
+
+fn ids(rows: &[crate::JobRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.id.as_str()).collect()
+}
+
+/// `list_jobs`: newest first, filters, the cursor. "job-conform1" (SUCCEED) is already stored.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn listing_jobs(store: &mut dyn Store) {
+    for (id, name, at) in [
+        ("job-list1", "alpha-1", 3_001),
+        ("job-list2", "beta", 3_002),
+        ("job-list3", "alpha-2", 3_003),
+        ("job-list4", "Alpha-3", 3_004),
+        ("job-list5", "a_b%", 3_005),
+    ] {
+        store.insert_job(id, &named(name), at).unwrap();
+    }
+    store
+        .apply(&[Change::Job {
+            job: Arc::from("job-list2"),
+            state: State::Running,
+            reason: None,
+            at: 3_100,
+        }])
+        .unwrap();
+    let q = |limit: u32| JobQuery {
+        limit,
+        ..JobQuery::default()
+    };
+    let all = store.list_jobs(&q(100)).unwrap();
+    assert_eq!(
+        ids(&all),
+        [
+            "job-list5",
+            "job-list4",
+            "job-list3",
+            "job-list2",
+            "job-list1",
+            "job-conform1"
+        ]
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].seq > w[1].seq),
+        "seq descending"
+    );
+    let beta = &all[3];
+    assert_eq!((beta.name.as_str(), beta.state), ("beta", State::Running));
+    assert_eq!((beta.created_at, beta.updated_at), (3_002, 3_100));
+    assert_eq!(beta.priority, 50);
+    assert!(store.list_jobs(&q(0)).unwrap().is_empty());
+
+    // Paging with the cursor walks the whole list once.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_jobs(&JobQuery {
+                after_seq: after,
+                ..q(2)
+            })
+            .unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+
+    let by_state = |state| JobQuery {
+        state: Some(state),
+        ..q(100)
+    };
+    assert_eq!(
+        ids(&store.list_jobs(&by_state(State::Running)).unwrap()),
+        ["job-list2"]
+    );
+    assert_eq!(
+        ids(&store.list_jobs(&by_state(State::Succeed)).unwrap()),
+        ["job-conform1"]
+    );
+    assert!(
+        store
+            .list_jobs(&by_state(State::Failed))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.list_jobs(&by_state(State::Submitted)).unwrap().len(),
+        4
+    );
+
+    let by_prefix = |prefix: &str| JobQuery {
+        name_prefix: Some(prefix.into()),
+        ..q(100)
+    };
+    // Case-sensitive; no wildcards.
+    assert_eq!(
+        ids(&store.list_jobs(&by_prefix("alpha")).unwrap()),
+        ["job-list3", "job-list1"]
+    );
+    assert_eq!(
+        ids(&store.list_jobs(&by_prefix("Alpha")).unwrap()),
+        ["job-list4"]
+    );
+    assert_eq!(
+        ids(&store.list_jobs(&by_prefix("a_")).unwrap()),
+        ["job-list5"]
+    );
+    assert_eq!(
+        ids(&store.list_jobs(&by_prefix("a_b%")).unwrap()),
+        ["job-list5"]
+    );
+    assert!(store.list_jobs(&by_prefix("alpha%")).unwrap().is_empty());
+    assert!(store.list_jobs(&by_prefix("alpha-1-")).unwrap().is_empty());
+    assert_eq!(store.list_jobs(&by_prefix("")).unwrap(), all);
+
+    // Filters combine with each other and with the cursor.
+    let list3 = all[2].seq;
+    let combined = JobQuery {
+        state: Some(State::Submitted),
+        name_prefix: Some("alpha".into()),
+        after_seq: Some(list3),
+        limit: 10,
+    };
+    assert_eq!(ids(&store.list_jobs(&combined).unwrap()), ["job-list1"]);
+    let first = JobQuery {
+        after_seq: Some(all[all.len() - 1].seq),
+        ..q(10)
+    };
+    assert!(store.list_jobs(&first).unwrap().is_empty());
+    let huge = JobQuery {
+        after_seq: Some(u64::MAX),
+        ..q(1)
+    };
+    assert_eq!(ids(&store.list_jobs(&huge).unwrap()), ["job-list5"]);
+}
+
+/// `instances_page` and `task_counts` on "job-pages".
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn instance_pages_and_counts(store: &mut dyn Store) {
+    let job: Arc<str> = Arc::from("job-pages");
+    let mut spec = named("pages");
+    spec.tasks[0].instances = 10;
+    store.insert_job(&job, &spec, 4_000).unwrap();
+    assert_eq!(store.task_counts(&job).unwrap(), vec![BTreeMap::new(); 2]);
+    assert!(store.instances_page(&job, 0, None, 10).unwrap().is_empty());
+
+    // Task 0: indexes 0..=3, 5, 7 (4, 6, 8, 9 never dispatched). Task 1: index 1.
+    let mut changes = Vec::new();
+    for (index, state, attempts) in [
+        (7, State::Running, 1),
+        (0, State::Succeed, 1),
+        (2, State::Failed, 3),
+        (1, State::Succeed, 2),
+        (3, State::Starting, 0),
+        (5, State::Running, 2),
+    ] {
+        changes.extend(materialise(&job, 0, index, state, attempts));
+    }
+    changes.extend(materialise(&job, 1, 1, State::Failed, 4));
+    store.apply(&changes).unwrap();
+
+    let expect = |index: u32| -> (u32, Instance, Vec<Attempt>) {
+        let (state, attempts) = match index {
+            0 => (State::Succeed, 1),
+            1 => (State::Succeed, 2),
+            2 => (State::Failed, 3),
+            3 => (State::Starting, 0),
+            5 => (State::Running, 2),
+            7 => (State::Running, 1),
+            _ => unreachable!(),
+        };
+        let list = (1..=attempts)
+            .map(|n| {
+                let s = if n == attempts { state } else { State::Failed };
+                attempt(n, s, &format!("node-0-{index}"))
+            })
+            .collect();
+        (index, instance(state, attempts), list)
+    };
+    let page = store.instances_page(&job, 0, None, 4).unwrap();
+    assert_eq!(page, [0, 1, 2, 3].map(expect));
+    let page = store.instances_page(&job, 0, Some(3), 4).unwrap();
+    assert_eq!(page, [5, 7].map(expect));
+    let page = store.instances_page(&job, 0, Some(1), 2).unwrap();
+    assert_eq!(page, [2, 3].map(expect));
+    let page = store.instances_page(&job, 0, Some(4), 1).unwrap();
+    assert_eq!(page, [5].map(expect));
+    assert!(
+        store
+            .instances_page(&job, 0, Some(7), 4)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.instances_page(&job, 0, None, 0).unwrap().is_empty());
+    assert!(
+        store
+            .instances_page(&job, 0, Some(u32::MAX), 4)
+            .unwrap()
+            .is_empty()
+    );
+    for (index, _, attempts) in store.instances_page(&job, 0, None, 100).unwrap() {
+        assert_eq!(attempts, store.attempts(&job, 0, index).unwrap());
+    }
+    // Task 1 is its own list; other jobs' instances with the same indexes do not leak in.
+    let task1 = store.instances_page(&job, 1, None, 10).unwrap();
+    assert_eq!(task1.len(), 1);
+    assert_eq!(task1[0].0, 1);
+    assert_eq!(task1[0].2.len(), 4);
+    assert!(task1[0].2.iter().all(|a| a.node == "node-1-1"));
+    assert!(store.instances_page(&job, 2, None, 10).unwrap().is_empty());
+    assert!(
+        store
+            .instances_page("job-missing", 0, None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let other = store.instances_page("job-conform1", 0, None, 10).unwrap();
+    assert_eq!(other.iter().map(|(i, _, _)| *i).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(other[1].2.len(), 2);
+
+    let counts = store.task_counts(&job).unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            BTreeMap::from([
+                (State::Starting, 1),
+                (State::Running, 2),
+                (State::Succeed, 2),
+                (State::Failed, 1),
+            ]),
+            BTreeMap::from([(State::Failed, 1)]),
+        ]
+    );
+    assert_eq!(
+        store.task_counts("job-conform1").unwrap(),
+        vec![
+            BTreeMap::from([(State::Running, 1), (State::Succeed, 1)]),
+            BTreeMap::new(),
+        ]
+    );
+    assert!(store.task_counts("job-missing").unwrap().is_empty());
+}
+
+/// `delete_job` removes everything of one job and nothing else; the id can be used again.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn deleting_jobs(store: &mut dyn Store) {
+    let job: Arc<str> = Arc::from("job-pages");
+    let others_before = store.instances_page("job-conform1", 0, None, 10).unwrap();
+    assert!(store.delete_job(&job).unwrap());
+    assert!(!store.delete_job(&job).unwrap());
+    assert!(!store.delete_job("job-missing").unwrap());
+    assert!(store.load_job(&job).unwrap().is_none());
+    assert!(store.attempts(&job, 0, 2).unwrap().is_empty());
+    assert!(store.instances_page(&job, 0, None, 10).unwrap().is_empty());
+    assert!(store.task_counts(&job).unwrap().is_empty());
+    let listed = store
+        .list_jobs(&JobQuery {
+            limit: 100,
+            ..JobQuery::default()
+        })
+        .unwrap();
+    assert!(listed.iter().all(|r| r.id != *job));
+    assert_eq!(listed.len(), 6);
+    assert_eq!(
+        store.instances_page("job-conform1", 0, None, 10).unwrap(),
+        others_before
+    );
+
+    // The same id again is a new job with nothing left over from the old one.
+    let row = store
+        .insert_job(&job, &named("pages-again"), 7_000)
+        .unwrap();
+    assert!(row.seq > listed[0].seq);
+    assert_eq!(store.task_counts(&job).unwrap(), vec![BTreeMap::new(); 2]);
+    assert!(store.attempts(&job, 0, 2).unwrap().is_empty());
+    store
+        .apply(&materialise(&job, 1, 0, State::Running, 1))
+        .unwrap();
+    let loaded = store.load_job(&job).unwrap().expect("job stored again");
+    assert_eq!(loaded.row.name, "pages-again");
+    assert!(loaded.tasks[0].instances.is_empty());
+    assert_eq!(loaded.tasks[1].instances.len(), 1);
+    assert_eq!(
+        store.task_counts(&job).unwrap(),
+        vec![BTreeMap::new(), BTreeMap::from([(State::Running, 1)])]
+    );
+}
+
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn secrets(store: &mut dyn Store) {
+    assert_eq!(store.get_secret("token").unwrap(), None);
+    store.put_secret("token", "hash-1").unwrap();
+    store.put_secret("agent-token", "hash-a").unwrap();
+    assert_eq!(
+        store.get_secret("token").unwrap().as_deref(),
+        Some("hash-1")
+    );
+    store.put_secret("token", "hash-2").unwrap();
+    assert_eq!(
+        store.get_secret("token").unwrap().as_deref(),
+        Some("hash-2")
+    );
+    assert_eq!(
+        store.get_secret("agent-token").unwrap().as_deref(),
+        Some("hash-a")
+    );
+    assert_eq!(store.get_secret("Token").unwrap(), None);
+}
+
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn templates(store: &mut dyn Store) {
+    let tpl = |name: &str, description: Option<&str>, task: &str, at: u64| TemplateRecord {
+        name: name.into(),
+        description: description.map(Into::into),
+        task_json: task.into(),
+        created_at: at,
+        updated_at: at,
+    };
+    assert_eq!(store.get_template("tpl-b").unwrap(), None);
+    assert!(store.list_templates().unwrap().is_empty());
+    let b = tpl("tpl-b", Some("first"), r#"{"command":"true"}"#, 10);
+    let a = tpl("tpl-a", None, "{}", 11);
+    assert!(store.put_template(&b).unwrap());
+    assert!(store.put_template(&a).unwrap());
+    assert_eq!(store.get_template("tpl-b").unwrap(), Some(b.clone()));
+    assert_eq!(store.get_template("tpl-a").unwrap(), Some(a.clone()));
+    assert_eq!(store.list_templates().unwrap(), [a.clone(), b.clone()]);
+
+    // Replacing keeps created_at.
+    let b2 = tpl("tpl-b", None, r#"{"command":"false"}"#, 20);
+    assert!(!store.put_template(&b2).unwrap());
+    let stored = store.get_template("tpl-b").unwrap().expect("template");
+    assert_eq!(
+        stored,
+        TemplateRecord {
+            created_at: 10,
+            ..b2
+        }
+    );
+
+    assert!(store.delete_template("tpl-a").unwrap());
+    assert!(!store.delete_template("tpl-a").unwrap());
+    assert_eq!(store.get_template("tpl-a").unwrap(), None);
+    assert_eq!(store.list_templates().unwrap(), [stored]);
+    assert!(store.put_template(&a).unwrap());
+    assert_eq!(store.list_templates().unwrap().len(), 2);
+}
+
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn compute_envs(store: &mut dyn Store) {
+    let env = |name: &str, provider: &str, desired: u32, at: u64| ComputeEnvRecord {
+        name: name.into(),
+        description: Some(format!("{name} machines")),
+        provider: provider.into(),
+        desired_nodes: desired,
+        config_json: r#"{"slots":4}"#.into(),
+        created_at: at,
+        updated_at: at,
+    };
+    assert_eq!(store.get_compute_env("gpu").unwrap(), None);
+    assert!(store.list_compute_envs().unwrap().is_empty());
+    let gpu = env("gpu", "docker", 2, 100);
+    let cpu = env("cpu", "static", 0, 101);
+    assert!(store.put_compute_env(&gpu).unwrap());
+    assert!(store.put_compute_env(&cpu).unwrap());
+    assert_eq!(store.get_compute_env("gpu").unwrap(), Some(gpu.clone()));
+    assert_eq!(
+        store.list_compute_envs().unwrap(),
+        [cpu.clone(), gpu.clone()]
+    );
+
+    let gpu2 = ComputeEnvRecord {
+        description: None,
+        provider: "local".into(),
+        config_json: "{}".into(),
+        ..env("gpu", "local", 5, 200)
+    };
+    assert!(!store.put_compute_env(&gpu2).unwrap());
+    let stored = store.get_compute_env("gpu").unwrap().expect("env");
+    assert_eq!(
+        stored,
+        ComputeEnvRecord {
+            created_at: 100,
+            ..gpu2
+        }
+    );
+
+    assert!(store.set_desired_nodes("gpu", 7).unwrap());
+    assert!(!store.set_desired_nodes("missing", 7).unwrap());
+    let scaled = store.get_compute_env("gpu").unwrap().expect("env");
+    assert_eq!(
+        scaled,
+        ComputeEnvRecord {
+            desired_nodes: 7,
+            ..stored
+        }
+    );
+    assert_eq!(store.get_compute_env("cpu").unwrap(), Some(cpu.clone()));
+
+    assert!(store.delete_compute_env("cpu").unwrap());
+    assert!(!store.delete_compute_env("cpu").unwrap());
+    assert_eq!(store.list_compute_envs().unwrap(), [scaled]);
+}
+
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn nodes(store: &mut dyn Store) {
+    let node = |id: &str, name: &str, at: u64| NodeRecord {
+        id: id.into(),
+        name: name.into(),
+        state: "CREATING".into(),
+        compute_env: Some("gpu".into()),
+        slots: 4,
+        millicpus: 16_000,
+        memory: 64 << 30,
+        last_seen: at,
+        created_at: at,
+    };
+    assert!(store.list_nodes().unwrap().is_empty());
+    let one = node("node-1", "host-b", 1_000);
+    let two = NodeRecord {
+        compute_env: None,
+        ..node("node-2", "host-a", 1_001)
+    };
+    store.upsert_node(&one).unwrap();
+    store.upsert_node(&two).unwrap();
+    assert_eq!(store.list_nodes().unwrap(), [two.clone(), one.clone()]);
+
+    // An update keeps created_at; the name may change.
+    let one2 = NodeRecord {
+        name: "host-c".into(),
+        state: "ABNORMAL".into(),
+        slots: 8,
+        millicpus: u64::from(u32::MAX) * 4,
+        memory: u64::MAX >> 2,
+        ..node("node-1", "host-c", 2_000)
+    };
+    store.upsert_node(&one2).unwrap();
+    let one2 = NodeRecord {
+        created_at: 1_000,
+        ..one2
+    };
+    assert_eq!(store.list_nodes().unwrap(), [two.clone(), one2.clone()]);
+
+    // A name held by another node is refused, and changes nothing.
+    let clash = node("node-3", "host-a", 3_000);
+    assert!(matches!(
+        store.upsert_node(&clash),
+        Err(StoreError::NameTaken { .. })
+    ));
+    assert_eq!(store.list_nodes().unwrap(), [two.clone(), one2.clone()]);
+
+    assert!(store.delete_node("host-a").unwrap());
+    assert!(!store.delete_node("host-a").unwrap());
+    assert!(!store.delete_node("host-b").unwrap());
+    assert_eq!(store.list_nodes().unwrap(), [one2]);
+    // The freed name can be taken now.
+    store.upsert_node(&clash).unwrap();
+    assert_eq!(store.list_nodes().unwrap().len(), 2);
 }

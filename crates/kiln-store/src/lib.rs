@@ -4,11 +4,12 @@
 //! embedded implementation (WAL mode, one writer, each scheduler tick's changes committed in one
 //! transaction). Every backend must pass [`conformance::run`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kiln_core::engine::{Attempt, Change, JobId, TaskSnapshot};
 use kiln_core::model::JobSpec;
-use kiln_core::state::{Reason, State};
+use kiln_core::state::{Instance, Reason, State};
 
 pub mod conformance;
 pub mod sqlite;
@@ -31,6 +32,9 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("job `{0}` exists already")]
     Duplicate(String),
+    /// A unique name is held by another record (e.g. a node name under another node id).
+    #[error("{kind} name `{name}` is taken by another {kind}")]
+    NameTaken { kind: &'static str, name: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -56,6 +60,70 @@ pub struct StoredJob {
     pub tasks: Vec<TaskSnapshot>,
 }
 
+/// A page of jobs, newest first (`seq` descending).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobQuery {
+    /// Only jobs in this state.
+    pub state: Option<State>,
+    /// Only jobs whose name starts with this (case-sensitive, no wildcards).
+    pub name_prefix: Option<String>,
+    /// Cursor: only jobs with `seq < after_seq` (pass the last `seq` of the previous page).
+    pub after_seq: Option<u64>,
+    /// At most this many rows (0 gives none).
+    pub limit: u32,
+}
+
+/// A named task template. On replace, the stored `created_at` is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRecord {
+    pub name: String,
+    pub description: Option<String>,
+    /// The raw task fields, as JSON text (opaque to the store).
+    pub task_json: String,
+    /// ms since the epoch.
+    pub created_at: u64,
+    /// ms since the epoch.
+    pub updated_at: u64,
+}
+
+/// A compute environment. On replace, the stored `created_at` is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputeEnvRecord {
+    pub name: String,
+    pub description: Option<String>,
+    pub provider: String,
+    pub desired_nodes: u32,
+    /// instance_type / resources / image / network / slots, as JSON text (opaque to the store).
+    pub config_json: String,
+    /// ms since the epoch.
+    pub created_at: u64,
+    /// ms since the epoch.
+    pub updated_at: u64,
+}
+
+/// A compute node. Keyed by `id`; `name` is unique too. On update, the stored `created_at` is
+/// kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub id: String,
+    pub name: String,
+    /// `CREATING`, `RUNNING`, `ABNORMAL`, `DELETING`, … (opaque to the store).
+    pub state: String,
+    pub compute_env: Option<String>,
+    pub slots: u32,
+    pub millicpus: u64,
+    /// Bytes.
+    pub memory: u64,
+    /// ms since the epoch.
+    pub last_seen: u64,
+    /// ms since the epoch.
+    pub created_at: u64,
+}
+
+/// One materialised instance with all its attempts in order, as listed by
+/// [`Store::instances_page`].
+pub type InstancePageItem = (u32, Instance, Vec<Attempt>);
+
 /// The durable store. All writes of one scheduler tick go through one [`Store::apply`] call.
 pub trait Store {
     /// Stores a newly accepted job durably (synced to disk before returning).
@@ -70,6 +138,55 @@ pub trait Store {
     fn unfinished_with_spec(&mut self, spec: &JobSpec) -> Result<Vec<JobRow>>;
     /// Every attempt of one instance, in order.
     fn attempts(&mut self, job: &str, task: usize, index: u32) -> Result<Vec<Attempt>>;
+
+    /// Jobs matching `q`, newest first (`seq` descending).
+    fn list_jobs(&mut self, q: &JobQuery) -> Result<Vec<JobRow>>;
+    /// Removes a job with its tasks, instances and attempts, atomically. `false` if absent.
+    /// Whether the job may be deleted (finished, not held by an engine) is the caller's call.
+    fn delete_job(&mut self, id: &str) -> Result<bool>;
+    /// Materialised instances of one task with index `> after`, in index order, at most
+    /// `limit`, each with all its attempts in order. Empty for an unknown job or task.
+    fn instances_page(
+        &mut self,
+        job: &str,
+        task: usize,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<InstancePageItem>>;
+    /// Per task (in task order), the number of materialised instances in each state (states
+    /// with none are absent; never-dispatched instances are not counted). Empty for an unknown
+    /// job.
+    fn task_counts(&mut self, job: &str) -> Result<Vec<BTreeMap<State, u32>>>;
+
+    /// Stores (or replaces) a secret, durably.
+    fn put_secret(&mut self, name: &str, value: &str) -> Result<()>;
+    fn get_secret(&mut self, name: &str) -> Result<Option<String>>;
+
+    /// Stores a template, durably; `true` if created, `false` if it replaced one.
+    fn put_template(&mut self, t: &TemplateRecord) -> Result<bool>;
+    fn get_template(&mut self, name: &str) -> Result<Option<TemplateRecord>>;
+    /// Every template, by name.
+    fn list_templates(&mut self) -> Result<Vec<TemplateRecord>>;
+    /// `false` if absent.
+    fn delete_template(&mut self, name: &str) -> Result<bool>;
+
+    /// Stores a compute environment, durably; `true` if created, `false` if it replaced one.
+    fn put_compute_env(&mut self, e: &ComputeEnvRecord) -> Result<bool>;
+    fn get_compute_env(&mut self, name: &str) -> Result<Option<ComputeEnvRecord>>;
+    /// Every compute environment, by name.
+    fn list_compute_envs(&mut self) -> Result<Vec<ComputeEnvRecord>>;
+    /// `false` if absent. Nodes naming it are left alone.
+    fn delete_compute_env(&mut self, name: &str) -> Result<bool>;
+    /// Sets `desired_nodes` (nothing else, `updated_at` included); `false` if absent.
+    fn set_desired_nodes(&mut self, name: &str, desired: u32) -> Result<bool>;
+
+    /// Inserts a node or updates the one with the same `id` (keeping its `created_at`).
+    /// [`StoreError::NameTaken`] if another node has that name.
+    fn upsert_node(&mut self, n: &NodeRecord) -> Result<()>;
+    /// Every node, by name.
+    fn list_nodes(&mut self) -> Result<Vec<NodeRecord>>;
+    /// Removes the node with this name; `false` if absent.
+    fn delete_node(&mut self, name: &str) -> Result<bool>;
 }
 
 /// Keys a change by the record it writes, so that a batch can be coalesced (last write wins).

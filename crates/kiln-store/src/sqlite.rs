@@ -1,15 +1,19 @@
 //! The embedded SQLite store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use kiln_core::engine::{Attempt, Change, TaskSnapshot};
 use kiln_core::model::{JobSpec, SPEC_VERSION};
 use kiln_core::state::{Instance, Reason, State};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
-use crate::{JobRow, Result, Store, StoreError, StoredJob, change_key};
+use crate::{
+    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, NodeRecord, Result, Store, StoreError,
+    StoredJob, TemplateRecord, change_key,
+};
 
 /// Schema version written to `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
@@ -65,7 +69,41 @@ CREATE TABLE attempts (
     ended_at INTEGER,
     PRIMARY KEY (job, task, idx, attempt)
 ) WITHOUT ROWID;
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE templates (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    task TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE compute_envs (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    provider TEXT NOT NULL,
+    desired_nodes INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    compute_env TEXT,
+    slots INTEGER NOT NULL,
+    millicpus INTEGER NOT NULL,
+    memory INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
+
+/// Enough for every distinct statement this store prepares (rusqlite's default is 16).
+const STATEMENT_CACHE: usize = 64;
 
 /// SQLite in WAL mode. Tick batches commit with `synchronous=NORMAL` (durable across a crash
 /// of the process; a power loss may lose the last ticks, which recovery re-runs); a job's
@@ -93,27 +131,40 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(mut conn: Connection) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Check the version before anything that writes to the file (switching to WAL rewrites
+        // the header): a newer database is refused, never rewritten.
+        check_version(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                found: version,
-                known: SCHEMA_VERSION,
-            });
-        }
-        if version == 0 {
-            conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?;
+        if check_version(&conn)? == 0 {
+            // Holding the write lock, look again: another process may have created it meanwhile.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if check_version(&tx)? == 0 {
+                tx.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+            }
+            tx.commit()?;
         }
         Ok(SqliteStore {
             conn,
             seqs: HashMap::new(),
         })
+    }
+
+    /// Runs `f` with `synchronous=FULL`: for writes acknowledged to a user.
+    fn durably<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = f(&mut self.conn);
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        result
+    }
+
+    /// Runs one statement durably; `true` if it changed a row.
+    fn execute_durably(&mut self, sql: &str, p: impl rusqlite::Params) -> Result<bool> {
+        self.durably(|conn| Ok(conn.prepare_cached(sql)?.execute(p)? > 0))
     }
 
     fn seq(&mut self, id: &str) -> Result<Option<i64>> {
@@ -122,7 +173,8 @@ impl SqliteStore {
         }
         let seq: Option<i64> = self
             .conn
-            .query_row("SELECT seq FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .prepare_cached("SELECT seq FROM jobs WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
             .optional()?;
         if let Some(s) = seq {
             self.seqs.insert(Arc::from(id), s);
@@ -163,6 +215,153 @@ impl SqliteStore {
 }
 
 const JOB_COLUMNS: &str = "id, seq, name, priority, state, reason, created_at, updated_at";
+
+/// The schema version of the database, refusing one newer than this build knows.
+fn check_version(conn: &Connection) -> Result<i64> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(version)
+}
+
+/// `(attempt, state, reason, exit_code, node, pid, started_at, ended_at)` as stored.
+type RawAttempt = (
+    u32,
+    String,
+    Option<String>,
+    Option<i32>,
+    String,
+    Option<u32>,
+    i64,
+    Option<i64>,
+);
+
+/// Reads the eight attempt columns starting at column `at`.
+fn raw_attempt(r: &Row<'_>, at: usize) -> rusqlite::Result<RawAttempt> {
+    Ok((
+        r.get(at)?,
+        r.get(at + 1)?,
+        r.get(at + 2)?,
+        r.get(at + 3)?,
+        r.get(at + 4)?,
+        r.get(at + 5)?,
+        r.get(at + 6)?,
+        r.get(at + 7)?,
+    ))
+}
+
+fn attempt_from(raw: RawAttempt) -> Result<Attempt> {
+    let (attempt, state, reason, exit_code, node, pid, started, ended) = raw;
+    Ok(Attempt {
+        attempt,
+        state: parse_state(&state)?,
+        reason: parse_reason(reason)?,
+        exit_code,
+        node,
+        pid,
+        started_at: started as u64,
+        ended_at: ended.map(|e| e as u64),
+    })
+}
+
+/// `(state, reason, attempt, retries_used, resource_retries_used, exit_code, stop)` as stored.
+type RawInstance = (
+    String,
+    Option<String>,
+    u32,
+    u32,
+    u32,
+    Option<i32>,
+    Option<String>,
+);
+
+/// Reads the seven instance columns starting at column `at`.
+fn raw_instance(r: &Row<'_>, at: usize) -> rusqlite::Result<RawInstance> {
+    Ok((
+        r.get(at)?,
+        r.get(at + 1)?,
+        r.get(at + 2)?,
+        r.get(at + 3)?,
+        r.get(at + 4)?,
+        r.get(at + 5)?,
+        r.get(at + 6)?,
+    ))
+}
+
+fn instance_from(raw: RawInstance) -> Result<Instance> {
+    let (state, reason, attempt, retries_used, resource_retries_used, exit_code, stop) = raw;
+    Ok(Instance {
+        state: parse_state(&state)?,
+        reason: parse_reason(reason)?,
+        attempt,
+        retries_used,
+        resource_retries_used,
+        exit_code,
+        stop: parse_reason(stop)?,
+    })
+}
+
+/// The row key of a job, looked up inside a statement (`?1` is the job id).
+const JOB_SEQ: &str = "(SELECT seq FROM jobs WHERE id = ?1)";
+
+const TEMPLATE_COLUMNS: &str = "name, description, task, created_at, updated_at";
+
+fn template_row(r: &Row<'_>) -> rusqlite::Result<TemplateRecord> {
+    Ok(TemplateRecord {
+        name: r.get(0)?,
+        description: r.get(1)?,
+        task_json: r.get(2)?,
+        created_at: r.get::<_, i64>(3)? as u64,
+        updated_at: r.get::<_, i64>(4)? as u64,
+    })
+}
+
+const ENV_COLUMNS: &str =
+    "name, description, provider, desired_nodes, config, created_at, updated_at";
+
+fn env_row(r: &Row<'_>) -> rusqlite::Result<ComputeEnvRecord> {
+    Ok(ComputeEnvRecord {
+        name: r.get(0)?,
+        description: r.get(1)?,
+        provider: r.get(2)?,
+        desired_nodes: r.get(3)?,
+        config_json: r.get(4)?,
+        created_at: r.get::<_, i64>(5)? as u64,
+        updated_at: r.get::<_, i64>(6)? as u64,
+    })
+}
+
+const NODE_COLUMNS: &str =
+    "id, name, state, compute_env, slots, millicpus, memory, last_seen, created_at";
+
+fn node_row(r: &Row<'_>) -> rusqlite::Result<NodeRecord> {
+    Ok(NodeRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        compute_env: r.get(3)?,
+        slots: r.get(4)?,
+        millicpus: r.get::<_, i64>(5)? as u64,
+        memory: r.get::<_, i64>(6)? as u64,
+        last_seen: r.get::<_, i64>(7)? as u64,
+        created_at: r.get::<_, i64>(8)? as u64,
+    })
+}
+
+/// Every row of a parameterless query, mapped by `f`.
+fn all_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([], f)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
+}
 
 fn corrupt(what: &str, detail: impl ToString) -> StoreError {
     StoreError::Corrupt {
@@ -527,32 +726,335 @@ impl Store for SqliteStore {
             "SELECT attempt, state, reason, exit_code, node, pid, started_at, ended_at
              FROM attempts WHERE job = ?1 AND task = ?2 AND idx = ?3 ORDER BY attempt",
         )?;
-        let rows = stmt.query_map(params![seq, task as i64, index], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<i32>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<u32>>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-            ))
-        })?;
+        let rows = stmt.query_map(params![seq, task as i64, index], |r| raw_attempt(r, 0))?;
         let mut out = Vec::new();
         for row in rows {
-            let (attempt, state, reason, exit_code, node, pid, started, ended) = row?;
-            out.push(Attempt {
-                attempt,
-                state: parse_state(&state)?,
-                reason: parse_reason(reason)?,
-                exit_code,
-                node,
-                pid,
-                started_at: started as u64,
-                ended_at: ended.map(|e| e as u64),
-            });
+            out.push(attempt_from(row?)?);
         }
         Ok(out)
+    }
+
+    fn list_jobs(&mut self, q: &JobQuery) -> Result<Vec<JobRow>> {
+        // One statement per combination of filters, so that each can use its index (`jobs_state`
+        // is `(state, seq)`; `seq` is the rowid) and stay in the statement cache.
+        let mut conds = Vec::new();
+        let mut values = Vec::new();
+        if let Some(state) = q.state {
+            values.push(Value::Text(state.as_str().to_string()));
+            conds.push(format!("state = ?{}", values.len()));
+        }
+        if let Some(prefix) = &q.name_prefix {
+            values.push(Value::Text(prefix.clone()));
+            let n = values.len();
+            // Not LIKE: no wildcards, and case-sensitive as in every backend.
+            conds.push(format!("substr(name, 1, length(?{n})) = ?{n}"));
+        }
+        if let Some(after) = q.after_seq {
+            values.push(Value::Integer(i64::try_from(after).unwrap_or(i64::MAX)));
+            conds.push(format!("seq < ?{}", values.len()));
+        }
+        values.push(Value::Integer(i64::from(q.limit)));
+        let limit = values.len();
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        self.job_rows(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY seq DESC LIMIT ?{limit}"),
+            params_from_iter(values),
+        )
+    }
+
+    fn delete_job(&mut self, id: &str) -> Result<bool> {
+        let deleted = self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let seq: Option<i64> = tx
+                .prepare_cached("SELECT seq FROM jobs WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            let Some(seq) = seq else {
+                return Ok(false);
+            };
+            for sql in [
+                "DELETE FROM attempts WHERE job = ?1",
+                "DELETE FROM instances WHERE job = ?1",
+                "DELETE FROM tasks WHERE job = ?1",
+                "DELETE FROM jobs WHERE seq = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute([seq])?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })?;
+        self.seqs.remove(id);
+        Ok(deleted)
+    }
+
+    fn instances_page(
+        &mut self,
+        job: &str,
+        task: usize,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<InstancePageItem>> {
+        let Ok(task) = i64::try_from(task) else {
+            return Ok(Vec::new());
+        };
+        let after = after.map_or(-1, i64::from);
+        // One read transaction: both queries see the same snapshot.
+        let tx = self.conn.transaction()?;
+        let mut page: Vec<InstancePageItem> = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT idx, state, reason, attempt, retries_used, resource_retries_used,
+                        exit_code, stop
+                 FROM instances WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3
+                 ORDER BY idx LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(params![job, task, after, limit], |r| {
+                Ok((r.get::<_, u32>(0)?, raw_instance(r, 1)?))
+            })?;
+            for row in rows {
+                let (idx, raw) = row?;
+                page.push((idx, instance_from(raw)?, Vec::new()));
+            }
+        }
+        let Some(last) = page.last().map(|(i, _, _)| *i) else {
+            return Ok(page);
+        };
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT idx, attempt, state, reason, exit_code, node, pid, started_at, ended_at
+                 FROM attempts WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3 AND idx <= ?4
+                 ORDER BY idx, attempt"
+            ))?;
+            let rows = stmt.query_map(params![job, task, after, last], |r| {
+                Ok((r.get::<_, u32>(0)?, raw_attempt(r, 1)?))
+            })?;
+            // Both sides are in index order: walk them together.
+            let mut slot = 0;
+            for row in rows {
+                let (idx, raw) = row?;
+                while page.get(slot).is_some_and(|(i, _, _)| *i < idx) {
+                    slot += 1;
+                }
+                match page.get_mut(slot) {
+                    Some((i, _, attempts)) if *i == idx => attempts.push(attempt_from(raw)?),
+                    // An attempt of an instance with no record: not ours to show.
+                    _ => {}
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(page)
+    }
+
+    fn task_counts(&mut self, job: &str) -> Result<Vec<BTreeMap<State, u32>>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT t.task, i.state, COUNT(i.idx)
+             FROM tasks t LEFT JOIN instances i ON i.job = t.job AND i.task = t.task
+             WHERE t.job = {JOB_SEQ}
+             GROUP BY t.task, i.state ORDER BY t.task"
+        ))?;
+        let rows = stmt.query_map([job], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, u32>(2)?,
+            ))
+        })?;
+        let mut out: Vec<BTreeMap<State, u32>> = Vec::new();
+        for row in rows {
+            let (t, state, n) = row?;
+            let t = usize::try_from(t).map_err(|e| corrupt("task", e))?;
+            // Tasks are numbered 0..n with no gaps.
+            if t == out.len() {
+                out.push(BTreeMap::new());
+            } else if t + 1 != out.len() {
+                return Err(corrupt(
+                    "task",
+                    format!("job {job}: task {t} out of sequence"),
+                ));
+            }
+            if let (Some(state), Some(counts)) = (state, out.last_mut()) {
+                counts.insert(parse_state(&state)?, n);
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_secret(&mut self, name: &str, value: &str) -> Result<()> {
+        self.execute_durably(
+            "INSERT INTO secrets (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [name, value],
+        )?;
+        Ok(())
+    }
+
+    fn get_secret(&mut self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn put_template(&mut self, t: &TemplateRecord) -> Result<bool> {
+        self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existed = tx
+                .prepare_cached("SELECT 1 FROM templates WHERE name = ?1")?
+                .exists([&t.name])?;
+            tx.prepare_cached(
+                "INSERT INTO templates (name, description, task, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE SET description = excluded.description,
+                     task = excluded.task, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                t.name,
+                t.description,
+                t.task_json,
+                t.created_at as i64,
+                t.updated_at as i64
+            ])?;
+            tx.commit()?;
+            Ok(!existed)
+        })
+    }
+
+    fn get_template(&mut self, name: &str) -> Result<Option<TemplateRecord>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE name = ?1"
+            ))?
+            .query_row([name], template_row)
+            .optional()?)
+    }
+
+    fn list_templates(&mut self) -> Result<Vec<TemplateRecord>> {
+        all_rows(
+            &self.conn,
+            &format!("SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY name"),
+            template_row,
+        )
+    }
+
+    fn delete_template(&mut self, name: &str) -> Result<bool> {
+        self.execute_durably("DELETE FROM templates WHERE name = ?1", [name])
+    }
+
+    fn put_compute_env(&mut self, e: &ComputeEnvRecord) -> Result<bool> {
+        self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existed = tx
+                .prepare_cached("SELECT 1 FROM compute_envs WHERE name = ?1")?
+                .exists([&e.name])?;
+            tx.prepare_cached(
+                "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
+                     created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (name) DO UPDATE SET description = excluded.description,
+                     provider = excluded.provider, desired_nodes = excluded.desired_nodes,
+                     config = excluded.config, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                e.name,
+                e.description,
+                e.provider,
+                e.desired_nodes,
+                e.config_json,
+                e.created_at as i64,
+                e.updated_at as i64
+            ])?;
+            tx.commit()?;
+            Ok(!existed)
+        })
+    }
+
+    fn get_compute_env(&mut self, name: &str) -> Result<Option<ComputeEnvRecord>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ENV_COLUMNS} FROM compute_envs WHERE name = ?1"
+            ))?
+            .query_row([name], env_row)
+            .optional()?)
+    }
+
+    fn list_compute_envs(&mut self) -> Result<Vec<ComputeEnvRecord>> {
+        all_rows(
+            &self.conn,
+            &format!("SELECT {ENV_COLUMNS} FROM compute_envs ORDER BY name"),
+            env_row,
+        )
+    }
+
+    fn delete_compute_env(&mut self, name: &str) -> Result<bool> {
+        self.execute_durably("DELETE FROM compute_envs WHERE name = ?1", [name])
+    }
+
+    fn set_desired_nodes(&mut self, name: &str, desired: u32) -> Result<bool> {
+        self.execute_durably(
+            "UPDATE compute_envs SET desired_nodes = ?2 WHERE name = ?1",
+            params![name, desired],
+        )
+    }
+
+    fn upsert_node(&mut self, n: &NodeRecord) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let holder: Option<String> = tx
+            .prepare_cached("SELECT id FROM nodes WHERE name = ?1")?
+            .query_row([&n.name], |r| r.get(0))
+            .optional()?;
+        if holder.is_some_and(|id| id != n.id) {
+            return Err(StoreError::NameTaken {
+                kind: "node",
+                name: n.name.clone(),
+            });
+        }
+        tx.prepare_cached(
+            "INSERT INTO nodes (id, name, state, compute_env, slots, millicpus, memory,
+                 last_seen, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state,
+                 compute_env = excluded.compute_env, slots = excluded.slots,
+                 millicpus = excluded.millicpus, memory = excluded.memory,
+                 last_seen = excluded.last_seen",
+        )?
+        .execute(params![
+            n.id,
+            n.name,
+            n.state,
+            n.compute_env,
+            n.slots,
+            n.millicpus as i64,
+            n.memory as i64,
+            n.last_seen as i64,
+            n.created_at as i64
+        ])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn list_nodes(&mut self) -> Result<Vec<NodeRecord>> {
+        all_rows(
+            &self.conn,
+            &format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY name"),
+            node_row,
+        )
+    }
+
+    fn delete_node(&mut self, name: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM nodes WHERE name = ?1")?
+            .execute([name])?;
+        Ok(n > 0)
     }
 }

@@ -11,7 +11,13 @@ use crate::{Format, exit};
 
 /// Reads a spec file (or standard input for `-`), refusing anything larger than the limit
 /// without reading it all.
-fn read_spec_bytes(path: &Path) -> Result<Vec<u8>, String> {
+pub fn read_spec_bytes(path: &Path) -> Result<Vec<u8>, String> {
+    read_input(path, "job spec")
+}
+
+/// Reads an input file of kind `what` (`job spec`, `task template`, …), or standard input for
+/// `-`, refusing anything larger than a job spec may be without reading it all.
+pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let limit = MAX_SPEC_BYTES as u64 + 1;
     let read = if path == Path::new("-") {
@@ -21,7 +27,7 @@ fn read_spec_bytes(path: &Path) -> Result<Vec<u8>, String> {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if file.metadata().is_ok_and(|m| m.is_dir()) {
             return Err(format!(
-                "{} is a directory, not a job spec file",
+                "{} is a directory, not a {what} file",
                 path.display()
             ));
         }
@@ -30,7 +36,7 @@ fn read_spec_bytes(path: &Path) -> Result<Vec<u8>, String> {
     read.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if buf.len() > MAX_SPEC_BYTES {
         return Err(format!(
-            "{} is larger than the {} MiB a job spec may have",
+            "{} is larger than the {} MiB a {what} may have",
             path.display(),
             MAX_SPEC_BYTES >> 20
         ));
@@ -40,15 +46,18 @@ fn read_spec_bytes(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Reads and validates a spec file. On failure the errors are returned ready to print.
 pub fn load_spec(path: &Path) -> Result<Parsed, SpecErrors> {
-    let bytes = read_spec_bytes(path).map_err(|message| {
-        SpecErrors(vec![SpecError {
-            path: String::new(),
-            message,
-            hint: None,
-        }])
-    })?;
+    let bytes = read_spec_bytes(path).map_err(read_error)?;
     // `kiln run` has no template store: every template name is unknown here.
     spec::parse_job(&bytes, &Templates::new())
+}
+
+/// A read failure as the one error of a spec.
+pub fn read_error(message: String) -> SpecErrors {
+    SpecErrors(vec![SpecError {
+        path: String::new(),
+        message,
+        hint: None,
+    }])
 }
 
 /// Prints spec errors to stderr, one per line, with a count.

@@ -1,6 +1,8 @@
 //! `kiln`: the one binary. Parses the command line, renders output, wires the pieces together;
 //! nothing else lives here.
 
+mod client;
+mod daemon;
 mod load;
 mod output;
 mod run;
@@ -18,7 +20,8 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// Invalid input: nothing was stored or run.
     pub const INVALID: u8 = 2;
-    /// Stopped by Ctrl-C (or SIGTERM); the job can be resumed.
+    /// Stopped by Ctrl-C (or SIGTERM): `kiln run`'s job can be resumed; `kiln submit --wait`
+    /// stopped waiting and the job keeps running on the server.
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -59,6 +62,45 @@ enum Cmd {
         #[arg(short, long, value_enum, default_value_t)]
         output: Format,
     },
+    /// Run the control plane: REST API, scheduler and built-in executor, state in --data-dir.
+    ///
+    /// On first start it writes an admin token (`DATA_DIR/admin-token`, for the CLI) and a node
+    /// join token (`DATA_DIR/agent-token`, for `kiln agent`), readable by the owner only.
+    Server(daemon::ServerArgs),
+    /// Run a compute node: registers with a server and runs the task instances it is given.
+    Agent(daemon::AgentArgs),
+
+    // ---- client commands: they talk to a `kiln server` (crate::client) ----
+    /// Submit a job spec to the server; print the job id.
+    ///
+    /// The spec is checked here first: an invalid spec exits 2 with every error and nothing is
+    /// sent (task templates are the server's, so unknown ones are left to it). With --wait,
+    /// exits 0 if the job SUCCEED, 1 if it failed, 130 on Ctrl-C (the job keeps running).
+    Submit(client::SubmitArgs),
+    /// List the server's jobs: the first page, or every page with --all.
+    Jobs(client::JobsArgs),
+    /// Show, terminate, retry or delete one job.
+    Job {
+        #[command(subcommand)]
+        cmd: client::JobCmd,
+    },
+    /// Print the output of a task instance, as it arrives.
+    Logs(client::LogsArgs),
+    /// Explain why a job, one of its tasks, or one instance is in its state.
+    Why(client::WhyArgs),
+    /// List the compute nodes the server knows.
+    Nodes(client::NodesArgs),
+    /// Manage task templates (reusable task fields a job's task names with `template:`).
+    Template {
+        #[command(subcommand)]
+        cmd: client::TemplateCmd,
+    },
+    /// Manage compute environments (pools of nodes tasks run on).
+    Env {
+        #[command(subcommand)]
+        cmd: client::EnvCmd,
+    },
+
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -70,7 +112,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Cmd::Run(args) => run::run(args),
+        Cmd::Server(args) => daemon::server(args),
+        Cmd::Agent(args) => daemon::agent(args),
         Cmd::Validate { file, output } => load::validate(&file, output),
+        Cmd::Submit(args) => client::block_on(client::submit(args)),
+        Cmd::Jobs(args) => client::block_on(client::jobs(args)),
+        Cmd::Job { cmd } => client::block_on(client::job(cmd)),
+        Cmd::Logs(args) => client::block_on(client::logs(args)),
+        Cmd::Why(args) => client::block_on(client::why(args)),
+        Cmd::Nodes(args) => client::block_on(client::nodes(args)),
+        Cmd::Template { cmd } => client::block_on(client::template(cmd)),
+        Cmd::Env { cmd } => client::block_on(client::env(cmd)),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
             exit::OK

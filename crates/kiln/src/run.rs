@@ -10,7 +10,7 @@ use std::time::Duration;
 use comfy_table::{Table, presets::NOTHING};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_core::engine::{JobRun, Node, TaskView};
-use kiln_core::model::{Image, JobSpec};
+use kiln_core::model::JobSpec;
 use kiln_core::spec::SpecError;
 use kiln_core::state::State;
 use kiln_server::{Driver, LocalConfig, StopRequest};
@@ -65,7 +65,7 @@ fn default_state_dir() -> PathBuf {
 }
 
 /// Total memory of this machine in bytes, from /proc/meminfo.
-fn host_memory() -> u64 {
+pub(crate) fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
@@ -78,59 +78,19 @@ fn host_memory() -> u64 {
 
 /// Checks what this runner can honour: nothing is run if any task asks for more.
 fn check_runnable(spec: &JobSpec, node: &Node) -> Vec<SpecError> {
-    let mut errors = Vec::new();
-    let mut err = |path: String, message: String, hint: &str| {
+    let mut errors = kiln_server::capabilities::unsupported(spec);
+    for t in spec.tasks.iter().filter(|t| !node.could_fit(&t.resources)) {
         errors.push(SpecError {
-            path,
-            message,
-            hint: Some(hint.to_string()),
-        })
-    };
-    for t in &spec.tasks {
-        let p = |f: &str| format!("tasks.{}.{f}", t.name);
-        if let Image::Docker(image) = &t.image {
-            err(
-                p("image"),
-                format!(
-                    "`kiln run` runs tasks on the host; the Docker image `{image}` cannot be used yet"
-                ),
-                "remove `image` (or set `image: host`)",
-            );
-        }
-        if t.network.as_deref().is_some_and(|n| n != "default") {
-            err(
-                p("network"),
-                "the host runtime has no private networks".into(),
-                "remove `network` for host tasks",
-            );
-        }
-        for (field, used) in [
-            ("inputs", !t.inputs.is_empty()),
-            ("outputs", !t.outputs.is_empty()),
-            ("stdout", t.stdout.is_some()),
-            ("stderr", t.stderr.is_some()),
-        ] {
-            if used {
-                err(
-                    p(field),
-                    "remote storage mapping is not available in `kiln run` yet".into(),
-                    "remove it; output is kept under the state directory's logs/",
-                );
-            }
-        }
-        if !node.could_fit(&t.resources) {
-            err(
-                p("resources"),
-                format!(
-                    "an instance needs {} CPUs and {} bytes of memory, but this machine offers {} CPUs and {} bytes",
-                    f64::from(t.resources.millicpus) / 1000.0,
-                    t.resources.memory,
-                    node.millicpus as f64 / 1000.0,
-                    node.memory
-                ),
-                "ask for less, or run on a bigger machine",
-            );
-        }
+            path: format!("tasks.{}.resources", t.name),
+            message: format!(
+                "an instance needs {} CPUs and {} bytes of memory, but this machine offers {} CPUs and {} bytes",
+                f64::from(t.resources.millicpus) / 1000.0,
+                t.resources.memory,
+                node.millicpus as f64 / 1000.0,
+                node.memory
+            ),
+            hint: Some("ask for less, or run on a bigger machine".into()),
+        });
     }
     errors
 }

@@ -1,0 +1,887 @@
+//! `kiln agent`: a compute node that registers with a server, leases attempts, runs them on the
+//! [`HostRuntime`], and reports how they went.
+//!
+//! One process, a handful of tokio tasks, none per attempt except the attempt's own future:
+//!
+//! - **heartbeat**: every `heartbeat_interval_ms`, the set of attempts this node holds; the
+//!   answer stops attempts (`kill`), stops leasing (`drain`) or asks for a new registration
+//!   (`unknown_node`, answered with the attempts still held, so the server can reconcile).
+//! - **lease**: while slots are free and the node is not draining, one long-poll for all free
+//!   slots at a time; each assignment runs as a task on the runtime.
+//! - **reporter**: `Started` and end events, batched ([`ReportQueue`]) and resent until the
+//!   server takes them. After a new registration, events from before it are delivered before the
+//!   next lease.
+//! - **log shipper**: tails the capture files of running attempts every
+//!   [`LOG_TICK`], and once more when an attempt ends (before its end is reported), in
+//!   batched `append_logs` requests ([`LogTails`]).
+//!
+//! An attempt counts as held by the node (in heartbeats and registrations) from its lease until
+//! the server has taken its end report, so a report still on its way is never mistaken for a
+//! lost attempt.
+
+mod backoff;
+mod logs;
+mod reports;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use kiln_api::{
+    AttemptAssignment, AttemptEvent, AttemptEventKind, AttemptKey, Client, ClientError, CommandDto,
+    HeartbeatRequest, LeaseRequest, LogAppendRequest, RegisterRequest, RegisterResponse,
+    ReportRequest,
+};
+use kiln_core::model::Command;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::host::{AttemptSpec, HostRuntime, KillSwitch};
+
+pub use backoff::{BACKOFF_INITIAL, BACKOFF_MAX, Backoff};
+pub use logs::{LOG_CHUNK, LOG_REQUEST_BYTES, LogBatch, LogTails, ShippedTail, chunks};
+pub use reports::{REPORT_BATCH, REPORT_LINGER, ReportQueue, is_end, outcome_kind};
+
+/// How often the capture files of running attempts are read.
+pub const LOG_TICK: Duration = Duration::from_millis(200);
+/// How long a request other than `lease` may take before it counts as failed.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than the server's `lease_wait_ms` a lease may take before it counts as failed.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How long an ended attempt waits for its last output to ship before its end is reported
+/// anyway (the output keeps shipping afterwards).
+pub const FINAL_LOG_WAIT: Duration = Duration::from_secs(10);
+/// On the way out, how long undelivered reports are retried once every attempt has ended.
+pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
+/// At most this many `append_logs` requests per log round.
+const LOG_REQUESTS_PER_ROUND: usize = 8;
+
+/// How to run an agent.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The server's base URL (`http://host:port`).
+    pub server: String,
+    /// The agent join token.
+    pub token: String,
+    /// This node's name.
+    pub name: String,
+    pub compute_env: Option<String>,
+    /// How many attempts run at once.
+    pub slots: u32,
+    pub cpus: f64,
+    /// Bytes.
+    pub memory: u64,
+    /// Attempts' working directories go under `work_dir/work`, captured output under
+    /// `work_dir/logs`.
+    pub work_dir: PathBuf,
+    /// Between SIGTERM and SIGKILL when an attempt is stopped.
+    pub kill_grace: Duration,
+    /// The heartbeat interval; `None`: the server's.
+    pub heartbeat: Option<Duration>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("server", &self.server)
+            .field("token", &"<redacted>")
+            .field("name", &self.name)
+            .field("compute_env", &self.compute_env)
+            .field("slots", &self.slots)
+            .field("cpus", &self.cpus)
+            .field("memory", &self.memory)
+            .field("work_dir", &self.work_dir)
+            .field("kill_grace", &self.kill_grace)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
+}
+
+/// Why an agent stopped other than by a clean shutdown or drain.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("invalid agent configuration: {0}")]
+    Config(String),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server answered 401/403: the token is wrong or was revoked.
+    #[error("the server refused the agent token: {0}")]
+    Unauthorized(String),
+    /// The server refused the registration for good (a 4xx other than 401/403).
+    #[error("the server refused to register this node: {0}")]
+    Rejected(String),
+    /// The agent stopped before the server took these reports (the server finds the attempts
+    /// lost when the node stops answering).
+    #[error("{0} attempt report(s) could not be delivered before the agent stopped")]
+    Unreported(u64),
+}
+
+/// How a failed call is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server could not be reached or had trouble (transport, timeout, 5xx, 408, 429):
+    /// try again after a backoff.
+    Retry,
+    /// 404: the server may have forgotten this node (ask with a heartbeat) or lack the route.
+    NotFound,
+    /// 401/403: the token is wrong.
+    Unauthorized,
+    /// Any other 4xx (or an unusable URL): sending the same again cannot succeed.
+    Rejected,
+}
+
+/// Sorts a client error into how it is handled.
+pub fn classify(error: &ClientError) -> Failure {
+    match error {
+        ClientError::Transport(_) | ClientError::Decode(_) => Failure::Retry,
+        ClientError::InvalidUrl(_) => Failure::Rejected,
+        ClientError::Http { status, .. } => match status {
+            401 | 403 => Failure::Unauthorized,
+            404 => Failure::NotFound,
+            408 | 429 | 500.. => Failure::Retry,
+            _ => Failure::Rejected,
+        },
+    }
+}
+
+/// The attempt to run for an assignment.
+pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
+    AttemptSpec {
+        job_id: a.key.job,
+        job_name: a.job_name,
+        task_name: a.key.task,
+        index: a.key.index,
+        instances: a.instances,
+        attempt: a.key.attempt,
+        command: match a.command {
+            CommandDto::Shell(script) => Command::Shell(script),
+            CommandDto::Argv(argv) => Command::Argv(argv),
+        },
+        env: a.env,
+        timeout: a.timeout_ms.map(Duration::from_millis),
+    }
+}
+
+/// What the agent knows from its latest registration.
+#[derive(Debug, Clone)]
+struct Session {
+    node_id: String,
+    heartbeat: Duration,
+    lease_wait: Duration,
+    runtime: Arc<HostRuntime>,
+    /// Leasing waits until this many reports have been settled (those from before the latest
+    /// registration).
+    reports_before_lease: u64,
+}
+
+enum LogMsg {
+    Track {
+        key: AttemptKey,
+        stdout: PathBuf,
+        stderr: PathBuf,
+    },
+    Finish {
+        key: AttemptKey,
+        shipped: oneshot::Sender<()>,
+    },
+}
+
+/// State shared by the agent's tasks.
+struct Shared {
+    cfg: AgentConfig,
+    client: Client,
+    session: watch::Sender<Session>,
+    /// Attempts the node holds: `Some` while its process may run, `None` once it ended and its
+    /// end report waits for the server.
+    held: Mutex<BTreeMap<AttemptKey, Option<KillSwitch>>>,
+    /// Attempts whose process may run (they take a slot).
+    live: watch::Sender<usize>,
+    draining: watch::Sender<bool>,
+    /// Stop leasing and wind down.
+    stopping: watch::Sender<bool>,
+    reports: mpsc::UnboundedSender<AttemptEvent>,
+    /// Reports queued so far, and reports settled (accepted, or refused for good) so far.
+    submitted: AtomicU64,
+    settled: watch::Sender<u64>,
+    logs: mpsc::UnboundedSender<LogMsg>,
+    /// Wakes the heartbeat loop early.
+    beat_now: Notify,
+    fatal: Mutex<Option<AgentError>>,
+    fatal_notify: Notify,
+    /// The lease loop found the node drained and idle.
+    drained: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn node_id(&self) -> String {
+        self.session.borrow().node_id.clone()
+    }
+
+    fn held_keys(&self) -> Vec<AttemptKey> {
+        lock(&self.held).keys().cloned().collect()
+    }
+
+    fn report(&self, key: AttemptKey, kind: AttemptEventKind) {
+        self.submitted.fetch_add(1, Ordering::SeqCst);
+        if self.reports.send(AttemptEvent { key, kind }).is_err() {
+            tracing::error!("the reporter is gone; a report is lost");
+        }
+    }
+
+    /// The server took (or refused for good) these events.
+    fn settled(&self, events: &[AttemptEvent]) {
+        {
+            let mut held = lock(&self.held);
+            for e in events.iter().filter(|e| is_end(&e.kind)) {
+                if let Some(None) = held.get(&e.key) {
+                    held.remove(&e.key);
+                }
+            }
+        }
+        let n = events.len() as u64;
+        self.settled.send_modify(|s| *s += n);
+    }
+
+    fn unsettled(&self) -> u64 {
+        self.submitted
+            .load(Ordering::SeqCst)
+            .saturating_sub(*self.settled.borrow())
+    }
+
+    fn stop_attempt(&self, key: &AttemptKey) {
+        if let Some(Some(kill)) = lock(&self.held).get(key) {
+            tracing::info!("stopping {key} as the server asks");
+            kill.stop();
+        }
+    }
+
+    fn stop_all(&self) {
+        for kill in lock(&self.held).values().flatten() {
+            kill.stop();
+        }
+    }
+
+    fn fail(&self, error: AgentError) {
+        let mut fatal = lock(&self.fatal);
+        if fatal.is_none() {
+            *fatal = Some(error);
+        }
+        self.fatal_notify.notify_one();
+    }
+}
+
+/// Runs a compute node until `shutdown` resolves, the server drains it, or the token is refused.
+///
+/// On shutdown, leasing stops, running attempts are stopped (SIGTERM, SIGKILL after
+/// `kill_grace`), their outcomes and output are shipped, and it returns. After a drain it
+/// returns once the last attempt has ended and been reported.
+pub async fn run_agent(
+    cfg: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    if cfg.slots == 0 {
+        return Err(AgentError::Config("slots must be at least 1".into()));
+    }
+    let client = Client::new(&cfg.server, Some(cfg.token.clone()))
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let work_root = cfg.work_dir.join("work");
+    let log_root = cfg.work_dir.join("logs");
+    for dir in [&work_root, &log_root] {
+        std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    tokio::pin!(shutdown);
+
+    let (stopping, _) = watch::channel(false);
+    let first = tokio::select! {
+        r = register(&client, &cfg, Vec::new(), &stopping) => r?,
+        () = &mut shutdown => return Ok(()),
+    };
+    let Some(first) = first else {
+        return Ok(());
+    };
+    tracing::info!(
+        "registered with {} as {} ({} slot(s))",
+        client.base_url(),
+        first.node_id,
+        cfg.slots
+    );
+    let runtime = Arc::new(
+        HostRuntime::new(work_root, log_root, first.node_id.clone())
+            .with_kill_grace(cfg.kill_grace),
+    );
+    let session = Session {
+        node_id: first.node_id,
+        heartbeat: Duration::from_millis(first.heartbeat_interval_ms.max(1)),
+        lease_wait: Duration::from_millis(first.lease_wait_ms),
+        runtime,
+        reports_before_lease: 0,
+    };
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let (logs_tx, logs_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        cfg,
+        client,
+        session: watch::channel(session).0,
+        held: Mutex::new(BTreeMap::new()),
+        live: watch::channel(0).0,
+        draining: watch::channel(false).0,
+        stopping,
+        reports: reports_tx,
+        submitted: AtomicU64::new(0),
+        settled: watch::channel(0).0,
+        logs: logs_tx,
+        beat_now: Notify::new(),
+        fatal: Mutex::new(None),
+        fatal_notify: Notify::new(),
+        drained: Notify::new(),
+    });
+
+    let tasks: Vec<JoinHandle<()>> = vec![
+        tokio::spawn(reporter(Arc::clone(&shared), reports_rx)),
+        tokio::spawn(log_shipper(Arc::clone(&shared), logs_rx)),
+        tokio::spawn(heartbeat_loop(Arc::clone(&shared))),
+        tokio::spawn(lease_loop(Arc::clone(&shared))),
+    ];
+
+    let fatal_now = |shared: &Shared| lock(&shared.fatal).take();
+    tokio::select! {
+        () = &mut shutdown => tracing::info!("shutting down: stopping running attempts"),
+        () = shared.drained.notified() => tracing::info!("drained: no attempt runs"),
+        () = shared.fatal_notify.notified() => {}
+    }
+    shared.stopping.send_replace(true);
+    shared.stop_all();
+
+    // Wait for every attempt to end (a refused token ends the wait: nothing can be reported).
+    let mut live = shared.live.subscribe();
+    let mut result = Ok(());
+    if let Some(e) = fatal_now(&shared) {
+        result = Err(e);
+    } else {
+        tokio::select! {
+            _ = live.wait_for(|n| *n == 0) => {}
+            () = shared.fatal_notify.notified() => {}
+        }
+        if let Some(e) = fatal_now(&shared) {
+            result = Err(e);
+        }
+    }
+    if result.is_ok() {
+        // Deliver what is left.
+        let target = shared.submitted.load(Ordering::SeqCst);
+        let mut settled = shared.settled.subscribe();
+        tokio::select! {
+            _ = tokio::time::timeout(SHUTDOWN_FLUSH, settled.wait_for(|s| *s >= target)) => {}
+            () = shared.fatal_notify.notified() => {}
+        }
+        if let Some(e) = fatal_now(&shared) {
+            result = Err(e);
+        } else if shared.unsettled() > 0 {
+            result = Err(AgentError::Unreported(shared.unsettled()));
+        }
+    }
+    if result.is_err() {
+        // Nothing of ours may outlive the agent.
+        for kill in lock(&shared.held).values().flatten() {
+            kill.kill();
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, live.wait_for(|n| *n == 0)).await;
+    }
+    for task in &tasks {
+        task.abort();
+    }
+    result
+}
+
+/// Registers, retrying transport errors and 5xx forever. `None` when `stopping` was set first.
+async fn register(
+    client: &Client,
+    cfg: &AgentConfig,
+    running: Vec<AttemptKey>,
+    stopping: &watch::Sender<bool>,
+) -> Result<Option<RegisterResponse>, AgentError> {
+    let req = RegisterRequest {
+        name: cfg.name.clone(),
+        compute_env: cfg.compute_env.clone(),
+        slots: cfg.slots,
+        cpus: cfg.cpus,
+        memory: cfg.memory,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        running,
+    };
+    let mut retrier = backoff::Retrier::new("registering with the server");
+    let mut stop = stopping.subscribe();
+    loop {
+        let error = match timed(REQUEST_TIMEOUT, client.register(&req)).await {
+            Ok(resp) => {
+                retrier.succeeded();
+                return Ok(Some(resp));
+            }
+            Err(e) => e,
+        };
+        match classify(&error) {
+            Failure::Unauthorized => return Err(AgentError::Unauthorized(error.to_string())),
+            Failure::Rejected | Failure::NotFound => {
+                return Err(AgentError::Rejected(error.to_string()));
+            }
+            Failure::Retry => {}
+        }
+        let delay = retrier.failed(&error);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+        }
+    }
+}
+
+/// A call with a deadline; running out of time is a transport error.
+async fn timed<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r,
+        Err(_) => Err(ClientError::Transport(format!(
+            "no answer within {} s",
+            limit.as_secs()
+        ))),
+    }
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>) {
+    let mut retrier = backoff::Retrier::new("heartbeat");
+    let mut now = false;
+    loop {
+        if !now {
+            let interval = shared
+                .cfg
+                .heartbeat
+                .unwrap_or_else(|| shared.session.borrow().heartbeat);
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shared.beat_now.notified() => {}
+            }
+        }
+        now = false;
+        let req = HeartbeatRequest {
+            node_id: shared.node_id(),
+            running: shared.held_keys(),
+        };
+        let resp = match timed(REQUEST_TIMEOUT, shared.client.heartbeat(&req)).await {
+            Ok(resp) => {
+                retrier.succeeded();
+                resp
+            }
+            Err(e) => {
+                if classify(&e) == Failure::Unauthorized {
+                    shared.fail(AgentError::Unauthorized(e.to_string()));
+                    return;
+                }
+                retrier.failed(&e);
+                continue;
+            }
+        };
+        if resp.unknown_node {
+            tracing::warn!(
+                "the server does not know node {}: registering again",
+                req.node_id
+            );
+            if !reregister(&shared).await {
+                return;
+            }
+            // Learn at once what the server wants stopped.
+            now = true;
+            continue;
+        }
+        for key in &resp.kill {
+            shared.stop_attempt(key);
+        }
+        let was = shared.draining.send_replace(resp.drain);
+        if resp.drain && !was {
+            tracing::info!("the server drains this node: no new work is taken");
+        } else if !resp.drain && was {
+            tracing::info!("the server no longer drains this node");
+        }
+    }
+}
+
+/// Registers again with the attempts held; false when the agent must stop.
+async fn reregister(shared: &Arc<Shared>) -> bool {
+    let running = shared.held_keys();
+    match register(&shared.client, &shared.cfg, running, &shared.stopping).await {
+        Ok(Some(resp)) => {
+            // Reports queued before now go out before the next lease.
+            let before = shared.submitted.load(Ordering::SeqCst);
+            shared.session.send_modify(|s| {
+                if s.node_id != resp.node_id {
+                    let root = &shared.cfg.work_dir;
+                    s.runtime = Arc::new(
+                        HostRuntime::new(root.join("work"), root.join("logs"), &resp.node_id)
+                            .with_kill_grace(shared.cfg.kill_grace),
+                    );
+                }
+                tracing::info!("registered again as {}", resp.node_id);
+                s.node_id = resp.node_id;
+                s.heartbeat = Duration::from_millis(resp.heartbeat_interval_ms.max(1));
+                s.lease_wait = Duration::from_millis(resp.lease_wait_ms);
+                s.reports_before_lease = before;
+            });
+            true
+        }
+        Ok(None) => true,
+        Err(e) => {
+            shared.fail(e);
+            false
+        }
+    }
+}
+
+async fn lease_loop(shared: Arc<Shared>) {
+    let mut stop = shared.stopping.subscribe();
+    let mut draining = shared.draining.subscribe();
+    let mut live = shared.live.subscribe();
+    let mut settled = shared.settled.subscribe();
+    let mut session = shared.session.subscribe();
+    let slots = shared.cfg.slots as usize;
+    let mut retrier = backoff::Retrier::new("leasing work");
+    loop {
+        // Wait for a free slot (or, drained, for the last attempt to end).
+        let free = loop {
+            if *stop.borrow_and_update() {
+                return;
+            }
+            let n = *live.borrow_and_update();
+            if *draining.borrow_and_update() {
+                if n == 0 {
+                    shared.drained.notify_one();
+                    return;
+                }
+            } else if n < slots {
+                break slots - n;
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = draining.changed() => {}
+                _ = live.changed() => {}
+            }
+        };
+        // After a new registration, older reports first.
+        let before = session.borrow_and_update().reports_before_lease;
+        if *settled.borrow_and_update() < before {
+            tokio::select! {
+                _ = settled.wait_for(|s| *s >= before) => {}
+                _ = session.changed() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let (node_id, lease_wait) = {
+            let s = session.borrow();
+            (s.node_id.clone(), s.lease_wait)
+        };
+        let req = LeaseRequest {
+            node_id,
+            max: u32::try_from(free).unwrap_or(u32::MAX),
+        };
+        let resp = tokio::select! {
+            r = timed(lease_wait + LEASE_MARGIN, shared.client.lease(&req)) => r,
+            // An answer dropped here is recovered by the server as for a lost connection.
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let resp = match resp {
+            Ok(resp) => {
+                retrier.succeeded();
+                resp
+            }
+            Err(e) => {
+                match classify(&e) {
+                    Failure::Unauthorized => {
+                        shared.fail(AgentError::Unauthorized(e.to_string()));
+                        return;
+                    }
+                    Failure::NotFound => shared.beat_now.notify_one(),
+                    Failure::Retry | Failure::Rejected => {}
+                }
+                let delay = retrier.failed(&e);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                continue;
+            }
+        };
+        if resp.attempts.len() > free {
+            tracing::warn!(
+                "the server leased {} attempts for {free} free slot(s); running them all",
+                resp.attempts.len()
+            );
+        }
+        for assignment in resp.attempts {
+            start(&shared, assignment);
+        }
+    }
+}
+
+/// Starts one leased attempt in its own task.
+fn start(shared: &Arc<Shared>, assignment: AttemptAssignment) {
+    let key = assignment.key.clone();
+    let kill = KillSwitch::new();
+    {
+        let mut held = lock(&shared.held);
+        if held.contains_key(&key) {
+            tracing::warn!("{key} was leased again while this node holds it; ignored");
+            return;
+        }
+        held.insert(key.clone(), Some(kill.clone()));
+    }
+    if *shared.stopping.borrow() {
+        // Leased as the agent stops: it is stopped at once and reported `stopped`.
+        kill.stop();
+    }
+    shared.live.send_modify(|n| *n += 1);
+    let runtime = Arc::clone(&shared.session.borrow().runtime);
+    tokio::spawn(run_attempt(Arc::clone(shared), runtime, assignment, kill));
+}
+
+/// Frees the attempt's slot however its task ends.
+struct SlotGuard(Arc<Shared>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.live.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+async fn run_attempt(
+    shared: Arc<Shared>,
+    runtime: Arc<HostRuntime>,
+    assignment: AttemptAssignment,
+    kill: KillSwitch,
+) {
+    let slot = SlotGuard(Arc::clone(&shared));
+    let key = assignment.key.clone();
+    let spec = attempt_spec(assignment);
+    let paths = runtime.paths(&spec.job_id, &spec.task_name, spec.index, spec.attempt);
+    let _ = shared.logs.send(LogMsg::Track {
+        key: key.clone(),
+        stdout: paths.stdout,
+        stderr: paths.stderr,
+    });
+    let outcome = runtime
+        .run(&spec, &kill, |pid| {
+            shared.report(key.clone(), AttemptEventKind::Started { pid: Some(pid) });
+        })
+        .await;
+    let (shipped, wait) = oneshot::channel();
+    if shared
+        .logs
+        .send(LogMsg::Finish {
+            key: key.clone(),
+            shipped,
+        })
+        .is_ok()
+        && tokio::time::timeout(FINAL_LOG_WAIT, wait).await.is_err()
+    {
+        tracing::warn!("the output of {key} is not shipped yet; reporting its end anyway");
+    }
+    if let Some(entry) = lock(&shared.held).get_mut(&key) {
+        *entry = None;
+    }
+    shared.report(key, outcome_kind(outcome));
+    drop(slot);
+}
+
+async fn reporter(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<AttemptEvent>) {
+    let mut queue = ReportQueue::default();
+    let mut failures = 0u32;
+    loop {
+        let due = queue.due_at();
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => {
+                    queue.push(event, Instant::now());
+                    while let Ok(event) = rx.try_recv() {
+                        queue.push(event, Instant::now());
+                    }
+                }
+                None => return,
+            },
+            () = sleep_until(due) => {}
+        }
+        if !queue.is_due(Instant::now()) {
+            continue;
+        }
+        let req = ReportRequest {
+            node_id: shared.node_id(),
+            events: queue.take_batch(),
+        };
+        let error = match timed(REQUEST_TIMEOUT, shared.client.report(&req)).await {
+            // A 2xx we cannot read was still taken.
+            Ok(_) | Err(ClientError::Decode(_)) => None,
+            Err(e) => Some(e),
+        };
+        let Some(error) = error else {
+            queue.accepted();
+            if failures > 0 {
+                tracing::info!("reports are delivered again after {failures} failure(s)");
+                failures = 0;
+            }
+            shared.settled(&req.events);
+            continue;
+        };
+        match classify(&error) {
+            Failure::Unauthorized => {
+                shared.fail(AgentError::Unauthorized(error.to_string()));
+                return;
+            }
+            Failure::Rejected => {
+                tracing::error!(
+                    "the server refused {} report(s) for good: {error}; they are dropped",
+                    req.events.len()
+                );
+                queue.accepted();
+                shared.settled(&req.events);
+                continue;
+            }
+            Failure::NotFound => shared.beat_now.notify_one(),
+            Failure::Retry => {}
+        }
+        failures += 1;
+        let n = req.events.len();
+        let delay = queue.failed(req.events, Instant::now());
+        if failures == 1 {
+            tracing::warn!("sending {n} report(s) failed: {error}; they are kept and resent");
+        } else {
+            tracing::debug!("sending reports failed again: {error}; next try in {delay:?}");
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn log_shipper(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<LogMsg>) {
+    let mut tails = LogTails::new();
+    let mut waiting: BTreeMap<AttemptKey, oneshot::Sender<()>> = BTreeMap::new();
+    let mut backoff = Backoff::default();
+    let mut retry_at: Option<Instant> = None;
+    let mut tick = tokio::time::interval(LOG_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // A tick ships everything new; an ended attempt ships at once (only the ended ones).
+        let mut running_too = false;
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { return };
+                let mut msg = Some(msg);
+                while let Some(m) = msg.take().or_else(|| rx.try_recv().ok()) {
+                    match m {
+                        LogMsg::Track { key, stdout, stderr } => tails.track(key, stdout, stderr),
+                        LogMsg::Finish { key, shipped } => {
+                            if tails.finish(&key) {
+                                waiting.insert(key, shipped);
+                            } else {
+                                let _ = shipped.send(());
+                            }
+                        }
+                    }
+                }
+                if !tails.has_ended() {
+                    continue;
+                }
+            }
+            _ = tick.tick() => running_too = true,
+            () = sleep_until(retry_at) => {
+                retry_at = None;
+                running_too = true;
+            }
+        }
+        if tails.is_empty() || retry_at.is_some_and(|at| at > Instant::now()) {
+            continue;
+        }
+        retry_at = None;
+        for _ in 0..LOG_REQUESTS_PER_ROUND {
+            let mut batch = tails.collect(LOG_REQUEST_BYTES, running_too);
+            if batch.is_empty() {
+                break;
+            }
+            let more = batch.more;
+            let mut keep_files = false;
+            let chunks = batch.take_chunks();
+            if !chunks.is_empty() {
+                let req = LogAppendRequest {
+                    node_id: shared.node_id(),
+                    chunks,
+                };
+                match timed(REQUEST_TIMEOUT, shared.client.append_logs(&req)).await {
+                    // A 2xx we cannot read was still taken.
+                    Ok(_) | Err(ClientError::Decode(_)) => {
+                        if backoff.reset() > 0 {
+                            tracing::info!("output is shipped again");
+                        }
+                    }
+                    Err(e) => match classify(&e) {
+                        Failure::Unauthorized => {
+                            shared.fail(AgentError::Unauthorized(e.to_string()));
+                            return;
+                        }
+                        Failure::Rejected | Failure::NotFound => {
+                            tracing::warn!(
+                                "the server refused {} log chunk(s): {e}; they are dropped",
+                                req.chunks.len()
+                            );
+                            keep_files = true;
+                        }
+                        Failure::Retry => {
+                            let delay = backoff.next_delay();
+                            if backoff.failures() == 1 {
+                                tracing::warn!("shipping output failed: {e}; retrying");
+                            }
+                            retry_at = Some(Instant::now() + delay);
+                            if *shared.stopping.borrow() {
+                                // On the way out, do not hold ends back for output.
+                                for (_, tx) in std::mem::take(&mut waiting) {
+                                    let _ = tx.send(());
+                                }
+                            }
+                            break;
+                        }
+                    },
+                }
+            }
+            for done in tails.commit(batch) {
+                if !keep_files {
+                    for file in &done.files {
+                        let _ = std::fs::remove_file(file);
+                    }
+                }
+                if let Some(tx) = waiting.remove(&done.key) {
+                    let _ = tx.send(());
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,739 @@
+//! The REST API (DESIGN §7) and the agent protocol over HTTP. Handlers parse and check the
+//! request, then run the operation on the driver thread through [`Handle::call`]. Every error
+//! leaves as `{"error": {"code", "message", "field"}}` with a 4xx status for bad input; the
+//! detail of a 500 is logged, never sent.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kiln_api::{
+    ErrorBody, Health, HeartbeatRequest, JobList, JobSummary, LeaseRequest, LeaseResponse,
+    LogAppendRequest, LogAppendResponse, NodeList, RegisterRequest, ReportRequest, ReportResponse,
+    SubmitResponse, code, paths,
+};
+use kiln_core::spec::{MAX_SPEC_BYTES, SpecErrors, Templates};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use utoipa::OpenApi;
+
+use kiln_store::Store;
+
+use crate::cluster::{AgentCallError, LeaseNotify};
+use crate::driver::{DriverGone, Handle};
+use crate::jobs::{JobOpError, rfc3339};
+
+/// Who a bearer token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Agent,
+}
+
+/// The SHA-256 digests of the two tokens; the tokens themselves are never kept.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub admin: [u8; 32],
+    pub agent: [u8; 32],
+}
+
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Compares two digests in constant time.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Tokens {
+    fn role(&self, token: &str) -> Option<Role> {
+        let d = digest(token);
+        let admin = same(&d, &self.admin);
+        let agent = same(&d, &self.agent);
+        match (admin, agent) {
+            (true, _) => Some(Role::Admin),
+            (false, true) => Some(Role::Agent),
+            (false, false) => None,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct ApiState {
+    pub handle: Handle,
+    pub tokens: Tokens,
+    /// Where attempts' output is kept (`logs/JOB/TASK/INDEX.ATTEMPT.stdout`).
+    pub logs: PathBuf,
+    pub lease_notify: LeaseNotify,
+    pub lease_wait: Duration,
+}
+
+type Shared = Arc<ApiState>;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody::new(code, message),
+        }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, message)
+    }
+    fn field(mut self, field: impl Into<String>) -> Self {
+        self.body = self.body.with_field(field);
+        self
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code::NOT_FOUND, message)
+    }
+    fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {detail}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL,
+            "internal error; see the server log",
+        )
+    }
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            code::UNAUTHORIZED,
+            "missing or invalid bearer token",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<DriverGone> for ApiError {
+    fn from(e: DriverGone) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::INTERNAL,
+            e.to_string(),
+        )
+    }
+}
+
+impl From<JobOpError> for ApiError {
+    fn from(e: JobOpError) -> Self {
+        match e {
+            JobOpError::NotFound(m) => ApiError::not_found(m),
+            JobOpError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, code::CONFLICT, m),
+            JobOpError::Driver(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<AgentCallError> for ApiError {
+    fn from(e: AgentCallError) -> Self {
+        match e {
+            AgentCallError::UnknownNode(_) => ApiError::not_found(e.to_string()),
+            AgentCallError::Invalid(_) => ApiError::bad(e.to_string()),
+        }
+    }
+}
+
+impl From<SpecErrors> for ApiError {
+    fn from(e: SpecErrors) -> Self {
+        let first = e.0.first().map(|e| e.path.clone()).unwrap_or_default();
+        let mut err = ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_SPEC, e.to_string());
+        if !first.is_empty() {
+            err = err.field(first);
+        }
+        err
+    }
+}
+
+/// A request body, or the JSON error for a too-large or unreadable one.
+fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {} MiB", MAX_SPEC_BYTES >> 20),
+            )
+        } else {
+            ApiError::bad(format!("cannot read the body: {e}"))
+        }
+    })
+}
+
+/// Parses a JSON body, naming the field of a type error where serde does.
+fn json<T: DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body(b)?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("invalid JSON body: {e}")))
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if valid_name(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!("`{id}` is not a valid id")).field("id"))
+    }
+}
+
+async fn authorize(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+    want: Role,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match token.and_then(|t| st.tokens.role(t)) {
+        Some(role) if role == want => next.run(req).await,
+        _ => ApiError::unauthorized().into_response(),
+    }
+}
+
+async fn admin_only(st: State<Shared>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    authorize(st, headers, req, next, Role::Admin).await
+}
+
+async fn agent_only(st: State<Shared>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    authorize(st, headers, req, next, Role::Agent).await
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kiln",
+        description = "Self-hosted batch compute: the REST API and the agent protocol"
+    ),
+    paths(
+        health,
+        openapi,
+        submit,
+        list_jobs,
+        show_job,
+        delete_job,
+        terminate,
+        retry,
+        why,
+        instances,
+        logs,
+        nodes,
+        register,
+        heartbeat,
+        lease,
+        report,
+        append_logs
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI document, generated from the handlers and the wire types.
+pub fn openapi_doc() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(kiln_api::WireSchemas::openapi());
+    doc
+}
+
+/// Every route. Tests call it with `tower::ServiceExt::oneshot`; no socket needed.
+pub fn router(state: Shared) -> Router {
+    let admin = Router::new()
+        .route(paths::OPENAPI, get(openapi))
+        .route(paths::JOBS, post(submit).get(list_jobs))
+        .route(paths::JOB, get(show_job).delete(delete_job))
+        .route(paths::JOB_TERMINATE, post(terminate))
+        .route(paths::JOB_RETRY, post(retry))
+        .route(paths::JOB_WHY, get(why))
+        .route(paths::INSTANCES, get(instances))
+        .route(paths::LOGS, get(logs))
+        .route(paths::NODES, get(nodes))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin_only));
+    let agent = Router::new()
+        .route(paths::AGENT_REGISTER, post(register))
+        .route(paths::AGENT_HEARTBEAT, post(heartbeat))
+        .route(paths::AGENT_LEASE, post(lease))
+        .route(paths::AGENT_REPORT, post(report))
+        .route(paths::AGENT_LOGS, post(append_logs))
+        .route_layer(middleware::from_fn_with_state(state.clone(), agent_only));
+    Router::new()
+        .route(paths::HEALTH, get(health))
+        .merge(admin)
+        .merge(agent)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                code::INVALID_REQUEST,
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_SPEC_BYTES))
+        .with_state(state)
+}
+
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "this document")))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi_doc())
+}
+
+/// Submit a job: the body is a job spec (YAML or JSON, native or Tencent format).
+#[utoipa::path(post, path = "/v1/jobs", request_body(content = String, description = "a job spec"),
+    responses((status = 201, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn submit(
+    State(st): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let bytes = body(b)?;
+    let parsed = kiln_core::spec::parse_job(&bytes, &Templates::new())?;
+    let unsupported = crate::capabilities::unsupported(&parsed.spec);
+    if !unsupported.is_empty() {
+        return Err(SpecErrors(unsupported).into());
+    }
+    let name = parsed.spec.name.clone();
+    let id = st
+        .handle
+        .call(move |d| d.submit(parsed.spec))
+        .await?
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SubmitResponse {
+            id: id.to_string(),
+            name,
+            state: "SUBMITTED".into(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = JobList)))]
+async fn list_jobs(
+    State(st): State<Shared>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobList>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let state = match q.state.as_deref() {
+        Some(s) => Some(
+            s.parse::<kiln_core::state::State>()
+                .map_err(|e| ApiError::bad(e.to_string()).field("state"))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad("limit must be between 1 and 1000").field("limit"));
+    }
+    let after = match q.cursor.as_deref() {
+        Some(c) => Some(
+            c.parse::<u64>()
+                .map_err(|_| ApiError::bad(format!("bad cursor `{c}`")).field("cursor"))?,
+        ),
+        None => None,
+    };
+    let rows = st
+        .handle
+        .call(move |d| {
+            d.store().list_jobs(&kiln_store::JobQuery {
+                state,
+                name_prefix: None,
+                after_seq: after,
+                limit: limit + 1,
+            })
+        })
+        .await?
+        .map_err(ApiError::internal)?;
+    let more = rows.len() > limit as usize;
+    let items: Vec<JobSummary> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| JobSummary {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            state: r.state.to_string(),
+            reason: r.reason.as_ref().map(ToString::to_string),
+            priority: r.priority,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        })
+        .collect();
+    let next = more
+        .then(|| rows.get(limit as usize - 1).map(|r| r.seq.to_string()))
+        .flatten();
+    Ok(Json(JobList { items, next }))
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}", responses((status = 200, body = kiln_api::JobDetail), (status = 404, body = ErrorBody)))]
+async fn show_job(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<kiln_api::JobDetail>, ApiError> {
+    check_id(&id)?;
+    Ok(Json(st.handle.call(move |d| d.job_detail(&id)).await??))
+}
+
+#[utoipa::path(delete, path = "/v1/jobs/{id}", responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_job(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_id(&id)?;
+    st.handle.call(move |d| d.delete_job(&id)).await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn summary(st: &Shared, id: String) -> Result<Json<JobSummary>, ApiError> {
+    let d = st.handle.call(move |d| d.job_detail(&id)).await??;
+    Ok(Json(JobSummary {
+        id: d.id,
+        name: d.name,
+        state: d.state,
+        reason: d.reason,
+        priority: d.priority,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/jobs/{id}/terminate", responses((status = 200, body = JobSummary), (status = 409, body = ErrorBody)))]
+async fn terminate(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<JobSummary>, ApiError> {
+    check_id(&id)?;
+    let i = id.clone();
+    st.handle.call(move |d| d.terminate_job(&i)).await??;
+    summary(&st, id).await
+}
+
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", responses((status = 200, body = JobSummary), (status = 409, body = ErrorBody)))]
+async fn retry(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<JobSummary>, ApiError> {
+    check_id(&id)?;
+    let i = id.clone();
+    st.handle.call(move |d| d.retry_job(&i)).await??;
+    summary(&st, id).await
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct WhyQuery {
+    task: Option<String>,
+    index: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}/why", params(WhyQuery), responses((status = 200, body = kiln_api::Why)))]
+async fn why(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    q: Result<Query<WhyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<kiln_api::Why>, ApiError> {
+    check_id(&id)?;
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    if q.index.is_some() && q.task.is_none() {
+        return Err(ApiError::bad("index needs task").field("index"));
+    }
+    Ok(Json(
+        st.handle
+            .call(move |d| d.why(&id, q.task.as_deref(), q.index))
+            .await??,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}/tasks/{task}/instances", params(PageQuery), responses((status = 200, body = kiln_api::InstanceList)))]
+async fn instances(
+    State(st): State<Shared>,
+    Path((id, task)): Path<(String, String)>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<kiln_api::InstanceList>, ApiError> {
+    check_id(&id)?;
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad("limit must be between 1 and 1000").field("limit"));
+    }
+    let from = match q.cursor.as_deref() {
+        Some(c) => c
+            .parse::<u32>()
+            .map_err(|_| ApiError::bad(format!("bad cursor `{c}`")).field("cursor"))?,
+        None => 0,
+    };
+    Ok(Json(
+        st.handle
+            .call(move |d| d.instances(&id, &task, from, limit))
+            .await??,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    stream: Option<String>,
+    follow: Option<bool>,
+    attempt: Option<u32>,
+}
+
+/// The output of an instance's latest attempt (or `attempt=N`); `follow=true` streams it until
+/// the attempt ends.
+#[utoipa::path(get, path = "/v1/jobs/{id}/tasks/{task}/instances/{index}/logs", params(LogQuery),
+    responses((status = 200, content_type = "text/plain", body = String)))]
+async fn logs(
+    State(st): State<Shared>,
+    Path((id, task, index)): Path<(String, String, String)>,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    check_id(&id)?;
+    let index: u32 = index
+        .parse()
+        .map_err(|_| ApiError::bad(format!("`{index}` is not an instance index")).field("index"))?;
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let stream = match q.stream.as_deref().unwrap_or("stdout") {
+        s @ ("stdout" | "stderr") => s.to_string(),
+        other => {
+            return Err(
+                ApiError::bad(format!("stream must be stdout or stderr, not `{other}`"))
+                    .field("stream"),
+            );
+        }
+    };
+    if !valid_name(&task) {
+        return Err(ApiError::bad(format!("`{task}` is not a valid task name")).field("task"));
+    }
+    let (i, t) = (id.clone(), task.clone());
+    let (latest, _) = st
+        .handle
+        .call(move |d| d.latest_attempt(&i, &t, index))
+        .await??;
+    let attempt = q.attempt.unwrap_or(latest);
+    let path = st
+        .logs
+        .join(&id)
+        .join(&task)
+        .join(format!("{index}.{attempt}.{stream}"));
+    let follow = q.follow.unwrap_or(false);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let handle = st.handle.clone();
+    tokio::spawn(async move {
+        let mut offset = 0u64;
+        loop {
+            let chunk = read_from(&path, offset).await;
+            let empty = chunk.is_empty();
+            if !empty {
+                offset += chunk.len() as u64;
+                if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if !follow {
+                return;
+            }
+            let (i, t) = (id.clone(), task.clone());
+            let still = handle
+                .call(move |d| d.latest_attempt(&i, &t, index))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .is_some_and(|(a, active)| active && a == attempt);
+            if !still {
+                // One last read for what was written before the end was recorded.
+                let rest = read_from(&path, offset).await;
+                if !rest.is_empty() {
+                    let _ = tx.send(Ok(Bytes::from(rest))).await;
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+/// Up to 256 KiB of a file from `offset`; empty if there is nothing (yet).
+async fn read_from(path: &std::path::Path, offset: u64) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let Ok(mut f) = tokio::fs::File::open(path).await else {
+        return Vec::new();
+    };
+    if f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; 256 * 1024];
+    match f.read(&mut buf).await {
+        Ok(n) => {
+            buf.truncate(n);
+            buf
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/nodes", responses((status = 200, body = NodeList)))]
+async fn nodes(State(st): State<Shared>) -> Result<Json<NodeList>, ApiError> {
+    let items = st.handle.call(|d| d.node_infos()).await?;
+    Ok(Json(NodeList { items }))
+}
+
+#[utoipa::path(post, path = "/v1/agent/register", request_body = RegisterRequest, responses((status = 200, body = kiln_api::RegisterResponse)))]
+async fn register(
+    State(st): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<kiln_api::RegisterResponse>, ApiError> {
+    let req: RegisterRequest = json(b)?;
+    if !valid_name(&req.name) {
+        return Err(
+            ApiError::bad(format!("`{}` is not a valid node name", req.name)).field("name"),
+        );
+    }
+    Ok(Json(st.handle.call(move |d| d.register_agent(req)).await??))
+}
+
+#[utoipa::path(post, path = "/v1/agent/heartbeat", request_body = HeartbeatRequest, responses((status = 200, body = kiln_api::HeartbeatResponse)))]
+async fn heartbeat(
+    State(st): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<kiln_api::HeartbeatResponse>, ApiError> {
+    let req: HeartbeatRequest = json(b)?;
+    Ok(Json(st.handle.call(move |d| d.heartbeat(&req)).await?))
+}
+
+/// Hands out work dispatched to the node; waits up to the lease wait for some to arrive.
+#[utoipa::path(post, path = "/v1/agent/lease", request_body = LeaseRequest, responses((status = 200, body = LeaseResponse)))]
+async fn lease(
+    State(st): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<LeaseResponse>, ApiError> {
+    let req: LeaseRequest = json(b)?;
+    if req.max == 0 {
+        return Err(ApiError::bad("max must be at least 1").field("max"));
+    }
+    let deadline = tokio::time::Instant::now() + st.lease_wait;
+    loop {
+        // Subscribe before asking, so that work queued in between is not missed.
+        let notified = st.lease_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (node, max) = (req.node_id.clone(), req.max);
+        let attempts = st.handle.call(move |d| d.lease(&node, max)).await??;
+        if !attempts.is_empty() {
+            return Ok(Json(LeaseResponse { attempts }));
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(Json(LeaseResponse { attempts }));
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/agent/report", request_body = ReportRequest, responses((status = 200, body = ReportResponse)))]
+async fn report(
+    State(st): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    let req: ReportRequest = json(b)?;
+    let accepted = st
+        .handle
+        .call(move |d| d.agent_report(&req.node_id, req.events))
+        .await??;
+    Ok(Json(ReportResponse { accepted }))
+}
+
+/// Output of attempts running on an agent, written at its offsets into the server's copy.
+#[utoipa::path(post, path = "/v1/agent/logs", request_body = LogAppendRequest, responses((status = 200, body = LogAppendResponse)))]
+async fn append_logs(
+    State(st): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<LogAppendResponse>, ApiError> {
+    let req: LogAppendRequest = json(b)?;
+    let mut writes = Vec::with_capacity(req.chunks.len());
+    for chunk in &req.chunks {
+        let k = &chunk.key;
+        if !valid_name(&k.job) || !valid_name(&k.task) {
+            return Err(ApiError::bad("invalid job or task name in a log chunk").field("chunks"));
+        }
+        if chunk.stream != "stdout" && chunk.stream != "stderr" {
+            return Err(ApiError::bad("stream must be stdout or stderr").field("chunks"));
+        }
+        let data = chunk
+            .data()
+            .map_err(|e| ApiError::bad(e.to_string()).field("chunks"))?;
+        let path = st
+            .logs
+            .join(&k.job)
+            .join(&k.task)
+            .join(format!("{}.{}.{}", k.index, k.attempt, chunk.stream));
+        writes.push((path, chunk.offset, data));
+    }
+    let accepted = writes.len() as u32;
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        for (path, offset, data) in writes {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&path)?;
+            f.write_all_at(&data, offset)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(LogAppendResponse { accepted }))
+}

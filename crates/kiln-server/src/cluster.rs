@@ -1,0 +1,455 @@
+//! The driver's side of the agent protocol: nodes register, heartbeat, lease dispatched
+//! attempts in batches and report what happened to them. Every call runs on the driver thread
+//! (through [`crate::Handle::call`]), so it sees and changes the engine between ticks.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use kiln_api::{
+    AttemptAssignment, AttemptEvent, AttemptEventKind, AttemptKey, CommandDto, HeartbeatRequest,
+    HeartbeatResponse, RegisterRequest, RegisterResponse,
+};
+use kiln_core::engine::{AttemptRef, Dispatch, Event, Node};
+use kiln_core::model::Command;
+use kiln_core::state::Outcome;
+
+use crate::driver::{Driver, now_ms};
+
+/// Compute-node states, with Tencent's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Known (e.g. from attempts a restarted server found running on it) but not registered.
+    Creating,
+    Running,
+    /// Missed its heartbeats: its attempts were re-queued.
+    Abnormal,
+    /// Draining before removal.
+    Deleting,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Creating => "CREATING",
+            NodeState::Running => "RUNNING",
+            NodeState::Abnormal => "ABNORMAL",
+            NodeState::Deleting => "DELETING",
+        }
+    }
+}
+
+/// One agent as the driver knows it.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub compute_env: Option<String>,
+    pub slots: u32,
+    pub cpus: f64,
+    pub memory: u64,
+    pub state: NodeState,
+    pub last_seen: u64,
+    /// Dispatched attempts waiting for the agent's next lease.
+    outbox: VecDeque<Dispatch>,
+    /// Attempts the agent must stop, delivered with the next heartbeat.
+    kills: Vec<AttemptKey>,
+    /// When each attempt handed to the agent was leased; dropped once it is reported ended.
+    /// A leased attempt that never shows up in the agent's heartbeats was lost on the way.
+    leased: HashMap<AttemptKey, u64>,
+}
+
+/// Every agent, by id.
+#[derive(Debug, Default)]
+pub struct Agents {
+    by_id: BTreeMap<String, Agent>,
+}
+
+impl Agents {
+    pub fn list(&self) -> impl Iterator<Item = &Agent> {
+        self.by_id.values()
+    }
+
+    fn by_name(&self, name: &str) -> Option<&Agent> {
+        self.by_id.values().find(|a| a.name == name)
+    }
+
+    fn by_name_mut(&mut self, name: &str) -> Option<&mut Agent> {
+        self.by_id.values_mut().find(|a| a.name == name)
+    }
+
+    /// Queues a dispatch for the agent called `node`. False if there is no such agent.
+    pub(crate) fn queue(&mut self, node: &str, d: Dispatch) -> bool {
+        match self.by_name_mut(node) {
+            Some(a) => {
+                a.outbox.push_back(d);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues a kill for the agent called `node`.
+    pub(crate) fn kill(&mut self, node: &str, key: AttemptKey) {
+        if let Some(a) = self.by_name_mut(node) {
+            // An attempt still in the outbox was never started: just drop it.
+            let before = a.outbox.len();
+            a.outbox.retain(|d| {
+                !(*d.job == *key.job && d.index == key.index && d.attempt == key.attempt)
+            });
+            if a.outbox.len() == before {
+                a.kills.push(key);
+            }
+        }
+    }
+}
+
+/// A protocol request the driver cannot honour.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentCallError {
+    #[error("unknown node `{0}`: register first")]
+    UnknownNode(String),
+    #[error("invalid registration: {0}")]
+    Invalid(String),
+}
+
+impl Driver {
+    fn key_to_ref(&self, key: &AttemptKey) -> Option<AttemptRef> {
+        let run = self.engine().job(&key.job)?;
+        let task = run.spec.task_index(&key.task)?;
+        Some((run.id.clone(), task, key.index, key.attempt))
+    }
+
+    fn ref_to_key(&self, r: &AttemptRef) -> Option<AttemptKey> {
+        let run = self.engine().job(&r.0)?;
+        Some(AttemptKey {
+            job: r.0.to_string(),
+            task: run.spec.tasks.get(r.1)?.name.clone(),
+            index: r.2,
+            attempt: r.3,
+        })
+    }
+
+    /// An agent registers (or registers again after a reconnect, with what it still runs).
+    pub fn register_agent(
+        &mut self,
+        req: RegisterRequest,
+    ) -> Result<RegisterResponse, AgentCallError> {
+        if req.slots == 0 {
+            return Err(AgentCallError::Invalid("slots must be at least 1".into()));
+        }
+        if req.name.is_empty() || req.name == self.local_node_name() {
+            return Err(AgentCallError::Invalid(format!(
+                "the node name `{}` is reserved or empty",
+                req.name
+            )));
+        }
+        let now = now_ms();
+        let id = match self.agents.by_name(&req.name) {
+            Some(a) => a.id.clone(),
+            None => format!("node-{}", req.name),
+        };
+        let node = Node::new(
+            req.name.clone(),
+            u64::from(req.slots) * 1000,
+            req.memory.max(1),
+        )
+        .in_pool(req.compute_env.clone());
+        self.engine_mut().add_node(node);
+        let running: Vec<AttemptRef> = req
+            .running
+            .iter()
+            .filter_map(|k| self.key_to_ref(k))
+            .collect();
+        let unknown: Vec<AttemptKey> = req
+            .running
+            .iter()
+            .filter(|k| self.key_to_ref(k).is_none())
+            .cloned()
+            .collect();
+        let stale = self.engine_mut().reconcile_node(&req.name, &running, now);
+        let mut kills: Vec<AttemptKey> = stale.iter().filter_map(|r| self.ref_to_key(r)).collect();
+        kills.extend(unknown);
+        let previous = self.agents.by_id.remove(&id);
+        let outbox = previous.map(|p| p.outbox).unwrap_or_default();
+        self.agents.by_id.insert(
+            id.clone(),
+            Agent {
+                id: id.clone(),
+                name: req.name,
+                compute_env: req.compute_env,
+                slots: req.slots,
+                cpus: req.cpus,
+                memory: req.memory,
+                state: NodeState::Running,
+                last_seen: now,
+                outbox,
+                kills,
+                leased: HashMap::new(),
+            },
+        );
+        self.wake_leases();
+        Ok(RegisterResponse {
+            node_id: id,
+            heartbeat_interval_ms: self.config().heartbeat_interval.as_millis() as u64,
+            lease_wait_ms: self.config().lease_wait.as_millis() as u64,
+        })
+    }
+
+    /// A heartbeat: the agent is alive and runs these attempts.
+    pub fn heartbeat(&mut self, req: &HeartbeatRequest) -> HeartbeatResponse {
+        let now = now_ms();
+        let Some(agent) = self.agents.by_id.get_mut(&req.node_id) else {
+            return HeartbeatResponse {
+                kill: Vec::new(),
+                drain: false,
+                unknown_node: true,
+            };
+        };
+        if agent.state == NodeState::Abnormal || agent.state == NodeState::Creating {
+            // It was declared lost meanwhile: it must register again so that what it still
+            // runs is reconciled.
+            return HeartbeatResponse {
+                kill: Vec::new(),
+                drain: false,
+                unknown_node: true,
+            };
+        }
+        agent.last_seen = now;
+        let drain = agent.state == NodeState::Deleting;
+        let kill = std::mem::take(&mut agent.kills);
+        // Attempts leased to the agent that it does not run although it has had two heartbeat
+        // intervals to start them: the lease answer was lost (or the attempt ended unreported).
+        let grace = 2 * self.cluster_heartbeat_ms();
+        let agent = self.agents.by_id.get_mut(&req.node_id);
+        let missing: Vec<AttemptKey> = agent
+            .map(|a| {
+                let gone: Vec<AttemptKey> = a
+                    .leased
+                    .iter()
+                    .filter(|(k, at)| !req.running.contains(k) && now.saturating_sub(**at) > grace)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in &gone {
+                    a.leased.remove(k);
+                }
+                // What it runs is accounted for: restart the clock of those still leased.
+                for k in &req.running {
+                    if let Some(at) = a.leased.get_mut(k) {
+                        *at = now;
+                    }
+                }
+                gone
+            })
+            .unwrap_or_default();
+        for key in missing {
+            if let Some((job, task, index, attempt)) = self.key_to_ref(&key) {
+                tracing::warn!("node {} does not run {key}: re-queued", req.node_id);
+                let ev = Event::Ended {
+                    task,
+                    index,
+                    attempt,
+                    outcome: Outcome::Lost(kiln_core::state::LossCause::NodeLost),
+                };
+                self.engine_mut().apply(&job, ev, now);
+            }
+        }
+        HeartbeatResponse {
+            kill,
+            drain,
+            unknown_node: false,
+        }
+    }
+
+    /// Hands an agent up to `max` of the attempts dispatched to it. Empty when there are none
+    /// yet (the HTTP layer long-polls by waiting for [`Driver::lease_notify`] and asking again).
+    pub fn lease(
+        &mut self,
+        node_id: &str,
+        max: u32,
+    ) -> Result<Vec<AttemptAssignment>, AgentCallError> {
+        let now = now_ms();
+        let agent = self
+            .agents
+            .by_id
+            .get_mut(node_id)
+            .filter(|a| a.state == NodeState::Running || a.state == NodeState::Deleting)
+            .ok_or_else(|| AgentCallError::UnknownNode(node_id.to_string()))?;
+        agent.last_seen = now;
+        let n = (max as usize).min(agent.outbox.len());
+        let taken: Vec<Dispatch> = agent.outbox.drain(..n).collect();
+        let out: Vec<AttemptAssignment> = taken.iter().filter_map(|d| self.assignment(d)).collect();
+        if let Some(agent) = self.agents.by_id.get_mut(node_id) {
+            for a in &out {
+                agent.leased.insert(a.key.clone(), now);
+            }
+        }
+        Ok(out)
+    }
+
+    fn assignment(&self, d: &Dispatch) -> Option<AttemptAssignment> {
+        let run = self.engine().job(&d.job)?;
+        let task = run.spec.tasks.get(d.task)?;
+        Some(AttemptAssignment {
+            key: AttemptKey {
+                job: d.job.to_string(),
+                task: task.name.clone(),
+                index: d.index,
+                attempt: d.attempt,
+            },
+            job_name: run.spec.name.clone(),
+            instances: task.instances,
+            command: match &task.command {
+                Command::Shell(s) => CommandDto::Shell(s.clone()),
+                Command::Argv(a) => CommandDto::Argv(a.clone()),
+            },
+            env: task.env.clone(),
+            timeout_ms: task.timeout_ms,
+        })
+    }
+
+    /// Reports from an agent. Returns how many were taken (duplicates and stale attempts are
+    /// taken too, and change nothing).
+    pub fn agent_report(
+        &mut self,
+        node_id: &str,
+        events: Vec<AttemptEvent>,
+    ) -> Result<u32, AgentCallError> {
+        let now = now_ms();
+        let agent = self
+            .agents
+            .by_id
+            .get_mut(node_id)
+            .ok_or_else(|| AgentCallError::UnknownNode(node_id.to_string()))?;
+        agent.last_seen = now;
+        let mut taken = 0;
+        for ev in events {
+            taken += 1;
+            if !matches!(ev.kind, AttemptEventKind::Started { .. })
+                && let Some(a) = self.agents.by_id.get_mut(node_id)
+            {
+                a.leased.remove(&ev.key);
+            }
+            let Some((job, task, index, attempt)) = self.key_to_ref(&ev.key) else {
+                continue;
+            };
+            let event = match ev.kind {
+                AttemptEventKind::Started { pid } => Event::Started {
+                    task,
+                    index,
+                    attempt,
+                    pid,
+                },
+                other => Event::Ended {
+                    task,
+                    index,
+                    attempt,
+                    outcome: outcome_of(other),
+                },
+            };
+            self.engine_mut().apply(&job, event, now);
+        }
+        Ok(taken)
+    }
+
+    /// Declares lost every agent whose last sign of life is older than the heartbeat timeout:
+    /// its attempts are re-queued (`NODE_LOST`). Called every tick.
+    pub(crate) fn check_heartbeats(&mut self) {
+        let now = now_ms();
+        let timeout = self.config().heartbeat_timeout.as_millis() as u64;
+        let lost: Vec<String> = self
+            .agents
+            .by_id
+            .values()
+            .filter(|a| {
+                matches!(
+                    a.state,
+                    NodeState::Running | NodeState::Deleting | NodeState::Creating
+                ) && now.saturating_sub(a.last_seen) > timeout
+            })
+            .map(|a| a.name.clone())
+            .collect();
+        for name in lost {
+            tracing::warn!("node {name} missed its heartbeats: its attempts are re-queued");
+            self.engine_mut().node_lost(&name, now);
+            if let Some(a) = self.agents.by_name_mut(&name) {
+                a.state = NodeState::Abnormal;
+                a.outbox.clear();
+                a.kills.clear();
+            }
+        }
+    }
+
+    /// After a server restart: every node that had attempts running is known but not yet
+    /// registered; it gets one heartbeat timeout to come back before its attempts re-run.
+    pub(crate) fn expect_agents(&mut self) {
+        let now = now_ms();
+        let local = self.local_node_name().to_string();
+        let names: Vec<String> = self
+            .engine()
+            .nodes()
+            .iter()
+            .filter(|n| n.name != local)
+            .map(|n| n.name.clone())
+            .collect();
+        for name in names {
+            let id = format!("node-{name}");
+            self.agents.by_id.entry(id.clone()).or_insert(Agent {
+                id,
+                name,
+                compute_env: None,
+                slots: 0,
+                cpus: 0.0,
+                memory: 0,
+                state: NodeState::Creating,
+                last_seen: now,
+                outbox: VecDeque::new(),
+                kills: Vec::new(),
+                leased: HashMap::new(),
+            });
+        }
+    }
+
+    /// Marks a node for removal: it takes no new work, finishes what runs, then is told to
+    /// stop (`drain`).
+    pub fn drain_agent(&mut self, name: &str) -> bool {
+        let Some(a) = self.agents.by_name_mut(name) else {
+            return false;
+        };
+        a.state = NodeState::Deleting;
+        self.engine_mut().set_draining(name, true)
+    }
+
+    fn cluster_heartbeat_ms(&self) -> u64 {
+        self.config().heartbeat_interval.as_millis() as u64
+    }
+
+    /// Wakes every lease request waiting for work.
+    pub(crate) fn wake_leases(&self) {
+        self.lease_notify().notify_waiters();
+    }
+}
+
+fn outcome_of(kind: AttemptEventKind) -> Outcome {
+    match kind {
+        AttemptEventKind::Started { .. } => Outcome::Exited(0),
+        AttemptEventKind::Exited { code } => Outcome::Exited(code),
+        AttemptEventKind::Signaled { signal } => Outcome::Signaled(signal),
+        AttemptEventKind::TimedOut => Outcome::TimedOut,
+        AttemptEventKind::Stopped => Outcome::Stopped,
+        AttemptEventKind::StartFailed { message, resource } => {
+            Outcome::StartFailed { message, resource }
+        }
+    }
+}
+
+/// The ids of agents by node name, for views.
+pub fn agent_ids(agents: &Agents) -> HashMap<String, String> {
+    agents
+        .list()
+        .map(|a| (a.name.clone(), a.id.clone()))
+        .collect()
+}
+
+/// Shared between the driver and the HTTP layer: notified whenever new work was queued for
+/// some agent.
+pub type LeaseNotify = Arc<tokio::sync::Notify>;

@@ -1,0 +1,172 @@
+//! `kiln server`: opens the data directory, makes sure the two tokens exist, restores every
+//! unfinished job, serves the API on one runtime and drives the engine on the calling thread.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use kiln_core::engine::Node;
+use kiln_store::Store;
+
+use crate::api::{ApiState, Tokens, digest, router};
+use crate::driver::{ClusterConfig, Driver, DriverError, LocalConfig, StopRequest};
+
+/// How `kiln server` is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The built-in executor's capacity (runs tasks that name no compute environment).
+    pub node: Node,
+    pub kill_grace: Duration,
+    pub cluster: ClusterConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ServerError + 'a {
+    move |source| ServerError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A new random token: 32 bytes from the kernel's CSPRNG, hex-encoded.
+fn new_token() -> Result<String, ServerError> {
+    let path = Path::new("/dev/urandom");
+    let mut bytes = [0u8; 32];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io("cannot read", path))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads the token in `path`, creating it (owner-only, 0600) if it does not exist, and stores
+/// its digest under `name`. Returns the digest.
+fn ensure_token(driver: &mut Driver, path: &Path, name: &str) -> Result<[u8; 32], ServerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let token = match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        Ok(_) | Err(_) => {
+            let token = new_token()?;
+            let _ = std::fs::remove_file(path);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io("cannot create", path))?;
+            writeln!(f, "{token}").map_err(io("cannot write", path))?;
+            token
+        }
+    };
+    let d = digest(&token);
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    driver
+        .store()
+        .put_secret(name, &hex)
+        .map_err(|e| ServerError::Driver(DriverError::Store(e)))?;
+    Ok(d)
+}
+
+/// Runs the server until `stop` asks for a shutdown.
+pub fn run_server(
+    cfg: ServerConfig,
+    stop: &dyn Fn() -> StopRequest,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(io("cannot create", &cfg.data_dir))?;
+    let mut driver = Driver::open(LocalConfig {
+        state_dir: cfg.data_dir.clone(),
+        node: cfg.node.clone(),
+        kill_grace: cfg.kill_grace,
+        keep_work_dirs: false,
+    })?
+    .with_cluster(cfg.cluster.clone());
+    let tokens = Tokens {
+        admin: ensure_token(
+            &mut driver,
+            &cfg.data_dir.join("admin-token"),
+            "admin-token-sha256",
+        )?,
+        agent: ensure_token(
+            &mut driver,
+            &cfg.data_dir.join("agent-token"),
+            "agent-token-sha256",
+        )?,
+    };
+    let restored = driver.restore_unfinished()?;
+    if !restored.is_empty() {
+        tracing::info!("restored {} unfinished jobs", restored.len());
+    }
+    let state = Arc::new(ApiState {
+        handle: driver.handle(),
+        tokens,
+        logs: driver.logs_dir(),
+        lease_notify: driver.lease_notify(),
+        lease_wait: cfg.cluster.lease_wait,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("kiln-http")
+        .enable_all()
+        .build()
+        .map_err(|source| ServerError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(cfg.listen))
+        .map_err(|source| ServerError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let listener = listener.tap_io(|tcp| {
+        // Small request/response round trips stall on Nagle's algorithm without this.
+        let _ = tcp.set_nodelay(true);
+    });
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state);
+    let http = rt.spawn(async move {
+        let shutdown = async {
+            let _ = shutdown_rx.await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    });
+    on_ready(addr);
+    let result = driver.serve(stop);
+    let _ = shutdown_tx.send(());
+    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), http).await });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result.map_err(ServerError::from)
+}

@@ -1,0 +1,501 @@
+//! In-process tests of the API surface: the router is called with `oneshot` (no socket) over a
+//! real driver with a real SQLite store in a temporary directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use kiln_core::engine::Node;
+use kiln_server::api::{ApiState, Tokens, digest, router};
+use kiln_server::{ClusterConfig, Driver, LocalConfig, StopRequest};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-secret";
+const AGENT: &str = "agent-secret";
+
+struct Server {
+    app: Router,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = ClusterConfig {
+        lease_wait: Duration::from_millis(200),
+        ..ClusterConfig::default()
+    };
+    let cfg = LocalConfig {
+        state_dir: dir.path().to_path_buf(),
+        node: Node::new("local", 4000, 1 << 34),
+        kill_grace: Duration::from_secs(1),
+        keep_work_dirs: false,
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::spawn(move || {
+        let mut driver = Driver::open(cfg).unwrap().with_cluster(cluster);
+        let state = Arc::new(ApiState {
+            handle: driver.handle(),
+            tokens: Tokens {
+                admin: digest(ADMIN),
+                agent: digest(AGENT),
+            },
+            logs: driver.logs_dir(),
+            lease_notify: driver.lease_notify(),
+            lease_wait: Duration::from_millis(200),
+        });
+        tx.send(state).unwrap();
+        let stop = move || {
+            if flag.load(Ordering::SeqCst) {
+                StopRequest::Force
+            } else {
+                StopRequest::None
+            }
+        };
+        driver.serve(&stop).unwrap();
+    });
+    let state = rx.recv().unwrap();
+    Server {
+        app: router(state),
+        stop,
+        thread: Some(thread),
+        _dir: dir,
+    }
+}
+
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}
+
+async fn admin(app: &Router, method: Method, uri: &str, body: &str) -> (StatusCode, Value) {
+    call(app, method, uri, Some(ADMIN), body.as_bytes().to_vec()).await
+}
+
+const HELLO: &str = "name: hello\ntasks:\n  a:\n    instances: 3\n    command: echo hi $BATCH_TASK_INSTANCE_INDEX\n  b:\n    depends_on: [a]\n    command: [\"true\"]\n";
+
+async fn wait_state(app: &Router, id: &str, done: impl Fn(&str) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, job) = admin(app, Method::GET, &format!("/v1/jobs/{id}"), "").await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        if done(job["state"].as_str().unwrap()) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job stuck: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_run_show_list_logs_and_delete() {
+    let s = server();
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", HELLO).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let job = wait_state(&s.app, &id, |st| st == "SUCCEED").await;
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 3);
+    assert_eq!(job["tasks"][1]["name"], "b");
+
+    let (status, list) = admin(&s.app, Method::GET, "/v1/jobs?limit=10", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"][0]["id"], id.as_str());
+
+    let (status, page) = admin(
+        &s.app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/tasks/a/instances?limit=2"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next"], "2");
+    assert_eq!(page["items"][1]["attempts"][0]["state"], "SUCCEED");
+
+    let (status, text) = admin(
+        &s.app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/tasks/a/instances/2/logs"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text, Value::String("hi 2\n".into()));
+
+    let (status, why) = admin(
+        &s.app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/why?task=a&index=1"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(why["state"], "SUCCEED");
+
+    let (status, err) = admin(&s.app, Method::POST, &format!("/v1/jobs/{id}/retry"), "").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+
+    let (status, _) = admin(&s.app, Method::DELETE, &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, err) = admin(&s.app, Method::GET, &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(err["error"]["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_and_delete_rules() {
+    let s = server();
+    let spec = "name: long\ntasks:\n  a:\n    instances: 2\n    command: sleep 30\n";
+    let (_, body) = admin(&s.app, Method::POST, "/v1/jobs", spec).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    wait_state(&s.app, &id, |st| st == "RUNNING").await;
+    let (status, err) = admin(&s.app, Method::DELETE, &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an unfinished job cannot be deleted: {err}"
+    );
+    let started = Instant::now();
+    let (status, _) = admin(
+        &s.app,
+        Method::POST,
+        &format!("/v1/jobs/{id}/terminate"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let job = wait_state(&s.app, &id, |st| st == "FAILED").await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(job["reason"], "TERMINATED_BY_USER");
+    let (status, _) = admin(
+        &s.app,
+        Method::POST,
+        &format!("/v1/jobs/{id}/terminate"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_reruns_only_failed_instances() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("ok");
+    let spec = format!(
+        "name: flaky\ntasks:\n  a:\n    instances: 3\n    on_failure: interrupt\n    command: test $BATCH_TASK_INSTANCE_INDEX != 1 || test -e {}\n",
+        flag.display()
+    );
+    let (_, body) = admin(&s.app, Method::POST, "/v1/jobs", &spec).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    let job = wait_state(&s.app, &id, |st| st.starts_with("FAILED")).await;
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 2);
+    std::fs::write(&flag, "").unwrap();
+    let (status, _) = admin(&s.app, Method::POST, &format!("/v1/jobs/{id}/retry"), "").await;
+    assert_eq!(status, StatusCode::OK);
+    wait_state(&s.app, &id, |st| st == "SUCCEED").await;
+    let (_, page) = admin(
+        &s.app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/tasks/a/instances"),
+        "",
+    )
+    .await;
+    let attempts: Vec<usize> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["attempts"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(attempts, [1, 2, 1], "only the failed instance ran again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_but_health_needs_the_right_token() {
+    let s = server();
+    let (status, _) = call(&s.app, Method::GET, "/v1/health", None, vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    let admin_routes = [
+        (Method::GET, "/v1/openapi.json"),
+        (Method::GET, "/v1/jobs"),
+        (Method::POST, "/v1/jobs"),
+        (Method::GET, "/v1/jobs/job-x"),
+        (Method::DELETE, "/v1/jobs/job-x"),
+        (Method::POST, "/v1/jobs/job-x/terminate"),
+        (Method::POST, "/v1/jobs/job-x/retry"),
+        (Method::GET, "/v1/jobs/job-x/why"),
+        (Method::GET, "/v1/jobs/job-x/tasks/a/instances"),
+        (Method::GET, "/v1/jobs/job-x/tasks/a/instances/0/logs"),
+        (Method::GET, "/v1/nodes"),
+    ];
+    let agent_routes = [
+        (Method::POST, "/v1/agent/register"),
+        (Method::POST, "/v1/agent/heartbeat"),
+        (Method::POST, "/v1/agent/lease"),
+        (Method::POST, "/v1/agent/report"),
+        (Method::POST, "/v1/agent/logs"),
+    ];
+    for (m, uri) in admin_routes.iter().chain(&agent_routes) {
+        for token in [None, Some("wrong")] {
+            let (status, body) = call(&s.app, m.clone(), uri, token, vec![]).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{m} {uri} with {token:?}");
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+    }
+    for (m, uri) in &admin_routes {
+        let (status, _) = call(&s.app, m.clone(), uri, Some(AGENT), vec![]).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "the agent token cannot {m} {uri}"
+        );
+    }
+    for (m, uri) in &agent_routes {
+        let (status, _) = call(&s.app, m.clone(), uri, Some(ADMIN), vec![]).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "the admin token cannot {m} {uri}"
+        );
+    }
+}
+
+/// A request and the answer it must get: method, URI, body, status, the field named.
+type Case = (
+    Method,
+    &'static str,
+    Vec<u8>,
+    StatusCode,
+    Option<&'static str>,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_a_json_4xx_and_store_nothing() {
+    let s = server();
+    let big = vec![b'a'; 16 * 1024 * 1024 + 1];
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/v1/jobs",
+            b"name: [unclosed".to_vec(),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/jobs",
+            b"{\"name\": 3}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            Some("name"),
+        ),
+        (
+            Method::POST,
+            "/v1/jobs",
+            b"name: x\ntasks: {a: {comand: echo}}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            Some("tasks.a.comand"),
+        ),
+        (
+            Method::POST,
+            "/v1/jobs",
+            b"name: x\ntasks: {a: {command: echo, instances: 0}}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            Some("tasks.a.instances"),
+        ),
+        (
+            Method::POST,
+            "/v1/jobs",
+            b"name: x\ndag: a -> a\ntasks: {a: {command: echo}}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            Some("dag"),
+        ),
+        (
+            Method::POST,
+            "/v1/jobs",
+            b"name: x\ntasks: {a: {command: echo, image: busybox}}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            Some("tasks.a.image"),
+        ),
+        (
+            Method::POST,
+            "/v1/jobs",
+            vec![0xff, 0xfe, 0x00],
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/jobs",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/jobs",
+            big,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/jobs?limit=0",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            Some("limit"),
+        ),
+        (
+            Method::GET,
+            "/v1/jobs?limit=abc",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/jobs?state=NOPE",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            Some("state"),
+        ),
+        (
+            Method::GET,
+            "/v1/jobs?bogus=1",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/jobs/job%20x",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            Some("id"),
+        ),
+        (
+            Method::GET,
+            "/v1/jobs/job-missing",
+            vec![],
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/jobs/job-missing/tasks/a/instances/x/logs",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/nowhere",
+            vec![],
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            Method::PUT,
+            "/v1/jobs",
+            vec![],
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+        ),
+    ];
+    for (m, uri, body, want, field) in cases {
+        let (status, err) = call(&s.app, m.clone(), uri, Some(ADMIN), body).await;
+        assert_eq!(status, want, "{m} {uri}: {err}");
+        assert!(
+            err["error"]["code"].is_string(),
+            "{m} {uri}: JSON error body, got {err}"
+        );
+        assert!(err["error"]["message"].is_string());
+        if let Some(f) = field {
+            assert_eq!(err["error"]["field"], f, "{m} {uri}: {err}");
+        }
+    }
+    let agent_cases: Vec<(&str, &[u8])> = vec![
+        ("/v1/agent/register", b"not json"),
+        ("/v1/agent/register", b"{\"name\": \"n\"}"),
+        ("/v1/agent/register", b"{\"name\": \"n\", \"compute_env\": null, \"slots\": \"two\", \"cpus\": 1, \"memory\": 1, \"version\": \"x\"}"),
+        ("/v1/agent/register", b"{\"name\": \"n\", \"compute_env\": null, \"slots\": 2, \"cpus\": 1, \"memory\": 1, \"version\": \"x\", \"extra\": 1}"),
+        ("/v1/agent/register", b"{\"name\": \"bad name\", \"compute_env\": null, \"slots\": 2, \"cpus\": 1, \"memory\": 1, \"version\": \"x\"}"),
+        ("/v1/agent/lease", b"{\"node_id\": \"node-x\", \"max\": 0}"),
+    ];
+    for (uri, body) in agent_cases {
+        let (status, err) = call(&s.app, Method::POST, uri, Some(AGENT), body.to_vec()).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{uri} {}: {err}",
+            String::from_utf8_lossy(body)
+        );
+        assert!(err["error"]["code"].is_string());
+    }
+    let (status, err) = call(
+        &s.app,
+        Method::POST,
+        "/v1/agent/lease",
+        Some(AGENT),
+        br#"{"node_id": "node-x", "max": 1}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    // Nothing was stored.
+    let (_, list) = admin(&s.app, Method::GET, "/v1/jobs", "").await;
+    assert_eq!(list["items"], json!([]));
+    let (_, nodes) = admin(&s.app, Method::GET, "/v1/nodes", "").await;
+    assert_eq!(
+        nodes["items"].as_array().unwrap().len(),
+        1,
+        "only the built-in executor"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_lists_the_routes() {
+    let s = server();
+    let (status, doc) = admin(&s.app, Method::GET, "/v1/openapi.json", "").await;
+    assert_eq!(status, StatusCode::OK);
+    for p in ["/v1/jobs", "/v1/jobs/{id}", "/v1/agent/lease", "/v1/nodes"] {
+        assert!(doc["paths"][p].is_object(), "{p} missing");
+    }
+    assert!(doc["components"]["schemas"]["JobDetail"].is_object());
+}

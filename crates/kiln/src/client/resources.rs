@@ -1,0 +1,439 @@
+//! `kiln template …`, `kiln env …`, `kiln nodes`.
+
+use std::path::{Path, PathBuf};
+
+use kiln_api::{ComputeEnv, ComputeEnvDetail, NodeList, TaskTemplate};
+use kiln_core::spec::SpecErrors;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{Exit, Outcome, OutputOpt, ServerOpts, or_dash, parse_document, table};
+use crate::load::read_input;
+use crate::output::print_data;
+use crate::{Format, exit};
+
+/// `kiln template …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TemplateCmd {
+    /// Store a task template from a YAML or JSON file: `{name, description, task: {…}}`, where
+    /// `task` holds task fields of a job spec. A job's task uses it with `template: NAME`.
+    Create(FileArgs),
+    /// List the task templates.
+    List(ListArgs),
+    /// Show one task template.
+    Show(NameArgs),
+    /// Delete a task template (jobs submitted with it keep their copy).
+    Delete(NameArgs),
+}
+
+/// `kiln env …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum EnvCmd {
+    /// Create a compute environment from a YAML or JSON file: `{name, description, provider:
+    /// local|static|docker, desired_nodes, instance_type or resources, image, network, slots}`.
+    Create(FileArgs),
+    /// List the compute environments.
+    List(ListArgs),
+    /// Show a compute environment and its nodes.
+    Show(NameArgs),
+    /// Change how many nodes a compute environment should have.
+    Scale(ScaleArgs),
+    /// Delete a compute environment.
+    Delete(NameArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FileArgs {
+    /// The YAML or JSON file; `-` reads standard input.
+    file: PathBuf,
+    #[command(flatten)]
+    server: ServerOpts,
+    #[command(flatten)]
+    out: OutputOpt,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    server: ServerOpts,
+    #[command(flatten)]
+    out: OutputOpt,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    /// Its name.
+    name: String,
+    #[command(flatten)]
+    server: ServerOpts,
+    #[command(flatten)]
+    out: OutputOpt,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    /// The compute environment's name.
+    name: String,
+    /// How many nodes it should have.
+    #[arg(long, value_name = "N")]
+    desired: u32,
+    #[command(flatten)]
+    server: ServerOpts,
+    #[command(flatten)]
+    out: OutputOpt,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NodesArgs {
+    #[command(flatten)]
+    server: ServerOpts,
+    #[command(flatten)]
+    out: OutputOpt,
+}
+
+/// Reads a YAML or JSON file into `T`; on failure says why and ends with exit 2.
+fn read_file<T: DeserializeOwned>(path: &Path, what: &str) -> Result<T, Exit> {
+    let fail = |message: String| {
+        eprintln!("error: {} is not a valid {what}: {message}", path.display());
+        Exit(exit::INVALID)
+    };
+    let bytes = read_input(path, what).map_err(|message| {
+        eprintln!("error: {message}");
+        Exit(exit::INVALID)
+    })?;
+    let value = parse_document(&bytes).map_err(fail)?;
+    serde_json::from_value(value).map_err(|e| fail(e.to_string()))
+}
+
+// ---- templates --------------------------------------------------------------------------------
+
+/// `kiln template …`.
+pub async fn template(cmd: TemplateCmd) -> Outcome {
+    match cmd {
+        TemplateCmd::Create(a) => {
+            let template: TaskTemplate = read_file(&a.file, "task template")?;
+            check_template(&a.file, &template)?;
+            let conn = a.server.connect()?;
+            let created = conn
+                .client
+                .create_template(&template)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            if a.out.output == Format::Table {
+                println!("template {} created", created.name);
+            } else {
+                print_data(a.out.output, &created);
+            }
+        }
+        TemplateCmd::List(a) => {
+            let conn = a.server.connect()?;
+            let list = conn.client.templates().await.map_err(|e| conn.fail(e))?;
+            if a.out.output != Format::Table {
+                print_data(a.out.output, &list);
+            } else if list.items.is_empty() {
+                eprintln!("no task templates");
+            } else {
+                let mut t = table(["NAME", "DESCRIPTION", "COMMAND"]);
+                for tpl in &list.items {
+                    t.add_row([
+                        tpl.name.clone(),
+                        or_dash(tpl.description.as_deref()),
+                        command_text(&tpl.task["command"]),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        TemplateCmd::Show(a) => {
+            let conn = a.server.connect()?;
+            let tpl = conn
+                .client
+                .template(&a.name)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            // A template is a document: its table form is YAML.
+            let format = match a.out.output {
+                Format::Table => Format::Yaml,
+                f => f,
+            };
+            print_data(format, &tpl);
+        }
+        TemplateCmd::Delete(a) => {
+            let conn = a.server.connect()?;
+            conn.client
+                .delete_template(&a.name)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            deleted(a.out.output, "template", &a.name);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Checks a template's task fields here, as the server would, printing every error.
+fn check_template(file: &Path, template: &TaskTemplate) -> Result<(), Exit> {
+    let bytes = serde_json::to_vec(&template.task).map_err(|e| {
+        eprintln!("error: cannot encode the template: {e}");
+        Exit(exit::FAILED)
+    })?;
+    let Err(SpecErrors(errors)) = kiln_core::spec::parse_task_template(&bytes) else {
+        return Ok(());
+    };
+    let n = errors.len();
+    eprintln!(
+        "error: {} is not a valid task template ({n} error{}):",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    for e in &errors {
+        let path = if e.path.is_empty() {
+            "task".to_string()
+        } else {
+            format!("task.{}", e.path)
+        };
+        let hint = e
+            .hint
+            .as_ref()
+            .map(|h| format!(" (hint: {h})"))
+            .unwrap_or_default();
+        eprintln!("  {path}: {}{hint}", e.message);
+    }
+    Err(Exit(exit::INVALID))
+}
+
+/// A task's `command` for a table: a string as is, a list joined, cut to a table cell.
+fn command_text(command: &serde_json::Value) -> String {
+    let text = match command {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(words) => words
+            .iter()
+            .map(|w| w.as_str().map_or_else(|| w.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(" "),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let text = text.replace('\n', " ");
+    const WIDTH: usize = 60;
+    if text.chars().count() > WIDTH {
+        format!("{}…", text.chars().take(WIDTH - 1).collect::<String>())
+    } else {
+        text
+    }
+}
+
+fn deleted(format: Format, what: &str, name: &str) {
+    if format == Format::Table {
+        println!("{what} {name} deleted");
+    } else {
+        print_data(format, &json!({"name": name, "deleted": true}));
+    }
+}
+
+// ---- compute environments ---------------------------------------------------------------------
+
+/// `kiln env …`.
+pub async fn env(cmd: EnvCmd) -> Outcome {
+    match cmd {
+        EnvCmd::Create(a) => {
+            let env: ComputeEnv = read_file(&a.file, "compute environment")?;
+            let conn = a.server.connect()?;
+            let created = conn
+                .client
+                .create_compute_env(&env)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            if a.out.output == Format::Table {
+                println!("compute environment {} created", created.env.name);
+            } else {
+                print_data(a.out.output, &created);
+            }
+        }
+        EnvCmd::List(a) => {
+            let conn = a.server.connect()?;
+            let list = conn.client.compute_envs().await.map_err(|e| conn.fail(e))?;
+            if a.out.output != Format::Table {
+                print_data(a.out.output, &list);
+            } else if list.items.is_empty() {
+                eprintln!("no compute environments");
+            } else {
+                let mut t = table([
+                    "NAME",
+                    "PROVIDER",
+                    "DESIRED",
+                    "NODES",
+                    "SHAPE",
+                    "SLOTS",
+                    "DESCRIPTION",
+                ]);
+                for e in &list.items {
+                    t.add_row([
+                        e.env.name.clone(),
+                        e.env.provider.clone(),
+                        e.env.desired_nodes.to_string(),
+                        e.nodes.len().to_string(),
+                        shape(&e.env),
+                        e.env.slots.map_or_else(|| "-".into(), |s| s.to_string()),
+                        or_dash(e.env.description.as_deref()),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        EnvCmd::Show(a) => {
+            let conn = a.server.connect()?;
+            let env = conn
+                .client
+                .compute_env(&a.name)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            print_env(a.out.output, &env);
+        }
+        EnvCmd::Scale(a) => {
+            let conn = a.server.connect()?;
+            let env = conn
+                .client
+                .scale(&a.name, a.desired)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            if a.out.output == Format::Table {
+                println!(
+                    "compute environment {}: {} node{} desired, {} now",
+                    env.env.name,
+                    env.env.desired_nodes,
+                    if env.env.desired_nodes == 1 { "" } else { "s" },
+                    env.nodes.len()
+                );
+            } else {
+                print_data(a.out.output, &env);
+            }
+        }
+        EnvCmd::Delete(a) => {
+            let conn = a.server.connect()?;
+            conn.client
+                .delete_compute_env(&a.name)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            deleted(a.out.output, "compute environment", &a.name);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// An environment's node shape: its instance type, or its resources.
+fn shape(env: &ComputeEnv) -> String {
+    match (&env.instance_type, &env.resources) {
+        (Some(t), _) => t.clone(),
+        (None, Some(r)) => r.to_string(),
+        (None, None) => "-".into(),
+    }
+}
+
+fn print_env(format: Format, env: &ComputeEnvDetail) {
+    if format != Format::Table {
+        print_data(format, env);
+        return;
+    }
+    let e = &env.env;
+    let opt = |v: &Option<String>| or_dash(v.as_deref());
+    println!("name:          {}", e.name);
+    println!("description:   {}", opt(&e.description));
+    println!("provider:      {}", e.provider);
+    println!("desired_nodes: {}", e.desired_nodes);
+    println!("shape:         {}", shape(e));
+    println!("image:         {}", opt(&e.image));
+    println!("network:       {}", opt(&e.network));
+    println!(
+        "slots:         {}",
+        e.slots.map_or_else(|| "-".into(), |s| s.to_string())
+    );
+    if env.nodes.is_empty() {
+        println!("nodes:         none");
+        return;
+    }
+    let mut t = table(["NODE", "NAME", "STATE"]);
+    for n in &env.nodes {
+        t.add_row([n.id.clone(), n.name.clone(), n.state.clone()]);
+    }
+    println!("nodes:\n{t}");
+}
+
+// ---- nodes ------------------------------------------------------------------------------------
+
+/// `kiln nodes`.
+pub async fn nodes(args: NodesArgs) -> Outcome {
+    let conn = args.server.connect()?;
+    let list = conn.client.nodes().await.map_err(|e| conn.fail(e))?;
+    print_nodes(args.out.output, &list);
+    Ok(exit::OK)
+}
+
+fn print_nodes(format: Format, list: &NodeList) {
+    if format != Format::Table {
+        print_data(format, list);
+        return;
+    }
+    if list.items.is_empty() {
+        eprintln!("no nodes");
+        return;
+    }
+    let mut t = table([
+        "NAME",
+        "STATE",
+        "ENV",
+        "SLOTS",
+        "RUNNING",
+        "CPUS",
+        "MEMORY",
+        "LAST_SEEN",
+    ]);
+    for n in &list.items {
+        t.add_row([
+            n.name.clone(),
+            n.state.clone(),
+            or_dash(n.compute_env.as_deref()),
+            n.slots.to_string(),
+            n.running.to_string(),
+            n.cpus.to_string(),
+            bytes_text(n.memory),
+            or_dash(n.last_seen.as_deref()),
+        ]);
+    }
+    println!("{t}");
+}
+
+/// Bytes for people: `512 MiB`, `15.6 GiB`.
+fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(bytes_text(0), "0 B");
+        assert_eq!(bytes_text(512 << 20), "512 MiB");
+        assert_eq!(bytes_text(16_750_000_000), "15.6 GiB");
+    }
+
+    #[test]
+    fn commands_fit_a_cell() {
+        assert_eq!(command_text(&json!(["echo", "hi"])), "echo hi");
+        assert_eq!(command_text(&json!("a\nb")), "a b");
+        assert_eq!(command_text(&serde_json::Value::Null), "-");
+        assert_eq!(command_text(&json!("x".repeat(100))).chars().count(), 60);
+    }
+}

@@ -1,0 +1,203 @@
+//! `kiln server` and `kiln agent`: the two long-running processes of a cluster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kiln_agent::agent::{AgentConfig, run_agent};
+use kiln_core::engine::Node;
+use kiln_server::server::{ServerConfig, run_server};
+use kiln_server::{ClusterConfig, StopRequest};
+
+use crate::exit;
+
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Address to serve the API on.
+    #[arg(long, default_value = "127.0.0.1:7878", env = "KILN_LISTEN")]
+    listen: SocketAddr,
+    /// Where the database, logs, working directories and the two tokens (`admin-token`,
+    /// `agent-token`) are kept.
+    #[arg(long, env = "KILN_DATA_DIR")]
+    data_dir: PathBuf,
+    /// CPUs of this host given to tasks that name no compute environment [default: all].
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Seconds without a heartbeat after which a node is ABNORMAL and its instances re-run.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    heartbeat_timeout: u64,
+    /// Seconds between an agent's heartbeats.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    heartbeat_interval: u64,
+    /// Seconds a stopped instance gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    kill_grace: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The server's URL.
+    #[arg(long, env = "KILN_SERVER", default_value = "http://127.0.0.1:7878")]
+    server: String,
+    /// A file holding the join token (the server's `agent-token`).
+    #[arg(long, env = "KILN_AGENT_TOKEN_FILE")]
+    token_file: PathBuf,
+    /// This node's name [default: the host name].
+    #[arg(long)]
+    name: Option<String>,
+    /// The compute environment this node belongs to.
+    #[arg(long)]
+    compute_env: Option<String>,
+    /// How many instances run at once [default: the CPU count].
+    #[arg(long)]
+    slots: Option<u32>,
+    /// Where working directories and captured output are kept.
+    #[arg(long, default_value = "kiln-agent")]
+    work_dir: PathBuf,
+    /// Seconds a stopped instance gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    kill_grace: u64,
+}
+
+/// Counts Ctrl-C / SIGTERM presses.
+pub fn stop_presses() -> Arc<AtomicUsize> {
+    let presses = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&presses);
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                for _ in signals.forever() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        Err(e) => eprintln!("warning: cannot catch Ctrl-C: {e}"),
+    }
+    presses
+}
+
+fn cpus() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
+pub fn server(args: ServerArgs) -> u8 {
+    let cpus = args.cpus.unwrap_or_else(cpus);
+    if !(cpus.is_finite() && cpus > 0.0) {
+        eprintln!("error: --cpus must be a positive number");
+        return exit::INVALID;
+    }
+    if args.heartbeat_interval == 0 || args.heartbeat_timeout <= args.heartbeat_interval {
+        eprintln!("error: --heartbeat-timeout must be longer than --heartbeat-interval (> 0)");
+        return exit::INVALID;
+    }
+    let cfg = ServerConfig {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        node: Node::new(
+            "local",
+            (cpus * 1000.0).round() as u64,
+            crate::run::host_memory(),
+        ),
+        kill_grace: Duration::from_secs(args.kill_grace),
+        cluster: ClusterConfig {
+            heartbeat_interval: Duration::from_secs(args.heartbeat_interval),
+            heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
+            ..ClusterConfig::default()
+        },
+    };
+    let presses = stop_presses();
+    let stop = move || match presses.load(Ordering::SeqCst) {
+        0 => StopRequest::None,
+        1 => StopRequest::Graceful,
+        _ => StopRequest::Force,
+    };
+    let data_dir = args.data_dir.display().to_string();
+    let result = run_server(cfg, &stop, |addr| {
+        eprintln!("kiln server listening on http://{addr}");
+        eprintln!("  admin token: {data_dir}/admin-token  (kiln --token-file / KILN_TOKEN)");
+        eprintln!("  agent token: {data_dir}/agent-token  (kiln agent --token-file)");
+    });
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+pub fn agent(args: AgentArgs) -> u8 {
+    let token = match std::fs::read_to_string(&args.token_file) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        Ok(_) => {
+            eprintln!("error: {} is empty", args.token_file.display());
+            return exit::INVALID;
+        }
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.token_file.display());
+            return exit::INVALID;
+        }
+    };
+    let cpus = cpus();
+    let slots = args.slots.unwrap_or(cpus as u32).max(1);
+    let cfg = AgentConfig {
+        server: args.server,
+        token,
+        name: args.name.unwrap_or_else(host_name),
+        compute_env: args.compute_env,
+        slots,
+        cpus,
+        memory: crate::run::host_memory(),
+        work_dir: args.work_dir,
+        kill_grace: Duration::from_secs(args.kill_grace),
+        heartbeat: None,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return exit::FAILED;
+        }
+    };
+    let shutdown = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    };
+    eprintln!("kiln agent {} joining {}", cfg.name, cfg.server);
+    match rt.block_on(run_agent(cfg, shutdown)) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}

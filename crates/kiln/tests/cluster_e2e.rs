@@ -1,0 +1,288 @@
+//! End-to-end tests of the cluster: real `kiln server` and `kiln agent` processes on loopback,
+//! driven through the CLI client and the REST API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn kiln_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kiln"))
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (SIGKILL) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+    server: Option<Proc>,
+    agents: Vec<(String, Proc)>,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let mut c = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            server: None,
+            agents: Vec::new(),
+        };
+        c.start_server();
+        c
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("server")
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server and waits until it says it listens.
+    fn start_server(&mut self) {
+        let mut child = Command::new(kiln_bin())
+            .args(["server", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(self.data())
+            .args([
+                "--heartbeat-interval",
+                "1",
+                "--heartbeat-timeout",
+                "3",
+                "--cpus",
+                "1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("the server did not start");
+            if line.contains("listening on") {
+                break;
+            }
+        }
+        self.server = Some(Proc(child));
+    }
+
+    fn kill_server(&mut self) {
+        self.server = None;
+    }
+
+    fn start_agent(&mut self, name: &str, slots: u32) {
+        let child = Command::new(kiln_bin())
+            .args(["agent", "--server", &self.url(), "--name", name])
+            .args(["--compute-env", "pool", "--slots", &slots.to_string()])
+            .arg("--token-file")
+            .arg(self.data().join("agent-token"))
+            .arg("--work-dir")
+            .arg(self.dir.path().join(name))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.agents.push((name.to_string(), Proc(child)));
+    }
+
+    fn kill_agent(&mut self, name: &str) {
+        self.agents.retain(|(n, _)| n != name);
+    }
+
+    /// Runs a client command against the server; returns (exit code, stdout).
+    fn kiln(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(kiln_bin())
+            .args(args)
+            .args(["--server", &self.url()])
+            .arg("--token-file")
+            .arg(self.data().join("admin-token"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let (code, out) = self.kiln(&a);
+        assert_eq!(code, 0, "kiln {args:?}: {out}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn spec(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn submit(&self, spec: &Path) -> String {
+        let v = self.json(&["submit", spec.to_str().unwrap()]);
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    fn wait_job(&self, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (code, out) = self.kiln(&["job", "show", id, "-o", "json"]);
+            if code == 0 {
+                let v: Value = serde_json::from_str(&out).unwrap();
+                if done(&v) {
+                    return v;
+                }
+                assert!(Instant::now() < deadline, "job {id} did not get there: {v}");
+            } else {
+                assert!(Instant::now() < deadline, "server unreachable: {out}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every instance record of a task, following the cursors.
+    fn instances(&self, id: &str, task: &str) -> Vec<Value> {
+        let client = reqwest::blocking::Client::new();
+        let token = std::fs::read_to_string(self.data().join("admin-token")).unwrap();
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/v1/jobs/{id}/tasks/{task}/instances?limit=1000",
+                self.url()
+            );
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let page: Value = client
+                .get(url)
+                .bearer_auth(token.trim())
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            out.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(n) => cursor = Some(n.to_string()),
+                None => return out,
+            }
+        }
+    }
+}
+
+fn state(v: &Value) -> &str {
+    v["state"].as_str().unwrap_or("")
+}
+
+#[test]
+fn a_job_spreads_over_two_agents() {
+    let mut c = Cluster::new();
+    c.start_agent("alpha", 2);
+    c.start_agent("beta", 2);
+    let spec = c.spec(
+        "spread.yaml",
+        "name: spread\ntasks:\n  work:\n    instances: 16\n    compute_env: pool\n    command: sleep 0.2; echo $BATCH_NODE_ID\n",
+    );
+    let id = c.submit(&spec);
+    let job = c.wait_job(&id, 60, |v| state(v) == "SUCCEED");
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 16);
+    let nodes: std::collections::BTreeSet<String> = c
+        .instances(&id, "work")
+        .iter()
+        .map(|i| i["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["alpha", "beta"]);
+    // The output of an attempt that ran on an agent is served by the server.
+    let (code, out) = c.kiln(&["logs", &id, "work", "3"]);
+    assert_eq!(code, 0);
+    assert!(["node-alpha", "node-beta"].contains(&out.trim()), "{out}");
+}
+
+#[test]
+fn a_killed_agent_s_instances_run_again_elsewhere() {
+    let mut c = Cluster::new();
+    c.start_agent("doomed", 2);
+    let spec = c.spec(
+        "lost.yaml",
+        "name: lost\ntasks:\n  work:\n    instances: 2\n    retries: 0\n    compute_env: pool\n    command: sleep 5\n",
+    );
+    let id = c.submit(&spec);
+    c.wait_job(&id, 30, |v| v["tasks"][0]["counts"]["RUNNING"] == 2);
+    c.kill_agent("doomed");
+    c.start_agent("survivor", 2);
+    let job = c.wait_job(&id, 60, |v| state(v) == "SUCCEED");
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 2);
+    for inst in c.instances(&id, "work") {
+        let attempts = inst["attempts"].as_array().unwrap();
+        assert_eq!(attempts[0]["reason"], "NODE_LOST", "{inst}");
+        assert_eq!(attempts[0]["node"], "doomed");
+        assert_eq!(attempts.last().unwrap()["node"], "survivor");
+    }
+}
+
+#[test]
+fn a_server_killed_mid_job_loses_nothing() {
+    let mut c = Cluster::new();
+    c.start_agent("a1", 4);
+    c.start_agent("a2", 4);
+    let spec = c.spec(
+        "five-hundred.yaml",
+        "name: five-hundred\ntasks:\n  work:\n    instances: 500\n    compute_env: pool\n    command: sleep 0.02\n",
+    );
+    let id = c.submit(&spec);
+    c.wait_job(&id, 60, |v| {
+        v["tasks"][0]["counts"]["SUCCEED"].as_u64().unwrap_or(0) >= 100
+    });
+    c.kill_server();
+    c.start_server();
+    let job = c.wait_job(&id, 120, |v| state(v) == "SUCCEED");
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 500);
+    let instances = c.instances(&id, "work");
+    assert_eq!(instances.len(), 500);
+    let succeeded: usize = instances
+        .iter()
+        .map(|i| {
+            i["attempts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["state"] == "SUCCEED")
+                .count()
+        })
+        .sum();
+    assert_eq!(succeeded, 500, "exactly one succeeded attempt per instance");
+}
