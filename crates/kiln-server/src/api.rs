@@ -20,7 +20,7 @@ use kiln_api::{
     LogAppendRequest, LogAppendResponse, NodeList, RegisterRequest, ReportRequest, ReportResponse,
     SubmitResponse, code, paths,
 };
-use kiln_core::spec::{MAX_SPEC_BYTES, SpecErrors, Templates};
+use kiln_core::spec::{MAX_SPEC_BYTES, SpecErrors};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -31,6 +31,9 @@ use kiln_store::Store;
 use crate::cluster::{AgentCallError, LeaseNotify};
 use crate::driver::{DriverGone, Handle};
 use crate::jobs::{JobOpError, rfc3339};
+
+mod envs;
+mod templates;
 
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +145,9 @@ impl From<JobOpError> for ApiError {
         match e {
             JobOpError::NotFound(m) => ApiError::not_found(m),
             JobOpError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, code::CONFLICT, m),
+            JobOpError::Invalid { field, message } => {
+                ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_SPEC, message).field(field)
+            }
             JobOpError::Driver(e) => ApiError::internal(e),
         }
     }
@@ -252,7 +258,16 @@ async fn agent_only(st: State<Shared>, headers: HeaderMap, req: Request, next: N
         heartbeat,
         lease,
         report,
-        append_logs
+        append_logs,
+        templates::create_template,
+        templates::list_templates,
+        templates::show_template,
+        templates::delete_template,
+        envs::create_env,
+        envs::list_envs,
+        envs::show_env,
+        envs::scale_env,
+        envs::delete_env
     )
 )]
 struct ApiDoc;
@@ -276,6 +291,8 @@ pub fn router(state: Shared) -> Router {
         .route(paths::INSTANCES, get(instances))
         .route(paths::LOGS, get(logs))
         .route(paths::NODES, get(nodes))
+        .merge(templates::routes())
+        .merge(envs::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_only));
     let agent = Router::new()
         .route(paths::AGENT_REGISTER, post(register))
@@ -321,7 +338,8 @@ async fn submit(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
     let bytes = body(b)?;
-    let parsed = kiln_core::spec::parse_job(&bytes, &Templates::new())?;
+    let templates = templates::load(&st).await?;
+    let parsed = kiln_core::spec::parse_job(&bytes, &templates)?;
     let unsupported = crate::capabilities::unsupported(&parsed.spec);
     if !unsupported.is_empty() {
         return Err(SpecErrors(unsupported).into());

@@ -13,6 +13,8 @@ use kiln_core::engine::{AttemptRef, Dispatch, Event, Node};
 use kiln_core::model::Command;
 use kiln_core::state::Outcome;
 
+use kiln_store::Store;
+
 use crate::driver::{Driver, now_ms};
 
 /// Compute-node states, with Tencent's names.
@@ -187,6 +189,7 @@ impl Driver {
                 leased: HashMap::new(),
             },
         );
+        self.save_node(&id);
         self.wake_leases();
         Ok(RegisterResponse {
             node_id: id,
@@ -217,6 +220,22 @@ impl Driver {
         agent.last_seen = now;
         let drain = agent.state == NodeState::Deleting;
         let kill = std::mem::take(&mut agent.kills);
+        if drain && kill.is_empty() {
+            let name = agent.name.clone();
+            if self.engine().active_on(&name).is_empty() {
+                // Drained: it leaves now (the agent exits on `drain` with nothing running).
+                self.agents.by_id.remove(&req.node_id);
+                self.engine_mut().node_lost(&name, now);
+                if let Err(e) = self.store().delete_node(&name) {
+                    tracing::warn!("cannot forget node {name}: {e}");
+                }
+                return HeartbeatResponse {
+                    kill,
+                    drain,
+                    unknown_node: false,
+                };
+            }
+        }
         // Attempts leased to the agent that it does not run although it has had two heartbeat
         // intervals to start them: the lease answer was lost (or the attempt ended unreported).
         let grace = 2 * self.cluster_heartbeat_ms();
@@ -375,6 +394,8 @@ impl Driver {
                 a.state = NodeState::Abnormal;
                 a.outbox.clear();
                 a.kills.clear();
+                let id = a.id.clone();
+                self.save_node(&id);
             }
         }
     }
@@ -391,12 +412,21 @@ impl Driver {
             .filter(|n| n.name != local)
             .map(|n| n.name.clone())
             .collect();
-        for name in names {
+        let stored = self.store().list_nodes().unwrap_or_default();
+        let mut expected: Vec<(String, Option<String>)> =
+            names.into_iter().map(|n| (n, None)).collect();
+        for n in stored {
+            if n.state != NodeState::Abnormal.as_str() {
+                expected.retain(|(name, _)| *name != n.name);
+                expected.push((n.name, n.compute_env));
+            }
+        }
+        for (name, compute_env) in expected {
             let id = format!("node-{name}");
             self.agents.by_id.entry(id.clone()).or_insert(Agent {
                 id,
                 name,
-                compute_env: None,
+                compute_env,
                 slots: 0,
                 cpus: 0.0,
                 memory: 0,
@@ -409,6 +439,27 @@ impl Driver {
         }
     }
 
+    /// Writes an agent's record to the store (so a restarted server knows whom to expect).
+    fn save_node(&mut self, id: &str) {
+        let Some(a) = self.agents.by_id.get(id) else {
+            return;
+        };
+        let record = kiln_store::NodeRecord {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            state: a.state.as_str().to_string(),
+            compute_env: a.compute_env.clone(),
+            slots: a.slots,
+            millicpus: (a.cpus * 1000.0) as u64,
+            memory: a.memory,
+            last_seen: a.last_seen,
+            created_at: a.last_seen,
+        };
+        if let Err(e) = self.store().upsert_node(&record) {
+            tracing::warn!("cannot record node {}: {e}", record.name);
+        }
+    }
+
     /// Marks a node for removal: it takes no new work, finishes what runs, then is told to
     /// stop (`drain`).
     pub fn drain_agent(&mut self, name: &str) -> bool {
@@ -416,6 +467,8 @@ impl Driver {
             return false;
         };
         a.state = NodeState::Deleting;
+        let id = a.id.clone();
+        self.save_node(&id);
         self.engine_mut().set_draining(name, true)
     }
 

@@ -18,6 +18,7 @@ use kiln_core::state::{LossCause, Outcome, State};
 use kiln_store::{SqliteStore, Store, StoreError};
 
 use crate::cluster::{Agents, LeaseNotify};
+use crate::envs::Providers;
 
 /// Milliseconds since the Unix epoch: the only clock the engine ever sees.
 pub fn now_ms() -> u64 {
@@ -138,6 +139,8 @@ pub struct Driver {
     /// Active attempts whose end should count as an interruption (we are shutting down).
     stopping: bool,
     pub(crate) agents: Agents,
+    pub(crate) providers: Providers,
+    last_reconcile: Instant,
     lease_notify: LeaseNotify,
     cluster: ClusterConfig,
 }
@@ -172,6 +175,8 @@ impl Driver {
             kills: HashMap::new(),
             stopping: false,
             agents: Agents::default(),
+            providers: Providers::default(),
+            last_reconcile: Instant::now(),
             lease_notify: LeaseNotify::default(),
             cluster: ClusterConfig::default(),
         })
@@ -459,7 +464,10 @@ impl Driver {
                 StopRequest::Graceful => {}
             }
             self.tick(Duration::from_millis(50))?;
-            self.engine.forget_finished();
+            if self.last_reconcile.elapsed() >= Duration::from_millis(500) {
+                self.last_reconcile = Instant::now();
+                self.reconcile_envs();
+            }
             if self.stopping && self.kills.is_empty() {
                 return Ok(());
             }

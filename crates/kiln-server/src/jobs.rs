@@ -31,6 +31,8 @@ pub enum JobOpError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
     #[error(transparent)]
     Driver(#[from] DriverError),
 }

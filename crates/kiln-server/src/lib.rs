@@ -5,6 +5,7 @@ pub mod api;
 pub mod capabilities;
 pub mod cluster;
 pub mod driver;
+pub mod envs;
 pub mod jobs;
 pub mod server;
 

@@ -13,6 +13,7 @@ use kiln_store::Store;
 
 use crate::api::{ApiState, Tokens, digest, router};
 use crate::driver::{ClusterConfig, Driver, DriverError, LocalConfig, StopRequest};
+use crate::envs::ProviderConfig;
 
 /// How `kiln server` is set up.
 #[derive(Debug, Clone)]
@@ -146,6 +147,21 @@ pub fn run_server(
             addr: cfg.listen,
             source,
         })?;
+    // Agents of `local` compute environments are this binary, started against this address.
+    let reachable = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    match std::env::current_exe() {
+        Ok(kiln) => driver.set_provider(ProviderConfig {
+            kiln,
+            server_url: format!("http://{reachable}"),
+            agent_token_file: cfg.data_dir.join("agent-token"),
+            nodes_dir: cfg.data_dir.join("nodes"),
+        }),
+        Err(e) => tracing::warn!("local compute environments cannot start agents: {e}"),
+    }
     let listener = listener.tap_io(|tcp| {
         // Small request/response round trips stall on Nagle's algorithm without this.
         let _ = tcp.set_nodelay(true);

@@ -286,3 +286,61 @@ fn a_server_killed_mid_job_loses_nothing() {
         .sum();
     assert_eq!(succeeded, 500, "exactly one succeeded attempt per instance");
 }
+
+fn env_nodes(c: &Cluster, env: &str) -> Vec<Value> {
+    c.json(&["nodes"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["compute_env"] == env)
+        .cloned()
+        .collect()
+}
+
+fn wait_until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_local_compute_environment_scales_from_zero_to_two_and_back() {
+    let c = Cluster::new();
+    let env = c.spec(
+        "elastic.yaml",
+        "name: elastic\nprovider: local\ndesired_nodes: 0\nslots: 2\n",
+    );
+    let (code, out) = c.kiln(&["env", "create", env.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let spec = c.spec(
+        "elastic-job.yaml",
+        "name: elastic-job\ntasks:\n  work:\n    instances: 4\n    compute_env: elastic\n    command: sleep 0.3\n",
+    );
+    let id = c.submit(&spec);
+    // With no nodes, the work waits, and says why.
+    wait_until(30, "NO_CAPACITY", || {
+        let why = c.json(&["why", &id, "work", "0"]);
+        why["state"] == "RUNNABLE" && why["reason"] == "NO_CAPACITY elastic"
+    });
+    let (code, out) = c.kiln(&["env", "scale", "elastic", "--desired", "2"]);
+    assert_eq!(code, 0, "{out}");
+    wait_until(60, "two running nodes", || {
+        env_nodes(&c, "elastic")
+            .iter()
+            .filter(|n| n["state"] == "RUNNING")
+            .count()
+            == 2
+    });
+    let job = c.wait_job(&id, 60, |v| state(v) == "SUCCEED");
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 4);
+    let shown = c.json(&["env", "show", "elastic"]);
+    assert_eq!(shown["desired_nodes"], 2);
+    assert_eq!(shown["nodes"].as_array().unwrap().len(), 2);
+    let (code, out) = c.kiln(&["env", "scale", "elastic", "--desired", "0"]);
+    assert_eq!(code, 0, "{out}");
+    wait_until(60, "the nodes to drain and leave", || {
+        env_nodes(&c, "elastic").is_empty()
+    });
+}

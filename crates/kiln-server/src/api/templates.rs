@@ -1,0 +1,258 @@
+//! Task templates (DESIGN §2 `template:`, §7 `/v1/task-templates`): create, list, show, delete,
+//! and the lookup that `POST /v1/jobs` resolves `template: NAME` against.
+//!
+//! A template is stored as an envelope in `TemplateRecord::task_json`: the task fields as the
+//! user wrote them (`task`, what `GET` answers, in the §2 form that `POST` accepts again) and the
+//! [`RawTask`] they were validated into (`raw`, what submit merges). Submit reads `raw`, so a
+//! template Kiln accepted is never re-validated against rules that may have changed since.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use kiln_api::{ErrorBody, TaskTemplate, TemplateList, code, paths};
+use kiln_core::spec::{RawTask, SpecError, SpecErrors, Templates, parse_task_template};
+use kiln_store::{Store, TemplateRecord};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, Shared, json};
+use crate::driver::now_ms;
+
+/// Longest template description, as for a job's.
+const MAX_DESCRIPTION: usize = 200;
+
+/// What `task_json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    /// The task fields as given (DESIGN §2 form).
+    task: serde_json::Value,
+    /// What they were validated into.
+    raw: RawTask,
+}
+
+/// The template routes; the caller adds the admin check.
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route(paths::TEMPLATES, get(list_templates).post(create_template))
+        .route(paths::TEMPLATE, get(show_template).delete(delete_template))
+}
+
+/// Every stored template that can be read, by name, for `parse_job`. Runs the store read on the
+/// driver thread; a record that does not decode is logged and left out (a task naming it then
+/// gets the usual "unknown task template" error).
+pub(super) async fn load(st: &Shared) -> Result<Templates, ApiError> {
+    let records = st
+        .handle
+        .call(|d| d.store().list_templates())
+        .await?
+        .map_err(ApiError::internal)?;
+    let mut out = Templates::new();
+    for r in records {
+        match serde_json::from_str::<Stored>(&r.task_json) {
+            Ok(s) => {
+                out.insert(r.name, s.raw);
+            }
+            Err(e) => tracing::warn!("task template `{}` is unreadable, skipped: {e}", r.name),
+        }
+    }
+    Ok(out)
+}
+
+/// 1–60 characters of `[A-Za-z0-9._-]`, as task names.
+fn name_problem(s: &str) -> Option<String> {
+    let n = s.chars().count();
+    if n == 0 {
+        return Some("must not be empty".into());
+    }
+    if n > 60 {
+        return Some(format!("is {n} characters long; at most 60 are allowed"));
+    }
+    s.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .map(|c| format!("`{s}` contains {c:?}; only A-Z a-z 0-9 . _ - are allowed"))
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_SPEC, message).field(field)
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    match name_problem(name) {
+        Some(p) => Err(invalid("name", format!("invalid template name: {p}"))),
+        None => Ok(()),
+    }
+}
+
+/// The errors of a template's task fields, their paths under `task`.
+fn under_task(e: SpecErrors) -> SpecErrors {
+    SpecErrors(
+        e.0.into_iter()
+            .map(|e| SpecError {
+                path: if e.path.is_empty() {
+                    "task".into()
+                } else {
+                    format!("task.{}", e.path)
+                },
+                ..e
+            })
+            .collect(),
+    )
+}
+
+fn answer(r: TemplateRecord) -> Result<TaskTemplate, ApiError> {
+    let stored: Stored = serde_json::from_str(&r.task_json)
+        .map_err(|e| ApiError::internal(format!("task template `{}`: {e}", r.name)))?;
+    Ok(TaskTemplate {
+        name: r.name,
+        description: r.description,
+        task: stored.task,
+    })
+}
+
+/// Store a task template; a name in use is a conflict (delete it first).
+#[utoipa::path(post, path = "/v1/task-templates", request_body = TaskTemplate,
+    responses((status = 201, body = TaskTemplate), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn create_template(
+    State(st): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<TaskTemplate>), ApiError> {
+    let body: TaskTemplate = json(b)?;
+    check_name(&body.name)?;
+    if let Some(d) = &body.description
+        && d.chars().count() > MAX_DESCRIPTION
+    {
+        return Err(invalid(
+            "description",
+            format!("the description is longer than {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    if !body.task.is_object() {
+        return Err(invalid(
+            "task",
+            "task must be a mapping of task fields (command, instances, env, …)",
+        ));
+    }
+    let bytes = serde_json::to_vec(&body.task).map_err(ApiError::internal)?;
+    let raw = parse_task_template(&bytes).map_err(under_task)?;
+    let task_json = serde_json::to_string(&Stored {
+        task: body.task.clone(),
+        raw,
+    })
+    .map_err(ApiError::internal)?;
+    let now = now_ms();
+    let record = TemplateRecord {
+        name: body.name.clone(),
+        description: body.description.clone(),
+        task_json,
+        created_at: now,
+        updated_at: now,
+    };
+    // Check and write in one driver call: nothing else runs on the store in between.
+    let created = st
+        .handle
+        .call(move |d| -> Result<bool, kiln_store::StoreError> {
+            if d.store().get_template(&record.name)?.is_some() {
+                return Ok(false);
+            }
+            d.store().put_template(&record)
+        })
+        .await?
+        .map_err(ApiError::internal)?;
+    if !created {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            code::CONFLICT,
+            format!(
+                "task template `{}` already exists; delete it first to replace it",
+                body.name
+            ),
+        )
+        .field("name"));
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Every task template, by name.
+#[utoipa::path(get, path = "/v1/task-templates", responses((status = 200, body = TemplateList)))]
+pub(super) async fn list_templates(
+    State(st): State<Shared>,
+) -> Result<Json<TemplateList>, ApiError> {
+    let records = st
+        .handle
+        .call(|d| d.store().list_templates())
+        .await?
+        .map_err(ApiError::internal)?;
+    let items = records
+        .into_iter()
+        .map(answer)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(TemplateList { items }))
+}
+
+#[utoipa::path(get, path = "/v1/task-templates/{name}",
+    responses((status = 200, body = TaskTemplate), (status = 404, body = ErrorBody)))]
+pub(super) async fn show_template(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<TaskTemplate>, ApiError> {
+    check_name(&name)?;
+    let n = name.clone();
+    let record = st
+        .handle
+        .call(move |d| d.store().get_template(&n))
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no task template `{name}`")))?;
+    Ok(Json(answer(record)?))
+}
+
+/// Delete a task template; jobs submitted with it keep their copy.
+#[utoipa::path(delete, path = "/v1/task-templates/{name}",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub(super) async fn delete_template(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_name(&name)?;
+    let n = name.clone();
+    let deleted = st
+        .handle
+        .call(move |d| d.store().delete_template(&n))
+        .await?
+        .map_err(ApiError::internal)?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no task template `{name}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_task_name_rules() {
+        assert!(name_problem("base-1.x_y").is_none());
+        assert!(name_problem(&"a".repeat(60)).is_none());
+        assert!(name_problem(&"a".repeat(61)).is_some());
+        assert!(name_problem("").is_some());
+        assert!(name_problem("a b").is_some());
+        assert!(name_problem("a/b").is_some());
+    }
+
+    #[test]
+    fn stored_envelope_round_trips() {
+        let raw = parse_task_template(br#"{"command": "echo hi", "timeout": "10m"}"#).unwrap();
+        let text = serde_json::to_string(&Stored {
+            task: serde_json::json!({"command": "echo hi", "timeout": "10m"}),
+            raw: raw.clone(),
+        })
+        .unwrap();
+        let back: Stored = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.raw, raw);
+        assert_eq!(back.task["timeout"], "10m");
+    }
+}
