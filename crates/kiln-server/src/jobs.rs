@@ -157,10 +157,7 @@ impl Driver {
         limit: u32,
     ) -> Result<InstanceList, JobOpError> {
         let run = self.loaded(id)?;
-        let t = run
-            .spec
-            .task_index(task)
-            .ok_or_else(|| JobOpError::NotFound(format!("{id} has no task `{task}`")))?;
+        let t = task_of(run, task)?;
         let n = run.spec.tasks[t].instances;
         let end = from.saturating_add(limit).min(n);
         let states: Vec<(u32, State, Option<Reason>)> = (from..end)
@@ -205,10 +202,7 @@ impl Driver {
         index: u32,
     ) -> Result<(u32, bool), JobOpError> {
         let run = self.loaded(id)?;
-        let t = run
-            .spec
-            .task_index(task)
-            .ok_or_else(|| JobOpError::NotFound(format!("{id} has no task `{task}`")))?;
+        let t = task_of(run, task)?;
         if index >= run.spec.tasks[t].instances {
             return Err(JobOpError::NotFound(format!(
                 "{id} task {task} has no instance {index}"
@@ -255,10 +249,7 @@ impl Driver {
                 explanation,
             });
         };
-        let t = run
-            .spec
-            .task_index(task)
-            .ok_or_else(|| JobOpError::NotFound(format!("{id} has no task `{task}`")))?;
+        let t = task_of(run, task)?;
         let (state, reason, what) = match index {
             None => {
                 let v = run
@@ -318,6 +309,13 @@ impl Driver {
         }
         out
     }
+}
+
+/// The index of `task` in a job, or NotFound naming both.
+fn task_of(run: &JobRun, task: &str) -> Result<usize, JobOpError> {
+    run.spec
+        .task_index(task)
+        .ok_or_else(|| JobOpError::NotFound(format!("{} has no task `{task}`", run.id)))
 }
 
 /// A sentence a person can act on.

@@ -2,14 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kiln_agent::agent::{AgentConfig, run_agent};
 use kiln_core::engine::Node;
+use kiln_server::ClusterConfig;
 use kiln_server::server::{ServerConfig, run_server};
-use kiln_server::{ClusterConfig, StopRequest};
 
 use crate::exit;
 
@@ -61,26 +59,6 @@ pub struct AgentArgs {
     kill_grace: u64,
 }
 
-/// Counts Ctrl-C / SIGTERM presses.
-pub fn stop_presses() -> Arc<AtomicUsize> {
-    let presses = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&presses);
-    match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                for _ in signals.forever() {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-        Err(e) => eprintln!("warning: cannot catch Ctrl-C: {e}"),
-    }
-    presses
-}
-
 fn cpus() -> f64 {
     std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
@@ -110,12 +88,9 @@ pub fn server(args: ServerArgs) -> u8 {
             ..ClusterConfig::default()
         },
     };
-    let presses = stop_presses();
-    let stop = move || match presses.load(Ordering::SeqCst) {
-        0 => StopRequest::None,
-        1 => StopRequest::Graceful,
-        _ => StopRequest::Force,
-    };
+    let stop = crate::signals::stop_requests(
+        "stopping: built-in instances get SIGTERM and run again after a restart (Ctrl-C again: now)",
+    );
     let data_dir = args.data_dir.display().to_string();
     let result = run_server(cfg, &stop, |addr| {
         eprintln!("kiln server listening on http://{addr}");

@@ -6,6 +6,7 @@ mod daemon;
 mod load;
 mod output;
 mod run;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,17 +3,14 @@
 use std::fs::File;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use comfy_table::{Table, presets::NOTHING};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_core::engine::{JobRun, Node, TaskView};
 use kiln_core::model::JobSpec;
 use kiln_core::spec::SpecError;
 use kiln_core::state::State;
-use kiln_server::{Driver, LocalConfig, StopRequest};
+use kiln_server::{Driver, LocalConfig};
 use kiln_store::Store;
 use serde_json::json;
 
@@ -93,31 +90,6 @@ fn check_runnable(spec: &JobSpec, node: &Node) -> Vec<SpecError> {
         });
     }
     errors
-}
-
-/// Counts Ctrl-C / SIGTERM presses.
-fn install_stop_handler() -> Arc<AtomicUsize> {
-    let presses = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&presses);
-    match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                for _ in signals.forever() {
-                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                    if n == 1 {
-                        eprintln!(
-                            "\nstopping: running instances get SIGTERM (Ctrl-C again to kill them now)"
-                        );
-                    }
-                }
-            });
-        }
-        Err(e) => eprintln!("warning: cannot catch Ctrl-C: {e}"),
-    }
-    presses
 }
 
 /// Holds an exclusive lock on a job for the lifetime of a run, so that two runners never drive
@@ -224,12 +196,9 @@ pub fn run(args: RunArgs) -> u8 {
         }
     };
 
-    let presses = install_stop_handler();
-    let stop = move || match presses.load(Ordering::SeqCst) {
-        0 => StopRequest::None,
-        1 => StopRequest::Graceful,
-        _ => StopRequest::Force,
-    };
+    let stop = crate::signals::stop_requests(
+        "stopping: running instances get SIGTERM (Ctrl-C again to kill them now)",
+    );
     let live = !args.quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     let mut progress = Progress::new(live);
     let end = runner.run(&job, &stop, Duration::from_millis(100), &mut |run| {
@@ -448,34 +417,17 @@ fn summarize(runner: &mut Driver, run: &JobRun, state_dir: &Path, format: Format
         );
         return;
     }
-    let mut table = Table::new();
-    table.load_style(NOTHING);
-    table.set_header([
-        "TASK",
-        "STATE",
-        "INSTANCES",
-        "SUCCEED",
-        "FAILED",
-        "OTHER",
-        "REASON",
-    ]);
-    for v in &views {
-        let get = |s: State| v.counts.get(&s).copied().unwrap_or(0);
-        let failed = get(State::Failed) + get(State::FailedInterrupted);
-        let other = v.instances - get(State::Succeed) - failed;
-        table.add_row([
-            v.name.clone(),
-            v.state.to_string(),
-            v.instances.to_string(),
-            get(State::Succeed).to_string(),
-            failed.to_string(),
-            other.to_string(),
-            v.reason
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        ]);
-    }
+    let details: Vec<kiln_api::TaskDetail> = views
+        .iter()
+        .map(|v| kiln_api::TaskDetail {
+            name: v.name.clone(),
+            state: v.state.to_string(),
+            reason: v.reason.as_ref().map(ToString::to_string),
+            instances: v.instances,
+            counts: v.counts.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+        })
+        .collect();
+    let table = crate::output::task_table(&details);
     println!("{table}");
     const SHOWN: usize = 20;
     for (task, index, inst, stderr) in failed.iter().take(SHOWN) {

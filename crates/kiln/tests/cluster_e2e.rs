@@ -122,8 +122,8 @@ impl Cluster {
         self.agents.retain(|(n, _)| n != name);
     }
 
-    /// Runs a client command against the server; returns (exit code, stdout).
-    fn kiln(&self, args: &[&str]) -> (i32, String) {
+    /// Runs a client command against the server; returns (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(kiln_bin())
             .args(args)
             .args(["--server", &self.url()])
@@ -135,7 +135,14 @@ impl Cluster {
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Runs a client command against the server; returns (exit code, stdout).
+    fn kiln(&self, args: &[&str]) -> (i32, String) {
+        let (code, out, _) = self.run(args);
+        (code, out)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -343,4 +350,69 @@ fn a_local_compute_environment_scales_from_zero_to_two_and_back() {
     wait_until(60, "the nodes to drain and leave", || {
         env_nodes(&c, "elastic").is_empty()
     });
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn templates_are_created_listed_used_with_overrides_and_deleted() {
+    let c = Cluster::new();
+    let base = c.spec(
+        "base.yaml",
+        "name: base\ndescription: greets\ntask:\n  command: echo \"$GREETING from $BATCH_TASK_INSTANCE_INDEX\"\n  env: {GREETING: template}\n  timeout: 10m\n",
+    );
+    let (code, out, err) = c.run(&["template", "create", path(&base)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("template base created"), "{out}");
+
+    let list = c.json(&["template", "list"]);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["name"], "base");
+    assert_eq!(items[0]["description"], "greets");
+    assert_eq!(
+        items[0]["task"]["command"],
+        "echo \"$GREETING from $BATCH_TASK_INSTANCE_INDEX\""
+    );
+    assert_eq!(items[0]["task"]["timeout"], "10m", "the task as written");
+    let (code, table) = c.kiln(&["template", "list"]);
+    assert_eq!(code, 0);
+    assert!(table.contains("echo \"$GREETING"), "{table}");
+
+    // Creating it again is refused (exit 2, invalid input) and changes nothing.
+    let again = c.spec("again.yaml", "name: base\ntask:\n  command: \"false\"\n");
+    let (code, out, err) = c.run(&["template", "create", path(&again)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("already exists"), "{err}");
+
+    let job = c.spec(
+        "job.yaml",
+        "name: uses\ntasks:\n  greet:\n    template: base\n    instances: 2\n    env: {GREETING: override}\n",
+    );
+    let done = c.json(&["submit", path(&job), "--wait"]);
+    assert_eq!(done["state"], "SUCCEED", "{done}");
+    assert_eq!(done["tasks"][0]["instances"], 2);
+    let id = done["id"].as_str().unwrap();
+    let (code, out, err) = c.run(&["logs", id, "greet", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "override from 1\n");
+
+    // A template the server does not know: exit 2, naming the field.
+    let bad = c.spec(
+        "bad.yaml",
+        "name: bad\ntasks:\n  x:\n    template: missing\n",
+    );
+    let (code, out, err) = c.run(&["submit", path(&bad)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("tasks.x.template"), "{err}");
+    assert!(err.contains("missing"), "{err}");
+
+    let (code, out, err) = c.run(&["template", "delete", "base"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = c.run(&["template", "show", "base"]);
+    assert_eq!(code, 2, "{out}{err}");
+    let list = c.json(&["template", "list"]);
+    assert_eq!(list["items"], serde_json::json!([]));
 }

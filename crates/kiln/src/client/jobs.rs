@@ -11,9 +11,10 @@ use kiln_core::state::State;
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind};
 
-use super::{Conn, Exit, Outcome, OutputOpt, ServerOpts, is_json, or_dash, paren, table};
+use super::{Conn, Exit, Outcome, OutputOpt, ServerOpts, is_json, or_dash, paren};
 use crate::load::{error_json, print_errors, read_error, read_spec_bytes};
 use crate::output::print_data;
+use crate::output::table;
 use crate::{Format, exit};
 
 /// How often `submit --wait` asks for the job.
@@ -391,30 +392,7 @@ fn print_summary(format: Format, job: &JobSummary) {
 
 /// A job as a table: per task, instance counts by state; then the job's line.
 fn print_job(job: &JobDetail) {
-    let mut t = table([
-        "TASK",
-        "STATE",
-        "INSTANCES",
-        "SUCCEED",
-        "FAILED",
-        "OTHER",
-        "REASON",
-    ]);
-    for task in &job.tasks {
-        let get = |s: State| task.counts.get(s.as_str()).copied().unwrap_or(0);
-        let succeed = get(State::Succeed);
-        let failed = get(State::Failed) + get(State::FailedInterrupted);
-        let other = task.instances.saturating_sub(succeed + failed);
-        t.add_row([
-            task.name.clone(),
-            task.state.clone(),
-            task.instances.to_string(),
-            succeed.to_string(),
-            failed.to_string(),
-            other.to_string(),
-            or_dash(task.reason.as_deref()),
-        ]);
-    }
+    let t = crate::output::task_table(&job.tasks);
     println!("{t}");
     println!(
         "job {} `{}` {}{} (priority {}, created {})",

@@ -14,7 +14,6 @@ use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;
 
-use comfy_table::{Table, presets::NOTHING};
 use kiln_api::{Client, ClientError, ErrorDetail};
 
 use crate::{Format, exit};
@@ -191,13 +190,6 @@ fn describe(error: &ErrorDetail) -> String {
 }
 
 /// An empty table in the style of `kiln run`'s summary.
-fn table<const N: usize>(header: [&str; N]) -> Table {
-    let mut t = Table::new();
-    t.load_style(NOTHING);
-    t.set_header(header);
-    t
-}
-
 /// `value` or `-`.
 fn or_dash(value: Option<&str>) -> String {
     value.filter(|v| !v.is_empty()).unwrap_or("-").to_string()

@@ -7,9 +7,10 @@ use kiln_core::spec::SpecErrors;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Exit, Outcome, OutputOpt, ServerOpts, or_dash, parse_document, table};
+use super::{Exit, Outcome, OutputOpt, ServerOpts, or_dash, parse_document};
 use crate::load::read_input;
 use crate::output::print_data;
+use crate::output::table;
 use crate::{Format, exit};
 
 /// `kiln template …`.
