@@ -90,17 +90,21 @@ impl Agents {
         }
     }
 
-    /// Queues a kill for the agent called `node`.
-    pub(crate) fn kill(&mut self, node: &str, key: AttemptKey) {
-        if let Some(a) = self.by_name_mut(node) {
-            // An attempt still in the outbox was never started: just drop it.
-            let before = a.outbox.len();
-            a.outbox.retain(|d| {
-                !(*d.job == *key.job && d.index == key.index && d.attempt == key.attempt)
-            });
-            if a.outbox.len() == before {
-                a.kills.push(key);
-            }
+    /// Queues a kill for the agent called `node`. Returns true when the attempt was still in
+    /// the outbox: it never reached the agent, so it is simply dropped (and the caller reports
+    /// it stopped).
+    pub(crate) fn kill(&mut self, node: &str, key: AttemptKey) -> bool {
+        let Some(a) = self.by_name_mut(node) else {
+            return false;
+        };
+        let before = a.outbox.len();
+        a.outbox
+            .retain(|d| !(*d.job == *key.job && d.index == key.index && d.attempt == key.attempt));
+        if a.outbox.len() == before {
+            a.kills.push(key);
+            false
+        } else {
+            true
         }
     }
 }

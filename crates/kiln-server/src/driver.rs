@@ -73,7 +73,7 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(30),
             lease_wait: Duration::from_secs(20),
         }
@@ -393,7 +393,16 @@ impl Driver {
                     attempt,
                 };
                 let node = att.node.clone();
-                self.agents.kill(&node, key);
+                if self.agents.kill(&node, key) {
+                    // Never handed to the agent: it ends here.
+                    let ev = Event::Ended {
+                        task,
+                        index,
+                        attempt,
+                        outcome: Outcome::Stopped,
+                    };
+                    self.engine.apply(&job, ev, now_ms());
+                }
             }
         }
         let mut queued = false;

@@ -27,7 +27,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     heartbeat_timeout: u64,
     /// Seconds between an agent's heartbeats.
-    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 1, value_name = "SECONDS")]
     heartbeat_interval: u64,
     /// Seconds a stopped instance gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]

@@ -16,8 +16,10 @@ use super::backoff::Backoff;
 
 /// At most this many events per `report` request.
 pub const REPORT_BATCH: usize = 256;
-/// How long the first event of a batch waits for company.
-pub const REPORT_LINGER: Duration = Duration::from_millis(5);
+/// How long the first event of a batch waits for company. Zero: a report goes out at once, and
+/// events that happen while a `report` request is in flight make up the next batch — that
+/// batching costs no latency, and an ended attempt frees its slot on the server sooner.
+pub const REPORT_LINGER: Duration = Duration::ZERO;
 
 /// Events not yet accepted by the server, in the order they happened.
 #[derive(Debug)]
