@@ -202,8 +202,11 @@ struct Shared {
     /// Attempts the node holds: `Some` while its process may run, `None` once it ended and its
     /// end report waits for the server.
     held: Mutex<BTreeMap<AttemptKey, Option<KillSwitch>>>,
-    /// Attempts whose process may run (they take a slot).
+    /// Attempts held by the node: running, or leased ahead and waiting for a slot. The agent
+    /// leases up to twice its slots, so that a freed slot starts the next attempt at once.
     live: watch::Sender<usize>,
+    /// One permit per slot: an attempt runs only while it holds one.
+    slots: Arc<tokio::sync::Semaphore>,
     draining: watch::Sender<bool>,
     /// Stop leasing and wind down.
     stopping: watch::Sender<bool>,
@@ -333,12 +336,14 @@ pub async fn run_agent(
     };
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (logs_tx, logs_rx) = mpsc::unbounded_channel();
+    let slot_count = cfg.slots as usize;
     let shared = Arc::new(Shared {
         cfg,
         client,
         session: watch::channel(session).0,
         held: Mutex::new(BTreeMap::new()),
         live: watch::channel(0).0,
+        slots: Arc::new(tokio::sync::Semaphore::new(slot_count)),
         draining: watch::channel(false).0,
         stopping,
         reports: reports_tx,
@@ -557,7 +562,8 @@ async fn lease_loop(shared: Arc<Shared>) {
     let mut live = shared.live.subscribe();
     let mut settled = shared.settled.subscribe();
     let mut session = shared.session.subscribe();
-    let slots = shared.cfg.slots as usize;
+    // Lease ahead: as many attempts again as there are slots may wait here for one.
+    let slots = 2 * shared.cfg.slots as usize;
     let mut retrier = backoff::Retrier::new("leasing work");
     loop {
         // Wait for a free slot (or, drained, for the last attempt to end).
@@ -682,11 +688,21 @@ async fn run_attempt(
         stdout: paths.stdout,
         stderr: paths.stderr,
     });
-    let outcome = runtime
-        .run(&spec, &kill, |pid| {
-            shared.report(key.clone(), AttemptEventKind::Started { pid: Some(pid) });
-        })
-        .await;
+    // Wait for a slot; an attempt stopped while it waits never runs.
+    let permit = tokio::select! {
+        p = Arc::clone(&shared.slots).acquire_owned() => p.ok(),
+        () = kill.stopped() => None,
+    };
+    let outcome = match permit {
+        Some(_permit) => {
+            runtime
+                .run(&spec, &kill, |pid| {
+                    shared.report(key.clone(), AttemptEventKind::Started { pid: Some(pid) });
+                })
+                .await
+        }
+        None => kiln_core::state::Outcome::Stopped,
+    };
     let (shipped, wait) = oneshot::channel();
     if shared
         .logs
@@ -731,8 +747,15 @@ async fn reporter(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<AttemptEv
             events: queue.take_batch(),
         };
         let error = match timed(REQUEST_TIMEOUT, shared.client.report(&req)).await {
+            Ok(resp) => {
+                // Work the server handed over with the answer runs like leased work.
+                for assignment in resp.attempts {
+                    start(&shared, assignment);
+                }
+                None
+            }
             // A 2xx we cannot read was still taken.
-            Ok(_) | Err(ClientError::Decode(_)) => None,
+            Err(ClientError::Decode(_)) => None,
             Err(e) => Some(e),
         };
         let Some(error) = error else {

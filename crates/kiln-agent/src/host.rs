@@ -64,6 +64,11 @@ impl KillSwitch {
     fn subscribe(&self) -> watch::Receiver<u8> {
         self.0.subscribe()
     }
+
+    /// Resolves once a stop (or kill) was asked for.
+    pub async fn stopped(&self) {
+        reached(&mut self.subscribe(), STOP).await;
+    }
 }
 
 impl Default for KillSwitch {

@@ -138,6 +138,10 @@ pub struct ReportRequest {
 pub struct ReportResponse {
     /// Events the server recorded (stale or duplicate ones are ignored, not refused).
     pub accepted: u32,
+    /// Work dispatched to the node meanwhile (typically into the slots the reported ends
+    /// freed), handed over here to save a lease round trip. Run them like leased ones.
+    #[serde(default)]
+    pub attempts: Vec<AttemptAssignment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

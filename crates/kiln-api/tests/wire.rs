@@ -237,7 +237,10 @@ fn agent_types_round_trip() {
             .map(|kind| AttemptEvent { key: key(0), kind })
             .collect(),
     });
-    round_trip(&ReportResponse { accepted: 7 });
+    round_trip(&ReportResponse {
+        accepted: 7,
+        attempts: Vec::new(),
+    });
     let chunk = LogChunk::new(key(0), STDERR, 1024, b"line\n\xff\x00");
     round_trip(&chunk);
     round_trip(&LogAppendRequest {

@@ -116,6 +116,11 @@ pub struct Node {
     pub up: bool,
     /// Takes no new work; running attempts finish.
     pub draining: bool,
+    /// How many attempts may wait on the node beyond its capacity, to start the moment
+    /// capacity frees (hides the round trip to a remote node). They take capacity only once
+    /// they start. 0 for nodes the engine starts attempts on directly.
+    pub prefetch: u32,
+    queued: u32,
     free_millicpus: u64,
     free_memory: u64,
 }
@@ -129,6 +134,8 @@ impl Node {
             memory,
             up: true,
             draining: false,
+            prefetch: 0,
+            queued: 0,
             free_millicpus: millicpus,
             free_memory: memory,
         }
@@ -140,9 +147,24 @@ impl Node {
         self
     }
 
+    /// The same node, letting `n` attempts wait on it beyond its capacity.
+    pub fn with_prefetch(mut self, n: u32) -> Self {
+        self.prefetch = n;
+        self
+    }
+
     /// Whether this node may take an instance of a task in `pool` needing `r` now.
     fn takes(&self, pool: Option<&str>, r: &Resources) -> bool {
-        self.up && !self.draining && self.pool.as_deref() == pool && self.fits(r)
+        self.open_to(pool) && self.fits(r)
+    }
+
+    /// Whether an instance may wait on this node for capacity.
+    fn queues(&self, pool: Option<&str>, r: &Resources) -> bool {
+        self.open_to(pool) && self.queued < self.prefetch && self.could_fit(r)
+    }
+
+    fn open_to(&self, pool: Option<&str>) -> bool {
+        self.up && !self.draining && self.pool.as_deref() == pool
     }
 
     fn fits(&self, r: &Resources) -> bool {
@@ -303,6 +325,7 @@ impl Engine {
         for n in &mut self.nodes {
             n.free_millicpus = n.millicpus;
             n.free_memory = n.memory;
+            n.queued = 0;
         }
         for job in &self.jobs {
             for (t, task) in job.tasks.iter().enumerate() {
@@ -310,7 +333,11 @@ impl Engine {
                     if slot.inst.state.is_active()
                         && let Some(n) = slot.node.and_then(|n| self.nodes.get_mut(n))
                     {
-                        n.take(&job.spec.tasks[t].resources);
+                        if slot.queued {
+                            n.queued += 1;
+                        } else {
+                            n.take(&job.spec.tasks[t].resources);
+                        }
                     }
                 }
             }
@@ -594,6 +621,8 @@ struct Slot {
     /// The node whose capacity the active attempt holds (not persisted: after a restart an
     /// active attempt holds none).
     node: Option<usize>,
+    /// Dispatched to wait on its node (prefetch): holds no capacity until it starts.
+    queued: bool,
 }
 
 /// A fixed-size bit set over instance indexes.
@@ -797,6 +826,7 @@ impl JobRun {
                                 inst: inst.clone(),
                                 att: att.clone(),
                                 node: None,
+                                queued: inst.state == State::Starting,
                             },
                         );
                     }
@@ -892,6 +922,7 @@ impl JobRun {
             inst: Instance::fresh(),
             att: None,
             node: None,
+            queued: false,
         });
         let was_active = slot.inst.state.is_active();
         let Ok(next) = slot.inst.transition(&stop, policy) else {
@@ -1097,11 +1128,25 @@ impl JobRun {
                 return;
             }
             let pool = spec.compute_env.as_deref();
-            let Some(node) = nodes.iter().position(|n| n.takes(pool, &spec.resources)) else {
+            let placed = nodes
+                .iter()
+                .position(|n| n.takes(pool, &spec.resources))
+                .map(|n| (n, false))
+                .or_else(|| {
+                    nodes
+                        .iter()
+                        .position(|n| n.queues(pool, &spec.resources))
+                        .map(|n| (n, true))
+                });
+            let Some((node, queued)) = placed else {
                 task.blocked = Some(Reason::NoCapacity(pool.unwrap_or("local").to_string()));
                 return;
             };
-            nodes[node].take(&spec.resources);
+            if queued {
+                nodes[node].queued += 1;
+            } else {
+                nodes[node].take(&spec.resources);
+            }
             if index == task.next_fresh && !task.instance_deps {
                 task.next_fresh += 1;
                 // Skip instances terminated by a user before they were ever dispatched.
@@ -1119,14 +1164,20 @@ impl JobRun {
                 inst: Instance::fresh(),
                 att: None,
                 node: None,
+                queued: false,
             });
             let Ok(next) = slot.inst.transition(&InstanceEvent::Dispatch, task.policy) else {
                 // Not runnable after all (cannot happen for a ready index); leave it be.
-                nodes[node].give(&spec.resources);
+                if queued {
+                    nodes[node].queued -= 1;
+                } else {
+                    nodes[node].give(&spec.resources);
+                }
                 continue;
             };
             slot.inst = next;
             slot.node = Some(node);
+            slot.queued = queued;
             slot.att = Some(Attempt {
                 attempt: slot.inst.attempt,
                 state: State::Starting,
@@ -1178,6 +1229,13 @@ impl JobRun {
             return;
         };
         slot.inst = next;
+        if slot.queued {
+            slot.queued = false;
+            if let Some(n) = slot.node.and_then(|n| out.nodes.get_mut(n)) {
+                n.queued = n.queued.saturating_sub(1);
+                n.take(&self.spec.tasks[t].resources);
+            }
+        }
         if let Some(att) = &mut slot.att {
             att.state = State::Running;
             att.pid = pid;
@@ -1213,7 +1271,11 @@ impl JobRun {
         if let Some(node) = slot.node.take()
             && let Some(n) = out.nodes.get_mut(node)
         {
-            n.give(&self.spec.tasks[t].resources);
+            if std::mem::take(&mut slot.queued) {
+                n.queued = n.queued.saturating_sub(1);
+            } else {
+                n.give(&self.spec.tasks[t].resources);
+            }
         }
         if let Some(att) = &mut slot.att {
             att.state = if slot.inst.state == State::Succeed {

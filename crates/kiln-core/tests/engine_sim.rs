@@ -873,3 +873,65 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn prefetched_attempts_wait_on_their_node_and_take_capacity_when_they_start() {
+    let spec = Arc::new(job(vec![task("a", 5, vec![])], DependencyPolicy::Succeeded));
+    let id: JobId = Arc::from("job-prefetch");
+    let mut engine = Engine::new(vec![Node::new("n1", 1000, 1 << 30).with_prefetch(1)]);
+    engine.add_job(id.clone(), Arc::clone(&spec), 1, 0);
+    let d = engine.schedule(1);
+    assert_eq!(
+        d.iter().map(|d| d.index).collect::<Vec<_>>(),
+        [0, 1],
+        "one runs, one waits"
+    );
+    assert!(engine.schedule(2).is_empty(), "the prefetch window is full");
+    let ended = |i: u32| Event::Ended {
+        task: 0,
+        index: i,
+        attempt: 1,
+        outcome: Outcome::Exited(0),
+    };
+    let started = |i: u32| Event::Started {
+        task: 0,
+        index: i,
+        attempt: 1,
+        pid: None,
+    };
+    engine.apply(&id, started(0), 3);
+    engine.apply(&id, ended(0), 4);
+    engine.apply(&id, started(1), 5); // the waiting one takes the freed capacity
+    let d = engine.schedule(6);
+    assert_eq!(
+        d.iter().map(|d| d.index).collect::<Vec<_>>(),
+        [2],
+        "one more may wait"
+    );
+    engine.apply(&id, ended(1), 7);
+    engine.apply(&id, started(2), 8);
+    engine.apply(&id, ended(2), 9);
+    let d = engine.schedule(10);
+    assert_eq!(d.iter().map(|d| d.index).collect::<Vec<_>>(), [3, 4]);
+    // A waiting attempt that is stopped before it starts gives back its place, not capacity.
+    assert!(engine.terminate_instance("job-prefetch", 0, 4, 11));
+    engine.apply(
+        &id,
+        Event::Ended {
+            task: 0,
+            index: 4,
+            attempt: 1,
+            outcome: Outcome::Stopped,
+        },
+        12,
+    );
+    engine.apply(&id, started(3), 13);
+    engine.apply(&id, ended(3), 14);
+    engine.schedule(15);
+    let run = engine.job("job-prefetch").unwrap();
+    assert_eq!(run.state(), State::Failed);
+    assert_eq!(
+        run.task_view(0).unwrap().counts.get(&State::Succeed),
+        Some(&4)
+    );
+}

@@ -701,11 +701,19 @@ async fn report(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     let req: ReportRequest = json(b)?;
+    let node = req.node_id.clone();
     let accepted = st
         .handle
         .call(move |d| d.agent_report(&req.node_id, req.events))
         .await??;
-    Ok(Json(ReportResponse { accepted }))
+    // The tick that applied the reports has dispatched into the slots they freed; hand that
+    // work over now rather than on the agent's next lease.
+    let attempts = st
+        .handle
+        .call(move |d| d.lease(&node, u32::MAX))
+        .await?
+        .unwrap_or_default();
+    Ok(Json(ReportResponse { accepted, attempts }))
 }
 
 /// Output of attempts running on an agent, written at its offsets into the server's copy.

@@ -159,7 +159,10 @@ impl Driver {
             u64::from(req.slots) * 1000,
             req.memory.max(1),
         )
-        .in_pool(req.compute_env.clone());
+        .in_pool(req.compute_env.clone())
+        // As many again may wait on the agent, so that a freed slot starts new work at once
+        // instead of after a round trip to the server.
+        .with_prefetch(req.slots);
         self.engine_mut().add_node(node);
         let running: Vec<AttemptRef> = req
             .running
