@@ -154,6 +154,15 @@ async fn every_route_but_health_needs_the_right_token() {
         (Method::GET, "/v1/jobs/job-x/tasks/a/instances"),
         (Method::GET, "/v1/jobs/job-x/tasks/a/instances/0/logs"),
         (Method::GET, "/v1/nodes"),
+        (Method::GET, "/v1/task-templates"),
+        (Method::POST, "/v1/task-templates"),
+        (Method::GET, "/v1/task-templates/t"),
+        (Method::DELETE, "/v1/task-templates/t"),
+        (Method::GET, "/v1/compute-envs"),
+        (Method::POST, "/v1/compute-envs"),
+        (Method::GET, "/v1/compute-envs/e"),
+        (Method::DELETE, "/v1/compute-envs/e"),
+        (Method::POST, "/v1/compute-envs/e/scale"),
     ];
     let agent_routes = [
         (Method::POST, "/v1/agent/register"),
