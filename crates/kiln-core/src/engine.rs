@@ -837,12 +837,19 @@ impl JobRun {
                 task.reason = snap.reason.clone();
             }
         }
-        let mut noop_effects = Vec::new();
-        let mut noop_nodes = Vec::new();
+        self.evaluate_all(now, changes);
+    }
+
+    /// Evaluates the dependencies of every unfinished task in DAG order, then refreshes states.
+    /// Used when tasks (re)start from stored or reset records: nothing runs yet, so there is
+    /// nothing to kill and no capacity to give back.
+    fn evaluate_all(&mut self, now: u64, changes: &mut Vec<Change>) {
+        let mut no_effects = Vec::new();
+        let mut no_nodes = Vec::new();
         let mut out = Out {
             changes,
-            effects: &mut noop_effects,
-            nodes: &mut noop_nodes,
+            effects: &mut no_effects,
+            nodes: &mut no_nodes,
         };
         for t in 0..self.tasks.len() {
             if !self.tasks[t].state.is_terminal() {
@@ -887,25 +894,12 @@ impl JobRun {
                 task.ready.retain(|i| task.live.contains_key(i));
             }
             self.persist_task(t, changes);
-            let mut idx: Vec<u32> = self.tasks[t].ready.iter().copied().collect();
-            idx.sort_unstable();
-            for i in idx {
+            let ready: Vec<u32> = self.tasks[t].ready.iter().copied().collect();
+            for i in ready {
                 self.push_slot(t, i, changes, false);
             }
         }
-        let mut noop_effects = Vec::new();
-        let mut noop_nodes = Vec::new();
-        let mut out = Out {
-            changes,
-            effects: &mut noop_effects,
-            nodes: &mut noop_nodes,
-        };
-        for t in 0..self.tasks.len() {
-            if !self.tasks[t].state.is_terminal() {
-                self.evaluate_deps(t, now, &mut out);
-            }
-        }
-        self.refresh(now, out.changes);
+        self.evaluate_all(now, changes);
     }
 
     /// Terminates one instance (see [`Engine::terminate_instance`]).

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use kiln_api::{AttemptDetail, InstanceDetail, InstanceList, JobDetail, NodeInfo, TaskDetail, Why};
-use kiln_core::engine::{JobRun, Restore};
+use kiln_core::engine::{JobRun, Restore, TaskView};
 use kiln_core::state::{Reason, State};
 use kiln_store::Store;
 
@@ -18,6 +18,21 @@ pub fn rfc3339(ms: u64) -> String {
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// A task's view as its wire type.
+pub fn task_detail(v: TaskView) -> TaskDetail {
+    TaskDetail {
+        name: v.name,
+        state: v.state.to_string(),
+        reason: text(v.reason.as_ref()),
+        instances: v.instances,
+        counts: v
+            .counts
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect::<BTreeMap<_, _>>(),
+    }
 }
 
 fn text(r: Option<&Reason>) -> Option<String> {
@@ -130,21 +145,7 @@ impl Driver {
             priority: run.spec.priority,
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
-            tasks: run
-                .task_views()
-                .into_iter()
-                .map(|v| TaskDetail {
-                    name: v.name,
-                    state: v.state.to_string(),
-                    reason: text(v.reason.as_ref()),
-                    instances: v.instances,
-                    counts: v
-                        .counts
-                        .iter()
-                        .map(|(s, n)| (s.to_string(), *n))
-                        .collect::<BTreeMap<_, _>>(),
-                })
-                .collect(),
+            tasks: run.task_views().into_iter().map(task_detail).collect(),
         })
     }
 

@@ -380,22 +380,12 @@ fn summarize(runner: &mut Driver, run: &JobRun, state_dir: &Path, format: Format
             failed.push((v.name.clone(), index, inst, stderr));
         }
     }
+    let tasks: Vec<kiln_api::TaskDetail> = views
+        .iter()
+        .cloned()
+        .map(kiln_server::jobs::task_detail)
+        .collect();
     if format != Format::Table {
-        let tasks: Vec<_> = views
-            .iter()
-            .map(|v| {
-                let counts: serde_json::Map<String, serde_json::Value> = v
-                    .counts
-                    .iter()
-                    .map(|(s, n)| (s.to_string(), json!(n)))
-                    .collect();
-                json!({
-                    "name": v.name, "state": v.state.as_str(),
-                    "reason": v.reason.as_ref().map(ToString::to_string),
-                    "instances": v.instances, "counts": counts,
-                })
-            })
-            .collect();
         let failed: Vec<_> = failed
             .iter()
             .map(|(task, index, inst, stderr)| {
@@ -417,17 +407,7 @@ fn summarize(runner: &mut Driver, run: &JobRun, state_dir: &Path, format: Format
         );
         return;
     }
-    let details: Vec<kiln_api::TaskDetail> = views
-        .iter()
-        .map(|v| kiln_api::TaskDetail {
-            name: v.name.clone(),
-            state: v.state.to_string(),
-            reason: v.reason.as_ref().map(ToString::to_string),
-            instances: v.instances,
-            counts: v.counts.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
-        })
-        .collect();
-    let table = crate::output::task_table(&details);
+    let table = crate::output::task_table(&tasks);
     println!("{table}");
     const SHOWN: usize = 20;
     for (task, index, inst, stderr) in failed.iter().take(SHOWN) {
