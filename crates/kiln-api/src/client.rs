@@ -51,13 +51,26 @@ impl ClientError {
     }
 }
 
+/// How long an ordinary request may take. Requests that wait by design (`lease`, `logs`
+/// with `follow`) have none; the caller bounds them.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A client of one Kiln server. Cheap to clone (the connection pool is shared).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     /// The server's base URL, without a trailing `/` (it may have a path prefix).
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Client {
@@ -189,7 +202,12 @@ impl Client {
             &paths::logs(id, task, index),
             &[("stream", Some(stream)), ("follow", follow)],
         )?;
-        self.send(self.request(Method::GET, url)).await
+        let rb = if follow.is_some() {
+            self.request_untimed(Method::GET, url)
+        } else {
+            self.request(Method::GET, url)
+        };
+        self.send(rb).await
     }
 
     /// Why a job (or one of its tasks, or one instance) is in its state.
@@ -276,7 +294,9 @@ impl Client {
 
     /// Long-polls: the server answers when it has work or after `lease_wait_ms`.
     pub async fn lease(&self, req: &LeaseRequest) -> Result<LeaseResponse, ClientError> {
-        self.post(paths::AGENT_LEASE, req).await
+        let url = self.url(paths::AGENT_LEASE, &[])?;
+        let rb = self.request_untimed(Method::POST, url).json(req);
+        decode(self.send(rb).await?).await
     }
 
     pub async fn report(&self, req: &ReportRequest) -> Result<ReportResponse, ClientError> {
@@ -307,7 +327,13 @@ impl Client {
         Ok(url)
     }
 
+    /// A request with the token and the ordinary timeout ([`REQUEST_TIMEOUT`]).
     fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.request_untimed(method, url).timeout(REQUEST_TIMEOUT)
+    }
+
+    /// A request with the token and no overall timeout (for requests that wait by design).
+    fn request_untimed(&self, method: Method, url: Url) -> RequestBuilder {
         let rb = self.http.request(method, url);
         match &self.token {
             Some(token) => rb.header(AUTHORIZATION, format!("Bearer {token}")),
