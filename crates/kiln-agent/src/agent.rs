@@ -35,7 +35,8 @@ use kiln_api::{
     HeartbeatRequest, LeaseRequest, LogAppendRequest, RegisterRequest, RegisterResponse,
     ReportRequest,
 };
-use kiln_core::model::Command;
+use kiln_core::model::{Command, InputMapping, OutputMapping, UploadWhen};
+use kiln_storage::{Storage, StorageConfig};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -167,6 +168,29 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
         },
         env: a.env,
         timeout: a.timeout_ms.map(Duration::from_millis),
+        inputs: a
+            .inputs
+            .into_iter()
+            .map(|m| InputMapping {
+                source: m.source,
+                target: m.target,
+            })
+            .collect(),
+        outputs: a
+            .outputs
+            .into_iter()
+            .map(|m| OutputMapping {
+                source: m.source,
+                target: m.target,
+                when: match m.when.as_str() {
+                    "failure" => UploadWhen::Failure,
+                    "always" => UploadWhen::Always,
+                    _ => UploadWhen::Success,
+                },
+            })
+            .collect(),
+        stdout: a.stdout,
+        stderr: a.stderr,
     }
 }
 
@@ -207,6 +231,7 @@ struct Shared {
     live: watch::Sender<usize>,
     /// One permit per slot: an attempt runs only while it holds one.
     slots: Arc<tokio::sync::Semaphore>,
+    storage: Arc<Storage>,
     draining: watch::Sender<bool>,
     /// Stop leasing and wind down.
     stopping: watch::Sender<bool>,
@@ -323,9 +348,12 @@ pub async fn run_agent(
         first.node_id,
         cfg.slots
     );
+    // Credentials and endpoint of remote storage come from the standard AWS variables.
+    let storage = Arc::new(Storage::new(StorageConfig::from_env()));
     let runtime = Arc::new(
         HostRuntime::new(work_root, log_root, first.node_id.clone())
-            .with_kill_grace(cfg.kill_grace),
+            .with_kill_grace(cfg.kill_grace)
+            .with_storage(Arc::clone(&storage)),
     );
     let session = Session {
         node_id: first.node_id,
@@ -344,6 +372,7 @@ pub async fn run_agent(
         held: Mutex::new(BTreeMap::new()),
         live: watch::channel(0).0,
         slots: Arc::new(tokio::sync::Semaphore::new(slot_count)),
+        storage,
         draining: watch::channel(false).0,
         stopping,
         reports: reports_tx,
@@ -537,7 +566,8 @@ async fn reregister(shared: &Arc<Shared>) -> bool {
                     let root = &shared.cfg.work_dir;
                     s.runtime = Arc::new(
                         HostRuntime::new(root.join("work"), root.join("logs"), &resp.node_id)
-                            .with_kill_grace(shared.cfg.kill_grace),
+                            .with_kill_grace(shared.cfg.kill_grace)
+                            .with_storage(Arc::clone(&shared.storage)),
                     );
                 }
                 tracing::info!("registered again as {}", resp.node_id);

@@ -17,8 +17,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiln_core::model::Command;
+use kiln_core::model::{Command, InputMapping, OutputMapping, Stream, UploadWhen, redirect_url};
 use kiln_core::state::Outcome;
+use kiln_storage::{Location, Storage};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -36,6 +37,14 @@ pub struct AttemptSpec {
     pub command: Command,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// Remote storage made available in the working directory before the command runs.
+    pub inputs: Vec<InputMapping>,
+    /// Paths of the working directory uploaded after it ends.
+    pub outputs: Vec<OutputMapping>,
+    /// Where stdout / stderr are uploaded when the attempt ends (see
+    /// [`kiln_core::model::redirect_url`]).
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
 }
 
 /// Asks a running attempt to stop. Cloned into the attempt's future; usable from any thread.
@@ -107,6 +116,8 @@ pub struct HostRuntime {
     kill_grace: Duration,
     keep_work_dirs: bool,
     programs: Mutex<HashMap<String, PathBuf>>,
+    /// Remote storage for inputs, outputs and log redirects.
+    storage: Option<Arc<Storage>>,
 }
 
 impl HostRuntime {
@@ -118,11 +129,18 @@ impl HostRuntime {
             kill_grace: Duration::from_secs(5),
             keep_work_dirs: false,
             programs: Mutex::new(HashMap::new()),
+            storage: None,
         }
     }
 
     pub fn with_kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
+        self
+    }
+
+    /// Remote storage for inputs, outputs and log redirects.
+    pub fn with_storage(mut self, storage: Arc<Storage>) -> Self {
+        self.storage = Some(storage);
         self
     }
 
@@ -191,6 +209,9 @@ impl HostRuntime {
                 message: format!("cannot create {}: {e}", paths.work_dir.display()),
                 resource: true,
             };
+        }
+        if let Err(message) = self.stage_inputs(spec, &paths.work_dir).await {
+            return Outcome::InputFailed(message);
         }
         let (program, args): (PathBuf, &[String]) = match &spec.command {
             Command::Shell(script) => (PathBuf::from("/bin/sh"), std::slice::from_ref(script)),
@@ -298,10 +319,116 @@ impl HostRuntime {
                 tracing::warn!("capturing output of {}: {e}", spec.task_name);
             }
         }
+        let outcome = match self.upload_results(spec, &paths, &outcome).await {
+            Ok(()) => outcome,
+            Err(message) => Outcome::OutputFailed {
+                exit_code: match outcome {
+                    Outcome::Exited(code) => Some(code),
+                    _ => None,
+                },
+                message,
+            },
+        };
         if outcome == Outcome::Exited(0) && !self.keep_work_dirs {
             let _ = std::fs::remove_dir_all(&paths.work_dir);
         }
         outcome
+    }
+
+    fn storage(&self) -> Result<&Storage, String> {
+        self.storage
+            .as_deref()
+            .ok_or_else(|| "this node has no remote storage configured".to_string())
+    }
+
+    /// Makes every input available in the working directory. The error names the URL.
+    async fn stage_inputs(&self, spec: &AttemptSpec, work_dir: &Path) -> Result<(), String> {
+        for m in &spec.inputs {
+            let fail = |cause: &dyn std::fmt::Display| format!("{}: {cause}", m.source);
+            let location = Location::parse(&m.source).map_err(|e| fail(&e))?;
+            let target = local_path(work_dir, &m.target).map_err(|e| fail(&e))?;
+            self.storage()
+                .map_err(|e| fail(&e))?
+                .download(&location, &target)
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Uploads the outputs due for this outcome, then stdout and stderr (always, also on
+    /// failure, timeout or termination). Every upload is tried; the first error is returned.
+    async fn upload_results(
+        &self,
+        spec: &AttemptSpec,
+        paths: &AttemptPaths,
+        outcome: &Outcome,
+    ) -> Result<(), String> {
+        let succeeded = *outcome == Outcome::Exited(0);
+        let mut first_error = None;
+        let mut note = |e: String| {
+            tracing::warn!("upload of {} failed: {e}", spec.task_name);
+            first_error.get_or_insert(e);
+        };
+        for m in &spec.outputs {
+            let due = match m.when {
+                UploadWhen::Success => succeeded,
+                UploadWhen::Failure => !succeeded,
+                UploadWhen::Always => true,
+            };
+            if !due {
+                continue;
+            }
+            let fail = |cause: &dyn std::fmt::Display| format!("{}: {cause}", m.target);
+            let result = async {
+                let location = Location::parse(&m.target).map_err(|e| fail(&e))?;
+                let source = local_path(&paths.work_dir, &m.source).map_err(|e| fail(&e))?;
+                self.storage()
+                    .map_err(|e| fail(&e))?
+                    .upload(&source, &location)
+                    .await
+                    .map_err(|e| fail(&e))
+            }
+            .await;
+            if let Err(e) = result {
+                note(e);
+            }
+        }
+        for (stream, location, file) in [
+            (Stream::Stdout, &spec.stdout, &paths.stdout),
+            (Stream::Stderr, &spec.stderr, &paths.stderr),
+        ] {
+            let Some(location) = location else { continue };
+            let url = redirect_url(
+                location,
+                stream,
+                &spec.job_id,
+                &spec.task_name,
+                spec.index,
+                spec.attempt,
+            );
+            let fail = |cause: &dyn std::fmt::Display| format!("{url}: {cause}");
+            let result = async {
+                let target = Location::parse(&url).map_err(|e| fail(&e))?;
+                // An attempt that printed nothing still leaves its (empty) log object.
+                if !file.exists() {
+                    if let Some(dir) = file.parent() {
+                        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+                    }
+                    std::fs::File::create(file).map_err(|e| fail(&e))?;
+                }
+                self.storage()
+                    .map_err(|e| fail(&e))?
+                    .upload(file, &target)
+                    .await
+                    .map_err(|e| fail(&e))
+            }
+            .await;
+            if let Err(e) = result {
+                note(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// SIGTERM to the group, then SIGKILL once the grace period is over (or a kill arrives).
@@ -394,6 +521,17 @@ pub struct LeftoverAttempt<'a> {
     pub task: &'a str,
     pub index: u32,
     pub attempt: u32,
+}
+
+/// A mapping's local path inside the working directory. Absolute paths are refused on the host
+/// (they would reach outside the instance); `..` is refused by validation already.
+fn local_path(work_dir: &Path, rel: &str) -> Result<PathBuf, String> {
+    if Path::new(rel).is_absolute() {
+        return Err(format!(
+            "`{rel}` is absolute; on the host runtime mapping targets are relative to the working directory"
+        ));
+    }
+    Ok(work_dir.join(rel))
 }
 
 fn is_executable(p: &Path) -> bool {

@@ -182,6 +182,10 @@ fn shell(index: u32, script: &str) -> AttemptAssignment {
         command: CommandDto::Shell(script.into()),
         env: BTreeMap::from([("GREETING".into(), "hi".into())]),
         timeout_ms: None,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        stdout: None,
+        stderr: None,
     }
 }
 

@@ -48,6 +48,10 @@ fn assignment_becomes_attempt_spec() {
         command: CommandDto::Argv(vec!["echo".into(), "hi there".into()]),
         env: BTreeMap::from([("A".into(), "1".into())]),
         timeout_ms: Some(1500),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        stdout: None,
+        stderr: None,
     };
     let s = attempt_spec(a.clone());
     assert_eq!(
@@ -66,6 +70,10 @@ fn assignment_becomes_attempt_spec() {
         command: CommandDto::Shell("exit 3".into()),
         env: BTreeMap::new(),
         timeout_ms: None,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        stdout: None,
+        stderr: None,
         ..a
     });
     assert_eq!(s.command, Command::Shell("exit 3".into()));

@@ -116,6 +116,34 @@ pub struct AttemptAssignment {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub timeout_ms: Option<u64>,
+    /// Remote storage to make available before the command runs.
+    #[serde(default)]
+    pub inputs: Vec<InputMappingDto>,
+    /// Local paths to upload after it ends.
+    #[serde(default)]
+    pub outputs: Vec<OutputMappingDto>,
+    /// Where stdout / stderr are uploaded when it ends (a prefix ending in `/` or an object URL).
+    #[serde(default)]
+    pub stdout: Option<String>,
+    #[serde(default)]
+    pub stderr: Option<String>,
+}
+
+/// `source` (a storage URL) made available at `target` (a path in the working directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputMappingDto {
+    pub source: String,
+    pub target: String,
+}
+
+/// `source` (a local path) uploaded to `target` (a storage URL) `when`: success|failure|always.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputMappingDto {
+    pub source: String,
+    pub target: String,
+    pub when: String,
 }
 
 /// What to run: `{"shell": "echo hi"}` (run by `sh -c`) or `{"argv": ["echo", "hi"]}`.
@@ -168,6 +196,10 @@ pub enum AttemptEventKind {
     /// It could not be started; `resource` is true when the node lacked something (a retry
     /// elsewhere may succeed, and spends `resource_retries`), false for a bad command.
     StartFailed { message: String, resource: bool },
+    /// An input could not be made available; the command never ran (`URL: cause`).
+    InputMappingFailed { message: String },
+    /// The command ended (exit `code`, if it exited) but outputs or logs could not be uploaded.
+    OutputMappingFailed { code: Option<i32>, message: String },
 }
 
 /// Standard output's name in [`LogChunk::stream`] and the `stream=` query parameter.

@@ -61,6 +61,8 @@ pub use rest::*;
     agent::LeaseRequest,
     agent::LeaseResponse,
     agent::AttemptAssignment,
+    agent::InputMappingDto,
+    agent::OutputMappingDto,
     agent::CommandDto,
     agent::ReportRequest,
     agent::ReportResponse,

@@ -197,6 +197,10 @@ fn agent_types_round_trip() {
         command: CommandDto::Argv(vec!["echo".into(), "hi there".into()]),
         env: BTreeMap::from([("A".into(), "1".into())]),
         timeout_ms: Some(60_000),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        stdout: None,
+        stderr: None,
     };
     round_trip(&assignment);
     round_trip(&LeaseResponse {
@@ -209,6 +213,10 @@ fn agent_types_round_trip() {
                 command: CommandDto::Shell("exit 3".into()),
                 env: BTreeMap::new(),
                 timeout_ms: None,
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                stdout: None,
+                stderr: None,
             },
         ],
     });
@@ -421,5 +429,5 @@ fn openapi_has_every_schema() {
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
-    assert_eq!(schemas.len(), 37);
+    assert_eq!(schemas.len(), 39);
 }

@@ -232,3 +232,79 @@ pub const INSTANCE_TYPES: &[InstanceType] = &[
 pub fn instance_type(name: &str) -> Option<&'static InstanceType> {
     INSTANCE_TYPES.iter().find(|t| t.name == name)
 }
+
+/// Which captured stream a log object holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Where one attempt's stdout or stderr goes, given a task's `stdout`/`stderr` location.
+///
+/// Under a prefix (ending in `/`), attempt 1 writes Tencent's default name
+/// `stdout.JOBID.TASK.INDEX.log` and attempt N ≥ 2 writes `stdout.JOBID.TASK.INDEX.attempt-N.log`,
+/// so no attempt's log overwrites another's. A full object URL has its placeholders
+/// `${BATCH_JOB_ID}`, `${BATCH_TASK_NAME}`, `${BATCH_TASK_INSTANCE_INDEX}` and
+/// `${BATCH_TASK_INSTANCE_ATTEMPT}` filled in.
+pub fn redirect_url(
+    location: &str,
+    stream: Stream,
+    job: &str,
+    task: &str,
+    index: u32,
+    attempt: u32,
+) -> String {
+    if location.ends_with('/') {
+        let s = stream.as_str();
+        if attempt <= 1 {
+            format!("{location}{s}.{job}.{task}.{index}.log")
+        } else {
+            format!("{location}{s}.{job}.{task}.{index}.attempt-{attempt}.log")
+        }
+    } else {
+        location
+            .replace("${BATCH_JOB_ID}", job)
+            .replace("${BATCH_TASK_NAME}", task)
+            .replace("${BATCH_TASK_INSTANCE_INDEX}", &index.to_string())
+            .replace("${BATCH_TASK_INSTANCE_ATTEMPT}", &attempt.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_names() {
+        let prefix = "s3://b/logs/";
+        assert_eq!(
+            redirect_url(prefix, Stream::Stdout, "job-1", "t", 3, 1),
+            "s3://b/logs/stdout.job-1.t.3.log"
+        );
+        assert_eq!(
+            redirect_url(prefix, Stream::Stderr, "job-1", "t", 3, 2),
+            "s3://b/logs/stderr.job-1.t.3.attempt-2.log"
+        );
+        assert_eq!(
+            redirect_url(
+                "cos://b-1.cos.ap-x.myqcloud.com/l/${BATCH_JOB_ID}-${BATCH_TASK_NAME}-${BATCH_TASK_INSTANCE_INDEX}.${BATCH_TASK_INSTANCE_ATTEMPT}.err",
+                Stream::Stderr,
+                "job-1",
+                "t",
+                0,
+                4
+            ),
+            "cos://b-1.cos.ap-x.myqcloud.com/l/job-1-t-0.4.err"
+        );
+    }
+}

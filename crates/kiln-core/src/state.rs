@@ -121,6 +121,10 @@ pub enum Reason {
     InstanceFailed(u32),
     /// A job's reason: this task failed.
     TaskFailed(String),
+    /// Remote storage could not be made available before the command ran (`URL: cause`).
+    InputMappingFailed(String),
+    /// Outputs or logs could not be uploaded after the command ended (`URL: cause`).
+    OutputMappingFailed(String),
 }
 
 impl Reason {
@@ -141,6 +145,8 @@ impl Reason {
             Reason::SiblingFailed(_) => "SIBLING_FAILED",
             Reason::InstanceFailed(_) => "INSTANCE_FAILED",
             Reason::TaskFailed(_) => "TASK_FAILED",
+            Reason::InputMappingFailed(_) => "INPUT_MAPPING_FAILED",
+            Reason::OutputMappingFailed(_) => "OUTPUT_MAPPING_FAILED",
         }
     }
 }
@@ -153,7 +159,9 @@ impl fmt::Display for Reason {
             | Reason::NoCapacity(s)
             | Reason::UpstreamFailed(s)
             | Reason::StartFailed(s)
-            | Reason::TaskFailed(s) => write!(f, "{code} {s}"),
+            | Reason::TaskFailed(s)
+            | Reason::InputMappingFailed(s)
+            | Reason::OutputMappingFailed(s) => write!(f, "{code} {s}"),
             Reason::ExitCode(n) | Reason::Signal(n) => write!(f, "{code} {n}"),
             Reason::SiblingFailed(n) | Reason::InstanceFailed(n) => write!(f, "{code} {n}"),
             Reason::ConcurrencyLimit
@@ -197,6 +205,8 @@ impl FromStr for Reason {
             "SIBLING_FAILED" => uint().map(Reason::SiblingFailed),
             "INSTANCE_FAILED" => uint().map(Reason::InstanceFailed),
             "TASK_FAILED" => text().map(Reason::TaskFailed),
+            "INPUT_MAPPING_FAILED" => text().map(Reason::InputMappingFailed),
+            "OUTPUT_MAPPING_FAILED" => text().map(Reason::OutputMappingFailed),
             _ => Err(bad()),
         }
     }
@@ -219,6 +229,14 @@ pub enum Outcome {
     StartFailed { message: String, resource: bool },
     /// The node (or the runner) went away while the attempt ran.
     Lost(LossCause),
+    /// An input could not be made available; the command never ran (`URL: cause`).
+    InputFailed(String),
+    /// The command ended (with this exit code, if it exited) but its outputs or logs could not
+    /// be uploaded (`URL: cause`).
+    OutputFailed {
+        exit_code: Option<i32>,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +335,7 @@ impl Instance {
             (State::Starting | State::Running, InstanceEvent::Ended(outcome)) => {
                 next.exit_code = match outcome {
                     Outcome::Exited(code) => Some(*code),
+                    Outcome::OutputFailed { exit_code, .. } => *exit_code,
                     _ => None,
                 };
                 self.end(&mut next, outcome, policy);
@@ -379,6 +398,10 @@ impl Instance {
                 } else {
                     Fault::App(reason)
                 }
+            }
+            Outcome::InputFailed(m) => Fault::App(Reason::InputMappingFailed(m.clone())),
+            Outcome::OutputFailed { message, .. } => {
+                Fault::App(Reason::OutputMappingFailed(message.clone()))
             }
             Outcome::Lost(LossCause::NodeLost) => Fault::Resource(Reason::NodeLost),
             Outcome::Lost(LossCause::Interrupted) => Fault::Free(Reason::Interrupted),
@@ -537,6 +560,8 @@ mod tests {
             Reason::SiblingFailed(4),
             Reason::InstanceFailed(0),
             Reason::TaskFailed("merge".into()),
+            Reason::InputMappingFailed("s3://b/in/: not found".into()),
+            Reason::OutputMappingFailed("s3://b/out/: connection refused".into()),
         ];
         for r in all {
             assert_eq!(r.to_string().parse::<Reason>(), Ok(r.clone()), "{r}");

@@ -30,17 +30,30 @@ pub fn unsupported(spec: &JobSpec) -> Vec<SpecError> {
                 "remove `network` for host tasks",
             );
         }
-        for (field, used) in [
-            ("inputs", !t.inputs.is_empty()),
-            ("outputs", !t.outputs.is_empty()),
-            ("stdout", t.stdout.is_some()),
-            ("stderr", t.stderr.is_some()),
-        ] {
-            if used {
+        // On the host an instance's files live in its working directory: a mapping may not
+        // point outside it (containers, where absolute targets are fine, come later).
+        let absolute = |p: &str| t.image == Image::Host && p.starts_with('/');
+        for (i, m) in t.inputs.iter().enumerate() {
+            if absolute(&m.target) {
                 err(
-                    p(field),
-                    "remote storage mapping is not available yet".into(),
-                    "remove it; output is kept under the state directory's logs/",
+                    p(&format!("inputs[{i}].target")),
+                    format!(
+                        "`{}` is absolute; host tasks map inputs inside their working directory",
+                        m.target
+                    ),
+                    "use a relative path (the working directory is BATCH_WORK_DIR)",
+                );
+            }
+        }
+        for (i, m) in t.outputs.iter().enumerate() {
+            if absolute(&m.source) {
+                err(
+                    p(&format!("outputs[{i}].source")),
+                    format!(
+                        "`{}` is absolute; host tasks upload outputs from their working directory",
+                        m.source
+                    ),
+                    "use a relative path (the working directory is BATCH_WORK_DIR)",
                 );
             }
         }

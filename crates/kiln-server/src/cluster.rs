@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use kiln_api::{
     AttemptAssignment, AttemptEvent, AttemptEventKind, AttemptKey, CommandDto, HeartbeatRequest,
-    HeartbeatResponse, RegisterRequest, RegisterResponse,
+    HeartbeatResponse, InputMappingDto, OutputMappingDto, RegisterRequest, RegisterResponse,
 };
 use kiln_core::engine::{AttemptRef, Dispatch, Event, Node};
-use kiln_core::model::Command;
+use kiln_core::model::{Command, UploadWhen};
 use kiln_core::state::Outcome;
 
 use kiln_store::Store;
@@ -330,6 +330,30 @@ impl Driver {
             },
             env: task.env.clone(),
             timeout_ms: task.timeout_ms,
+            inputs: task
+                .inputs
+                .iter()
+                .map(|m| InputMappingDto {
+                    source: m.source.clone(),
+                    target: m.target.clone(),
+                })
+                .collect(),
+            outputs: task
+                .outputs
+                .iter()
+                .map(|m| OutputMappingDto {
+                    source: m.source.clone(),
+                    target: m.target.clone(),
+                    when: match m.when {
+                        UploadWhen::Success => "success",
+                        UploadWhen::Failure => "failure",
+                        UploadWhen::Always => "always",
+                    }
+                    .into(),
+                })
+                .collect(),
+            stdout: task.stdout.clone(),
+            stderr: task.stderr.clone(),
         })
     }
 
@@ -499,6 +523,11 @@ fn outcome_of(kind: AttemptEventKind) -> Outcome {
         AttemptEventKind::StartFailed { message, resource } => {
             Outcome::StartFailed { message, resource }
         }
+        AttemptEventKind::InputMappingFailed { message } => Outcome::InputFailed(message),
+        AttemptEventKind::OutputMappingFailed { code, message } => Outcome::OutputFailed {
+            exit_code: code,
+            message,
+        },
     }
 }
 

@@ -15,6 +15,7 @@ use kiln_agent::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};
 use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node, Restore};
 use kiln_core::model::JobSpec;
 use kiln_core::state::{LossCause, Outcome, State};
+use kiln_storage::{Storage, StorageConfig};
 use kiln_store::{SqliteStore, Store, StoreError};
 
 use crate::cluster::{Agents, LeaseNotify};
@@ -155,7 +156,9 @@ impl Driver {
             cfg.node.name.clone(),
         )
         .with_kill_grace(cfg.kill_grace)
-        .with_keep_work_dirs(cfg.keep_work_dirs);
+        .with_keep_work_dirs(cfg.keep_work_dirs)
+        // Credentials and endpoint of remote storage come from the standard AWS variables.
+        .with_storage(Arc::new(Storage::new(StorageConfig::from_env())));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kiln-attempt")
@@ -529,6 +532,10 @@ impl Driver {
             command: task.command.clone(),
             env: task.env.clone(),
             timeout: task.timeout_ms.map(Duration::from_millis),
+            inputs: task.inputs.clone(),
+            outputs: task.outputs.clone(),
+            stdout: task.stdout.clone(),
+            stderr: task.stderr.clone(),
         };
         let kill = KillSwitch::new();
         self.kills

@@ -84,13 +84,9 @@ fn every_example_runs_to_its_documented_end() {
                     .iter()
                     .filter_map(|e| e["field"].as_str())
                     .collect();
-                for field in [
-                    "tasks.render.image",
-                    "tasks.render.inputs",
-                    "tasks.render.outputs",
-                ] {
-                    assert!(fields.contains(&field), "{field}: {summary}");
-                }
+                // Docker images are refused until the Docker runtime lands (its COS mappings
+                // to absolute paths are fine in a container).
+                assert!(fields.contains(&"tasks.render.image"), "{summary}");
                 assert!(!sb.state_dir().exists());
             }
             "failing.yaml" => {

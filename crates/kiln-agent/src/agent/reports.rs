@@ -117,6 +117,11 @@ pub fn outcome_kind(outcome: Outcome) -> AttemptEventKind {
         Outcome::StartFailed { message, resource } => {
             AttemptEventKind::StartFailed { message, resource }
         }
+        Outcome::InputFailed(message) => AttemptEventKind::InputMappingFailed { message },
+        Outcome::OutputFailed { exit_code, message } => AttemptEventKind::OutputMappingFailed {
+            code: exit_code,
+            message,
+        },
         // The host runtime never answers this; the wire has no such kind.
         Outcome::Lost(cause) => AttemptEventKind::StartFailed {
             message: format!("the attempt was lost ({cause:?})"),
