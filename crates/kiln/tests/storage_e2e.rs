@@ -230,3 +230,127 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_mappings_read_and_write_a_shared_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(shared.join("in")).unwrap();
+    std::fs::write(shared.join("in/a.txt"), "one\ntwo\n").unwrap();
+    let spec = format!(
+        r#"
+name: nfs
+tasks:
+  t:
+    instances: 2
+    command: mkdir -p out && wc -l < in/a.txt > out/n.$BATCH_TASK_INSTANCE_INDEX && echo done
+    inputs: [{{source: "file://{root}/in/", target: in/}}]
+    outputs: [{{source: out/, target: "file://{root}/out/"}}]
+    stdout: "file://{root}/logs/"
+"#,
+        root = shared.display()
+    );
+    // No object storage involved: the endpoint is never contacted.
+    let (code, summary, stderr) =
+        run_async("http://127.0.0.1:9".into(), dir.path().to_path_buf(), spec).await;
+    assert_eq!(code, 0, "{stderr}\n{summary}");
+    for i in 0..2 {
+        let n = std::fs::read_to_string(shared.join(format!("out/n.{i}"))).unwrap();
+        assert_eq!(n.trim(), "2");
+    }
+    let id = summary["id"].as_str().unwrap();
+    let log = std::fs::read_to_string(shared.join(format!("logs/stdout.{id}.t.1.log"))).unwrap();
+    assert_eq!(log, "done\n");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("in/a.txt")).unwrap(),
+        "one\ntwo\n",
+        "the source is left as it was"
+    );
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "BUG: a 1 GiB multipart upload to the s3s-fs test server fails after ~100 s with \
+            AccessDenied (seen on the abort of the upload); 64 MiB passes in kiln-storage's tests"]
+async fn a_one_gib_output_uploads_in_bounded_memory() {
+    let server = TestServer::start().await.unwrap();
+    server.create_bucket("big").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (held, go) = (dir.path().join("held"), dir.path().join("go"));
+    // `big` writes and uploads 1 GiB; `hold` then keeps the runner alive so its peak memory can
+    // be read after the upload.
+    let spec = format!(
+        r#"
+name: big
+dag: big -> hold
+tasks:
+  big:
+    command: mkdir -p out && head -c 1073741824 /dev/zero > out/blob
+    outputs: [{{source: out/, target: "s3://big/o/"}}]
+  hold:
+    command: touch {held} && while ! test -e {go}; do sleep 0.05; done
+"#,
+        held = held.display(),
+        go = go.display()
+    );
+    let file = dir.path().join("job.yaml");
+    std::fs::write(&file, spec).unwrap();
+    let mut child = Command::new(kiln_bin())
+        .arg("run")
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--cpus", "2", "-o", "json"])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    while !held.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload did not finish"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut out = String::new();
+            if let Some(mut o) = child.stdout.take() {
+                use std::io::Read;
+                let _ = o.read_to_string(&mut out);
+            }
+            panic!("kiln ended early: {status}: {out}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let peak = peak_kib(child.id()).unwrap();
+    std::fs::write(&go, "").unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = std::fs::metadata(server.root().join("big/o/blob"))
+        .unwrap()
+        .len();
+    assert_eq!(size, 1 << 30);
+    assert!(
+        peak < 128 * 1024,
+        "peak memory {peak} KiB while uploading 1 GiB"
+    );
+}
