@@ -133,9 +133,8 @@ impl Driver {
     pub fn job_detail(&mut self, id: &str) -> Result<JobDetail, JobOpError> {
         let row = self
             .store()
-            .load_job(id)?
-            .ok_or_else(|| JobOpError::NotFound(id.to_string()))?
-            .row;
+            .job_row(id)?
+            .ok_or_else(|| JobOpError::NotFound(id.to_string()))?;
         let run = self.loaded(id)?;
         Ok(JobDetail {
             id: id.to_string(),

@@ -146,6 +146,8 @@ fn jobs_and_changes(store: &mut dyn Store) {
     store.apply(&changes).unwrap();
 
     let loaded = store.load_job(&job).unwrap().expect("job stored");
+    assert_eq!(store.job_row(&job).unwrap().as_ref(), Some(&loaded.row));
+    assert!(store.job_row("job-missing").unwrap().is_none());
     assert_eq!(*loaded.spec, spec);
     assert_eq!(loaded.row.state, State::Running);
     assert_eq!(loaded.tasks.len(), 2);

@@ -132,6 +132,8 @@ pub trait Store {
     fn apply(&mut self, changes: &[Change]) -> Result<()>;
     /// A job with its tasks' and instances' records, if it exists.
     fn load_job(&mut self, id: &str) -> Result<Option<StoredJob>>;
+    /// A job's row alone (no tasks or instances), if it exists.
+    fn job_row(&mut self, id: &str) -> Result<Option<JobRow>>;
     /// Jobs not in a terminal state, oldest first.
     fn unfinished_jobs(&mut self) -> Result<Vec<JobRow>>;
     /// Unfinished jobs whose spec equals `spec`, oldest first.

@@ -114,6 +114,24 @@ pub struct SqliteStore {
     seqs: HashMap<Arc<str>, i64>,
 }
 
+/// Retries `f` while SQLite reports the database busy or locked, for up to 10 seconds.
+fn busy_retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
@@ -137,16 +155,21 @@ impl SqliteStore {
         // Check the version before anything that writes to the file (switching to WAL rewrites
         // the header): a newer database is refused, never rewritten.
         check_version(&conn)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Switching to WAL needs an exclusive lock, and SQLite answers "busy" at once (without
+        // its busy handler) when another connection opening the same new file holds one.
+        busy_retry(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if check_version(&conn)? == 0 {
             // Holding the write lock, look again: another process may have created it meanwhile.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if check_version(&tx)? == 0 {
-                tx.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))?;
-            }
-            tx.commit()?;
+            busy_retry(|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                if version == 0 {
+                    tx.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+                }
+                tx.commit()
+            })?;
         }
         Ok(SqliteStore {
             conn,
@@ -548,6 +571,15 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn job_row(&mut self, id: &str) -> Result<Option<JobRow>> {
+        Ok(self
+            .job_rows(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                [id],
+            )?
+            .pop())
     }
 
     fn load_job(&mut self, id: &str) -> Result<Option<StoredJob>> {
