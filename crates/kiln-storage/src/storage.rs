@@ -510,9 +510,10 @@ fn build_store(
     let options = ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
         // No overall limit: a large object takes as long as it takes; a stalled one
-        // trips the read timeout.
+        // trips the read timeout. That must outlast a server assembling a large multipart
+        // upload before it answers (the s3s-fs test server takes over 30 s for 1 GiB).
         .with_timeout_disabled()
-        .with_read_timeout(Duration::from_secs(30))
+        .with_read_timeout(Duration::from_secs(300))
         .with_pool_idle_timeout(Duration::from_secs(20))
         .with_allow_http(cfg.allow_http && id.scheme == "s3");
     let mut b = AmazonS3Builder::new()

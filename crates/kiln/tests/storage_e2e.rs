@@ -278,8 +278,6 @@ fn peak_kib(pid: u32) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a 1 GiB multipart upload to the s3s-fs test server fails after ~100 s with \
-            AccessDenied (seen on the abort of the upload); 64 MiB passes in kiln-storage's tests"]
 async fn a_one_gib_output_uploads_in_bounded_memory() {
     let server = TestServer::start().await.unwrap();
     server.create_bucket("big").unwrap();
@@ -318,7 +316,7 @@ tasks:
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
     while !held.exists() {
         assert!(
             std::time::Instant::now() < deadline,
