@@ -37,15 +37,22 @@ impl Drop for Proc {
 struct Cluster {
     dir: tempfile::TempDir,
     port: u16,
+    /// Environment of the server process (e.g. storage credentials).
+    env: Vec<(String, String)>,
     server: Option<Proc>,
     agents: Vec<(String, Proc)>,
 }
 
 impl Cluster {
     fn new() -> Self {
+        Self::with_env(Vec::new())
+    }
+
+    fn with_env(env: Vec<(String, String)>) -> Self {
         let mut c = Cluster {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
+            env,
             server: None,
             agents: Vec::new(),
         };
@@ -64,6 +71,7 @@ impl Cluster {
     /// Starts the server and waits until it says it listens.
     fn start_server(&mut self) {
         let mut child = Command::new(kiln_bin())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(["server", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
             .arg(self.data())
@@ -415,4 +423,51 @@ fn templates_are_created_listed_used_with_overrides_and_deleted() {
     assert_eq!(code, 2, "{out}{err}");
     let list = c.json(&["template", "list"]);
     assert_eq!(list["items"], serde_json::json!([]));
+}
+
+#[test]
+fn an_output_upload_that_failed_succeeds_on_retry_once_storage_is_back() {
+    use kiln_storage::testing::{ACCESS_KEY, REGION, SECRET_KEY, TestServer};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut s3 = rt.block_on(TestServer::start()).unwrap();
+    s3.create_bucket("out").unwrap();
+    let (root, addr) = (s3.root().to_path_buf(), s3.addr());
+    let c = Cluster::with_env(
+        [
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_ENDPOINT_URL", s3.endpoint()),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec(),
+    );
+    let (started, go) = (c.dir.path().join("started"), c.dir.path().join("go"));
+    let spec = c.spec(
+        "upload.yaml",
+        &format!(
+            "name: upload\ntasks:\n  t:\n    command: mkdir -p out && echo $BATCH_TASK_INSTANCE_ATTEMPT > out/r && touch {} && while ! test -e {}; do sleep 0.05; done\n    outputs: [{{source: out/, target: \"s3://out/r/\"}}]\n",
+            started.display(),
+            go.display()
+        ),
+    );
+    let id = c.submit(&spec);
+    wait_until(30, "the instance to start", || started.exists());
+    rt.block_on(s3.stop());
+    std::fs::write(&go, "").unwrap();
+    c.wait_job(&id, 60, |v| state(v) == "FAILED");
+    let inst = &c.instances(&id, "t")[0];
+    let reason = inst["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("OUTPUT_MAPPING_FAILED s3://out/r/"),
+        "{reason}"
+    );
+    assert_eq!(inst["exit_code"], 0, "the command's exit code is kept");
+    // Storage is back: a retry runs the instance again and its upload goes through.
+    let _s3 = rt.block_on(TestServer::start_on(&root, addr)).unwrap();
+    let (code, out) = c.kiln(&["job", "retry", &id]);
+    assert_eq!(code, 0, "{out}");
+    c.wait_job(&id, 60, |v| state(v) == "SUCCEED");
+    let object = std::fs::read_to_string(root.join("out/r/r")).unwrap();
+    assert_eq!(object.trim(), "2", "uploaded by the second attempt");
 }
