@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::value::Value;
 use super::{SpecError, SpecWarning, parse_duration, parse_size};
-use crate::model::{Command, Image, Resources};
+use crate::model::{Command, Image, InputMapping, Resources};
 
 /// Longest accepted per-attempt timeout: 7 days (Tencent's `Timeout` maximum, 604800 s).
 pub(crate) const MAX_TIMEOUT_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -676,4 +676,37 @@ pub(crate) fn one_of<T: Copy>(
     let hint = did_you_mean(s, names.iter().copied());
     d.err_hint(path, format!("expected {expected}, got {s:?}"), hint);
     None
+}
+
+/// One input mapping of either format: `source_key` (a storage URL) made available at
+/// `target_key` (a local path). `targets` holds the normalised targets seen so far in the task
+/// (with the path that claimed each), so two inputs to one target are refused.
+pub(crate) fn input_mapping(
+    m: &Obj<'_>,
+    source_key: &str,
+    target_key: &str,
+    targets: &mut BTreeMap<String, String>,
+    d: &mut Diag,
+) -> Option<InputMapping> {
+    let source = m
+        .require(source_key, d)
+        .and_then(|s| url(s, &m.path(source_key), d));
+    let target = m.require(target_key, d).and_then(|t| {
+        let tp = m.path(target_key);
+        let s = string(t, &tp, d)?;
+        let norm = local_path(s, &tp, d)?;
+        if let Some(first) = targets.get(&norm) {
+            d.err(
+                &tp,
+                format!("two inputs map to the same target {s:?} (see {first})"),
+            );
+            return None;
+        }
+        targets.insert(norm, tp);
+        Some(s.to_string())
+    });
+    Some(InputMapping {
+        source: source?,
+        target: target?,
+    })
 }

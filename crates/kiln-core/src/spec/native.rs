@@ -261,25 +261,8 @@ pub(crate) fn inputs(v: &Value, path: &str, d: &mut Diag) -> Option<Vec<InputMap
             continue;
         };
         m.check_keys(&["source", "target"], d);
-        let source = m
-            .require("source", d)
-            .and_then(|s| check::url(s, &m.path("source"), d));
-        let target = m.require("target", d).and_then(|t| {
-            let tp = m.path("target");
-            let s = check::string(t, &tp, d)?;
-            let norm = check::local_path(s, &tp, d)?;
-            if let Some(first) = targets.get(&norm) {
-                d.err(
-                    &tp,
-                    format!("two inputs map to the same target {s:?} (see {first})"),
-                );
-                return None;
-            }
-            targets.insert(norm, tp);
-            Some(s.to_string())
-        });
-        if let (Some(source), Some(target)) = (source, target) {
-            out.push(InputMapping { source, target });
+        if let Some(mapping) = check::input_mapping(&m, "source", "target", &mut targets, d) {
+            out.push(mapping);
         }
     }
     Some(out)

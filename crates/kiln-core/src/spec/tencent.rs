@@ -9,8 +9,7 @@ use super::native::description;
 use super::value::Value;
 use super::{PendingEdge, RawJob, RawTask, TaskEntry};
 use crate::model::{
-    Command, DependencyPolicy, InputMapping, MAX_INSTANCES, OnFailure, OutputMapping, Resources,
-    UploadWhen,
+    Command, DependencyPolicy, MAX_INSTANCES, OnFailure, OutputMapping, Resources, UploadWhen,
 };
 
 /// Tencent's default per-attempt `Timeout` when none is given: 86400 s.
@@ -435,25 +434,10 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
                     "mount options are not supported",
                 );
             }
-            let source = m
-                .require("SourcePath", d)
-                .and_then(|s| check::url(s, &m.path("SourcePath"), d));
-            let target = m.require("DestinationPath", d).and_then(|t| {
-                let tp = m.path("DestinationPath");
-                let s = check::string(t, &tp, d)?;
-                let norm = check::local_path(s, &tp, d)?;
-                if let Some(first) = targets.get(&norm) {
-                    d.err(
-                        &tp,
-                        format!("two inputs map to the same target {s:?} (see {first})"),
-                    );
-                    return None;
-                }
-                targets.insert(norm, tp);
-                Some(s.to_string())
-            });
-            if let (Some(source), Some(target)) = (source, target) {
-                out.push(InputMapping { source, target });
+            if let Some(mapping) =
+                check::input_mapping(m, "SourcePath", "DestinationPath", &mut targets, d)
+            {
+                out.push(mapping);
             }
         });
         raw.inputs = Some(out);
