@@ -550,19 +550,6 @@ impl Engine {
         self.jobs.retain(|j| &*j.id != id);
     }
 
-    /// Drops a finished job from memory (its records stay in the store).
-    pub fn forget_finished(&mut self) -> Vec<JobId> {
-        let mut gone = Vec::new();
-        self.jobs.retain(|j| {
-            let keep = !j.state.is_terminal();
-            if !keep {
-                gone.push(j.id.clone());
-            }
-            keep
-        });
-        gone
-    }
-
     /// The scheduler: places ready instances on nodes with room, highest job priority first,
     /// then oldest job, then deepest task in the DAG (file order among equals), then lowest
     /// instance index. Records why ready work
@@ -598,11 +585,6 @@ impl Engine {
 
     pub fn take_effects(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
-    }
-
-    /// True when nothing is queued to persist or act on.
-    pub fn is_quiet(&self) -> bool {
-        self.changes.is_empty() && self.effects.is_empty()
     }
 }
 

@@ -531,14 +531,6 @@ fn outcome_of(kind: AttemptEventKind) -> Outcome {
     }
 }
 
-/// The ids of agents by node name, for views.
-pub fn agent_ids(agents: &Agents) -> HashMap<String, String> {
-    agents
-        .list()
-        .map(|a| (a.name.clone(), a.id.clone()))
-        .collect()
-}
-
 /// Shared between the driver and the HTTP layer: notified whenever new work was queued for
 /// some agent.
 pub type LeaseNotify = Arc<tokio::sync::Notify>;
