@@ -35,12 +35,13 @@ use kiln_api::{
     HeartbeatRequest, LeaseRequest, LogAppendRequest, RegisterRequest, RegisterResponse,
     ReportRequest,
 };
-use kiln_core::model::{Command, InputMapping, OutputMapping, UploadWhen};
+use kiln_core::model::{Command, Image, InputMapping, OutputMapping, Resources, UploadWhen};
 use kiln_storage::{Storage, StorageConfig};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::docker::DockerRuntime;
 use crate::host::{AttemptSpec, HostRuntime, KillSwitch};
 
 pub use backoff::{BACKOFF_INITIAL, BACKOFF_MAX, Backoff};
@@ -83,6 +84,8 @@ pub struct AgentConfig {
     pub kill_grace: Duration,
     /// The heartbeat interval; `None`: the server's.
     pub heartbeat: Option<Duration>,
+    /// Run tasks whose image is a Docker image, if a Docker Engine answers on this node.
+    pub containers: bool,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -98,6 +101,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("work_dir", &self.work_dir)
             .field("kill_grace", &self.kill_grace)
             .field("heartbeat", &self.heartbeat)
+            .field("containers", &self.containers)
             .finish()
     }
 }
@@ -166,6 +170,16 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
             CommandDto::Shell(script) => Command::Shell(script),
             CommandDto::Argv(argv) => Command::Argv(argv),
         },
+        image: match a.image.as_str() {
+            "host" => Image::Host,
+            image => Image::Docker(image.to_string()),
+        },
+        network: a.network,
+        resources: Resources {
+            millicpus: a.millicpus,
+            memory: a.memory,
+            disk: 0,
+        },
         env: a.env,
         timeout: a.timeout_ms.map(Duration::from_millis),
         inputs: a
@@ -232,6 +246,7 @@ struct Shared {
     /// One permit per slot: an attempt runs only while it holds one.
     slots: Arc<tokio::sync::Semaphore>,
     storage: Arc<Storage>,
+    docker: Option<Arc<DockerRuntime>>,
     draining: watch::Sender<bool>,
     /// Stop leasing and wind down.
     stopping: watch::Sender<bool>,
@@ -334,9 +349,20 @@ pub async fn run_agent(
     }
     tokio::pin!(shutdown);
 
+    let docker = if cfg.containers {
+        match DockerRuntime::connect().await {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                tracing::warn!("tasks with a Docker image will not run here: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (stopping, _) = watch::channel(false);
     let first = tokio::select! {
-        r = register(&client, &cfg, Vec::new(), &stopping) => r?,
+        r = register(&client, &cfg, docker.is_some(), Vec::new(), &stopping) => r?,
         () = &mut shutdown => return Ok(()),
     };
     let Some(first) = first else {
@@ -353,7 +379,8 @@ pub async fn run_agent(
     let runtime = Arc::new(
         HostRuntime::new(work_root, log_root, first.node_id.clone())
             .with_kill_grace(cfg.kill_grace)
-            .with_storage(Arc::clone(&storage)),
+            .with_storage(Arc::clone(&storage))
+            .with_docker(docker.clone()),
     );
     let session = Session {
         node_id: first.node_id,
@@ -373,6 +400,7 @@ pub async fn run_agent(
         live: watch::channel(0).0,
         slots: Arc::new(tokio::sync::Semaphore::new(slot_count)),
         storage,
+        docker,
         draining: watch::channel(false).0,
         stopping,
         reports: reports_tx,
@@ -446,6 +474,7 @@ pub async fn run_agent(
 async fn register(
     client: &Client,
     cfg: &AgentConfig,
+    containers: bool,
     running: Vec<AttemptKey>,
     stopping: &watch::Sender<bool>,
 ) -> Result<Option<RegisterResponse>, AgentError> {
@@ -456,6 +485,7 @@ async fn register(
         cpus: cfg.cpus,
         memory: cfg.memory,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        containers,
         running,
     };
     let mut retrier = backoff::Retrier::new("registering with the server");
@@ -557,7 +587,16 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
 /// Registers again with the attempts held; false when the agent must stop.
 async fn reregister(shared: &Arc<Shared>) -> bool {
     let running = shared.held_keys();
-    match register(&shared.client, &shared.cfg, running, &shared.stopping).await {
+    let containers = shared.docker.is_some();
+    match register(
+        &shared.client,
+        &shared.cfg,
+        containers,
+        running,
+        &shared.stopping,
+    )
+    .await
+    {
         Ok(Some(resp)) => {
             // Reports queued before now go out before the next lease.
             let before = shared.submitted.load(Ordering::SeqCst);
@@ -567,7 +606,8 @@ async fn reregister(shared: &Arc<Shared>) -> bool {
                     s.runtime = Arc::new(
                         HostRuntime::new(root.join("work"), root.join("logs"), &resp.node_id)
                             .with_kill_grace(shared.cfg.kill_grace)
-                            .with_storage(Arc::clone(&shared.storage)),
+                            .with_storage(Arc::clone(&shared.storage))
+                            .with_docker(shared.docker.clone()),
                     );
                 }
                 tracing::info!("registered again as {}", resp.node_id);
@@ -727,7 +767,7 @@ async fn run_attempt(
         Some(_permit) => {
             runtime
                 .run(&spec, &kill, |pid| {
-                    shared.report(key.clone(), AttemptEventKind::Started { pid: Some(pid) });
+                    shared.report(key.clone(), AttemptEventKind::Started { pid });
                 })
                 .await
         }

@@ -17,13 +17,17 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiln_core::model::{Command, InputMapping, OutputMapping, Stream, UploadWhen, redirect_url};
+use kiln_core::model::{
+    Command, Image, InputMapping, OutputMapping, Resources, Stream, UploadWhen, redirect_url,
+};
 use kiln_core::state::Outcome;
 use kiln_storage::{Location, Storage};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
+
+use crate::docker::{DockerRuntime, Mount, WORK_DIR};
 
 /// Everything the runtime needs to run one attempt.
 #[derive(Debug, Clone)]
@@ -35,6 +39,12 @@ pub struct AttemptSpec {
     pub instances: u32,
     pub attempt: u32,
     pub command: Command,
+    /// `Host`: a process on this machine; `Docker`: a container from that image.
+    pub image: Image,
+    /// The Docker network (VPC) a container joins; `None`: the engine's default.
+    pub network: Option<String>,
+    /// CPU and memory limits of a container (from the task's instance type).
+    pub resources: Resources,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
     /// Remote storage made available in the working directory before the command runs.
@@ -47,14 +57,21 @@ pub struct AttemptSpec {
     pub stderr: Option<String>,
 }
 
+impl AttemptSpec {
+    /// The memory limit of a container, if the task states one.
+    pub fn memory_limit(&self) -> Option<u64> {
+        (self.resources.memory > 0).then_some(self.resources.memory)
+    }
+}
+
 /// Asks a running attempt to stop. Cloned into the attempt's future; usable from any thread.
 /// `stop()` sends SIGTERM to the attempt's process group and SIGKILL after the grace period;
 /// `kill()` sends SIGKILL at once (also to an attempt already being stopped).
 #[derive(Debug, Clone)]
 pub struct KillSwitch(Arc<watch::Sender<u8>>);
 
-const STOP: u8 = 1;
-const KILL: u8 = 2;
+pub(crate) const STOP: u8 = 1;
+pub(crate) const KILL: u8 = 2;
 
 impl KillSwitch {
     pub fn new() -> Self {
@@ -87,7 +104,7 @@ impl Default for KillSwitch {
 }
 
 /// Resolves once the switch reaches `level`.
-async fn reached(rx: &mut watch::Receiver<u8>, level: u8) {
+pub(crate) async fn reached(rx: &mut watch::Receiver<u8>, level: u8) {
     loop {
         if *rx.borrow_and_update() >= level {
             return;
@@ -118,6 +135,8 @@ pub struct HostRuntime {
     programs: Mutex<HashMap<String, PathBuf>>,
     /// Remote storage for inputs, outputs and log redirects.
     storage: Option<Arc<Storage>>,
+    /// The node's Docker Engine, for tasks whose image is a Docker image.
+    docker: Option<Arc<DockerRuntime>>,
 }
 
 impl HostRuntime {
@@ -130,6 +149,7 @@ impl HostRuntime {
             keep_work_dirs: false,
             programs: Mutex::new(HashMap::new()),
             storage: None,
+            docker: None,
         }
     }
 
@@ -142,6 +162,17 @@ impl HostRuntime {
     pub fn with_storage(mut self, storage: Arc<Storage>) -> Self {
         self.storage = Some(storage);
         self
+    }
+
+    /// Runs tasks whose image is a Docker image as containers of this engine.
+    pub fn with_docker(mut self, docker: Option<Arc<DockerRuntime>>) -> Self {
+        self.docker = docker;
+        self
+    }
+
+    /// Whether this runtime runs Docker images.
+    pub fn runs_containers(&self) -> bool {
+        self.docker.is_some()
     }
 
     pub fn with_keep_work_dirs(mut self, keep: bool) -> Self {
@@ -195,24 +226,120 @@ impl HostRuntime {
         Some(found)
     }
 
-    /// Runs one attempt to its end. `on_start` is called with the process id once the process
-    /// runs. `kill` stops it (see [`KillSwitch`]).
+    /// Runs one attempt to its end. `on_start` is called once the command runs (with the
+    /// process id for host processes). `kill` stops it (see [`KillSwitch`]).
     pub async fn run(
         &self,
         spec: &AttemptSpec,
         kill: &KillSwitch,
-        on_start: impl FnOnce(u32),
+        on_start: impl FnOnce(Option<u32>),
     ) -> Outcome {
         let paths = self.paths(&spec.job_id, &spec.task_name, spec.index, spec.attempt);
+        let layout = Layout::new(spec, &paths);
+        if let (Image::Docker(image), Some(docker)) = (&spec.image, &self.docker)
+            && let Err(outcome) = docker.ensure_image(image).await
+        {
+            return outcome;
+        }
         if let Err(e) = make_fresh_dir(&paths.work_dir) {
             return Outcome::StartFailed {
                 message: format!("cannot create {}: {e}", paths.work_dir.display()),
                 resource: true,
             };
         }
-        if let Err(message) = self.stage_inputs(spec, &paths.work_dir).await {
+        if let Err(message) = self.stage_inputs(spec, &layout).await {
             return Outcome::InputFailed(message);
         }
+        let outcome = match &spec.image {
+            Image::Host => self.run_process(spec, &paths, kill, on_start).await,
+            Image::Docker(image) => {
+                self.run_container(image, spec, &paths, &layout, kill, on_start)
+                    .await
+            }
+        };
+        let outcome = match self.upload_results(spec, &paths, &layout, &outcome).await {
+            Ok(()) => outcome,
+            Err(message) => Outcome::OutputFailed {
+                exit_code: match outcome {
+                    Outcome::Exited(code) | Outcome::OutOfMemory { exit_code: code } => Some(code),
+                    _ => None,
+                },
+                message,
+            },
+        };
+        if outcome == Outcome::Exited(0) && !self.keep_work_dirs {
+            let _ = std::fs::remove_dir_all(&paths.work_dir);
+            if let Some(root) = &layout.mounts_root {
+                let _ = std::fs::remove_dir_all(root);
+            }
+        }
+        outcome
+    }
+
+    /// Runs the command in a container of the task's image.
+    async fn run_container(
+        &self,
+        image: &str,
+        spec: &AttemptSpec,
+        paths: &AttemptPaths,
+        layout: &Layout,
+        kill: &KillSwitch,
+        on_start: impl FnOnce(Option<u32>),
+    ) -> Outcome {
+        let Some(docker) = &self.docker else {
+            return Outcome::StartFailed {
+                message: format!(
+                    "node {} has no Docker Engine to run image `{image}`",
+                    self.node_id
+                ),
+                resource: true,
+            };
+        };
+        // Output directories at absolute paths exist before the container starts, so that
+        // they are mounted as directories.
+        for m in layout.mounts.iter().filter(|m| !m.read_only) {
+            if !m.host.exists()
+                && let Err(e) = std::fs::create_dir_all(&m.host)
+            {
+                return Outcome::StartFailed {
+                    message: format!("cannot create {}: {e}", m.host.display()),
+                    resource: true,
+                };
+            }
+        }
+        let env: Vec<String> = spec
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(
+                self.batch_env(spec, Path::new(WORK_DIR))
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}")),
+            )
+            .collect();
+        let mut kill_rx = kill.subscribe();
+        docker
+            .run(
+                image,
+                spec,
+                paths,
+                env,
+                &layout.mounts,
+                &mut kill_rx,
+                self.kill_grace,
+                on_start,
+            )
+            .await
+    }
+
+    /// Runs the command as a process group on this machine.
+    async fn run_process(
+        &self,
+        spec: &AttemptSpec,
+        paths: &AttemptPaths,
+        kill: &KillSwitch,
+        on_start: impl FnOnce(Option<u32>),
+    ) -> Outcome {
         let (program, args): (PathBuf, &[String]) = match &spec.command {
             Command::Shell(script) => (PathBuf::from("/bin/sh"), std::slice::from_ref(script)),
             Command::Argv(argv) => {
@@ -259,9 +386,7 @@ impl HostRuntime {
             }
         };
         let pid = child.id();
-        if let Some(pid) = pid {
-            on_start(pid);
-        }
+        on_start(pid);
         let out = child
             .stdout
             .take()
@@ -319,19 +444,6 @@ impl HostRuntime {
                 tracing::warn!("capturing output of {}: {e}", spec.task_name);
             }
         }
-        let outcome = match self.upload_results(spec, &paths, &outcome).await {
-            Ok(()) => outcome,
-            Err(message) => Outcome::OutputFailed {
-                exit_code: match outcome {
-                    Outcome::Exited(code) => Some(code),
-                    _ => None,
-                },
-                message,
-            },
-        };
-        if outcome == Outcome::Exited(0) && !self.keep_work_dirs {
-            let _ = std::fs::remove_dir_all(&paths.work_dir);
-        }
         outcome
     }
 
@@ -342,11 +454,21 @@ impl HostRuntime {
     }
 
     /// Makes every input available in the working directory. The error names the URL.
-    async fn stage_inputs(&self, spec: &AttemptSpec, work_dir: &Path) -> Result<(), String> {
-        for m in &spec.inputs {
+    async fn stage_inputs(&self, spec: &AttemptSpec, layout: &Layout) -> Result<(), String> {
+        for (m, bound) in spec.inputs.iter().zip(&layout.bound) {
             let fail = |cause: &dyn std::fmt::Display| format!("{}: {cause}", m.source);
+            if *bound {
+                // Mounted into the container as it is; it must exist.
+                let location = Location::parse(&m.source).map_err(|e| fail(&e))?;
+                if let Location::File { path } = location
+                    && !path.exists()
+                {
+                    return Err(fail(&"no such file or directory"));
+                }
+                continue;
+            }
             let location = Location::parse(&m.source).map_err(|e| fail(&e))?;
-            let target = local_path(work_dir, &m.target).map_err(|e| fail(&e))?;
+            let target = layout.local(&m.target).map_err(|e| fail(&e))?;
             self.storage()
                 .map_err(|e| fail(&e))?
                 .download(&location, &target)
@@ -362,6 +484,7 @@ impl HostRuntime {
         &self,
         spec: &AttemptSpec,
         paths: &AttemptPaths,
+        layout: &Layout,
         outcome: &Outcome,
     ) -> Result<(), String> {
         let succeeded = *outcome == Outcome::Exited(0);
@@ -382,7 +505,7 @@ impl HostRuntime {
             let fail = |cause: &dyn std::fmt::Display| format!("{}: {cause}", m.target);
             let result = async {
                 let location = Location::parse(&m.target).map_err(|e| fail(&e))?;
-                let source = local_path(&paths.work_dir, &m.source).map_err(|e| fail(&e))?;
+                let source = layout.local(&m.source).map_err(|e| fail(&e))?;
                 self.storage()
                     .map_err(|e| fail(&e))?
                     .upload(&source, &location)
@@ -523,15 +646,118 @@ pub struct LeftoverAttempt<'a> {
     pub attempt: u32,
 }
 
-/// A mapping's local path inside the working directory. Absolute paths are refused on the host
-/// (they would reach outside the instance); `..` is refused by validation already.
-fn local_path(work_dir: &Path, rel: &str) -> Result<PathBuf, String> {
-    if Path::new(rel).is_absolute() {
-        return Err(format!(
-            "`{rel}` is absolute; on the host runtime mapping targets are relative to the working directory"
-        ));
+/// Where the mapping paths of one attempt live on this machine. Relative paths are inside the
+/// working directory. Absolute ones are refused on the host (they would reach outside the
+/// instance; validation refuses them already); in a container each gets a directory of its own
+/// beside the working directory, bind-mounted at that path, and `file://` inputs are not copied
+/// but bind-mounted read-only from the shared filesystem.
+#[derive(Debug)]
+struct Layout {
+    work_dir: PathBuf,
+    /// `Some` for containers: the directory holding the mount directories.
+    mounts_root: Option<PathBuf>,
+    /// Bind mounts of a container, in the order they are mounted.
+    mounts: Vec<Mount>,
+    /// Per input: true when it is bind-mounted rather than downloaded.
+    bound: Vec<bool>,
+}
+
+impl Layout {
+    fn new(spec: &AttemptSpec, paths: &AttemptPaths) -> Layout {
+        let mut layout = Layout {
+            work_dir: paths.work_dir.clone(),
+            mounts_root: None,
+            mounts: Vec::new(),
+            bound: vec![false; spec.inputs.len()],
+        };
+        if spec.image == Image::Host {
+            return layout;
+        }
+        let root = paths.work_dir.with_extension(
+            paths
+                .work_dir
+                .extension()
+                .map(|e| format!("{}.mnt", e.to_string_lossy()))
+                .unwrap_or_else(|| "mnt".into()),
+        );
+        for (i, m) in spec.inputs.iter().enumerate() {
+            if let Ok(Location::File { path }) = Location::parse(&m.source) {
+                let mut inside = inside_path(&m.target);
+                if m.target.ends_with('/') && !m.source.ends_with('/') {
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    inside = format!("{inside}/{}", name.unwrap_or_default());
+                }
+                layout.mounts.push(Mount {
+                    host: path,
+                    inside,
+                    read_only: true,
+                });
+                layout.bound[i] = true;
+            }
+        }
+        let absolute = spec
+            .inputs
+            .iter()
+            .zip(&layout.bound)
+            .filter(|(_, bound)| !**bound)
+            .map(|(m, _)| &m.target)
+            .chain(spec.outputs.iter().map(|m| &m.source))
+            .filter(|p| p.starts_with('/'))
+            .map(|p| normalize(p))
+            .collect::<Vec<_>>();
+        for inside in absolute {
+            if !layout.mounts.iter().any(|m| m.inside == inside) {
+                layout.mounts.push(Mount {
+                    host: root.join(layout.mounts.len().to_string()),
+                    inside,
+                    read_only: false,
+                });
+            }
+        }
+        layout.mounts_root = Some(root);
+        layout
     }
-    Ok(work_dir.join(rel))
+
+    /// The local path of mapping path `p` (a trailing `/` is kept: it means "a directory").
+    fn local(&self, p: &str) -> Result<PathBuf, String> {
+        if !Path::new(p).is_absolute() {
+            return Ok(self.work_dir.join(p));
+        }
+        let inside = normalize(p);
+        let Some(m) = self
+            .mounts
+            .iter()
+            .find(|m| m.inside == inside && !m.read_only)
+        else {
+            return Err(format!(
+                "`{p}` is absolute; on the host runtime mapping paths are relative to the working directory"
+            ));
+        };
+        Ok(if p.ends_with('/') {
+            PathBuf::from(format!("{}/", m.host.display()))
+        } else {
+            m.host.clone()
+        })
+    }
+}
+
+/// A mapping path as the container sees it.
+fn inside_path(p: &str) -> String {
+    if p.starts_with('/') {
+        normalize(p)
+    } else {
+        normalize(&format!("{WORK_DIR}/{p}"))
+    }
+}
+
+/// An absolute path without trailing slashes (`/` stays `/`).
+fn normalize(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    }
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -552,27 +778,46 @@ fn make_fresh_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Copies a pipe into `path`, creating the file only when the first byte arrives.
-/// Local page-cache writes are short enough to do inline.
+/// A capture file created only when the first byte arrives: an instance that prints nothing
+/// creates no file. Local page-cache writes are short enough to do inline.
+pub(crate) struct LazyFile {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl LazyFile {
+    pub(crate) fn new(path: PathBuf) -> LazyFile {
+        LazyFile { path, file: None }
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let f = match &mut self.file {
+            Some(f) => f,
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                self.file.insert(std::fs::File::create(&self.path)?)
+            }
+        };
+        f.write_all(bytes)
+    }
+}
+
+/// Copies a pipe into the capture file at `path`.
 async fn capture(mut pipe: impl AsyncRead + Unpin, path: PathBuf) -> std::io::Result<u64> {
     let mut buf = vec![0u8; 16 * 1024];
-    let mut file: Option<std::fs::File> = None;
+    let mut file = LazyFile::new(path);
     let mut total = 0u64;
     loop {
         let n = pipe.read(&mut buf).await?;
         if n == 0 {
             break;
         }
-        let f = match &mut file {
-            Some(f) => f,
-            None => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                file.insert(std::fs::File::create(&path)?)
-            }
-        };
-        f.write_all(&buf[..n])?;
+        file.write(&buf[..n])?;
         total += n as u64;
     }
     Ok(total)

@@ -4,7 +4,9 @@
 //! server.
 
 pub mod agent;
+pub mod docker;
 pub mod host;
 
 pub use agent::{AgentConfig, AgentError, run_agent};
+pub use docker::DockerRuntime;
 pub use host::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};

@@ -162,6 +162,7 @@ fn config(server: &str, dir: &std::path::Path, slots: u32) -> AgentConfig {
         work_dir: dir.to_path_buf(),
         kill_grace: Duration::from_millis(200),
         heartbeat: None,
+        containers: false,
     }
 }
 
@@ -180,6 +181,10 @@ fn shell(index: u32, script: &str) -> AttemptAssignment {
         job_name: "j".into(),
         instances: 10,
         command: CommandDto::Shell(script.into()),
+        image: "host".into(),
+        network: None,
+        millicpus: 1000,
+        memory: 0,
         env: BTreeMap::from([("GREETING".into(), "hi".into())]),
         timeout_ms: None,
         inputs: Vec::new(),

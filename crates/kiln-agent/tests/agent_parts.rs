@@ -10,7 +10,7 @@ use kiln_api::{
     AttemptAssignment, AttemptEvent, AttemptEventKind, AttemptKey, ClientError, CommandDto,
     ErrorDetail, STDERR, STDOUT,
 };
-use kiln_core::model::Command;
+use kiln_core::model::{Command, Image};
 use kiln_core::state::Outcome;
 use tokio::time::Instant;
 
@@ -46,6 +46,10 @@ fn assignment_becomes_attempt_spec() {
         job_name: "nightly".into(),
         instances: 10,
         command: CommandDto::Argv(vec!["echo".into(), "hi there".into()]),
+        image: "registry.local/app:2".into(),
+        network: Some("vpc-a".into()),
+        millicpus: 1500,
+        memory: 1 << 30,
         env: BTreeMap::from([("A".into(), "1".into())]),
         timeout_ms: Some(1500),
         inputs: Vec::new(),
@@ -65,6 +69,12 @@ fn assignment_becomes_attempt_spec() {
     );
     assert_eq!(s.env, a.env);
     assert_eq!(s.timeout, Some(ms(1500)));
+    assert_eq!(s.image, Image::Docker("registry.local/app:2".into()));
+    assert_eq!(s.network.as_deref(), Some("vpc-a"));
+    assert_eq!(
+        (s.resources.millicpus, s.memory_limit()),
+        (1500, Some(1 << 30))
+    );
 
     let s = attempt_spec(AttemptAssignment {
         command: CommandDto::Shell("exit 3".into()),

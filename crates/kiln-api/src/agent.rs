@@ -54,6 +54,9 @@ pub struct RegisterRequest {
     pub memory: u64,
     /// The agent's `kiln` version.
     pub version: String,
+    /// A Docker Engine answers on the node: it runs tasks whose image is a Docker image.
+    #[serde(default)]
+    pub containers: bool,
     /// Attempts still running on this agent (after a reconnect).
     #[serde(default)]
     pub running: Vec<AttemptKey>,
@@ -112,6 +115,18 @@ pub struct AttemptAssignment {
     /// Number of instances of the task (`BATCH_TASK_INSTANCE_NUM`).
     pub instances: u32,
     pub command: CommandDto,
+    /// `host`, or the Docker image to run the command in.
+    #[serde(default = "host_image")]
+    pub image: String,
+    /// The Docker network (VPC) the container joins; `None`: the engine's default.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// CPU limit in thousandths of a CPU (containers only).
+    #[serde(default)]
+    pub millicpus: u32,
+    /// Memory limit in bytes; 0: none (containers only).
+    #[serde(default)]
+    pub memory: u64,
     /// The task's `env`; the agent adds the `BATCH_*` variables itself.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -127,6 +142,10 @@ pub struct AttemptAssignment {
     pub stdout: Option<String>,
     #[serde(default)]
     pub stderr: Option<String>,
+}
+
+fn host_image() -> String {
+    "host".into()
 }
 
 /// `source` (a storage URL) made available at `target` (a path in the working directory).
@@ -200,6 +219,10 @@ pub enum AttemptEventKind {
     InputMappingFailed { message: String },
     /// The command ended (exit `code`, if it exited) but outputs or logs could not be uploaded.
     OutputMappingFailed { code: Option<i32>, message: String },
+    /// The container was killed for exceeding its memory limit (exit `code`, usually 137).
+    OutOfMemory { code: i32 },
+    /// The Docker image is not on the node and could not be pulled.
+    ImageNotFound { image: String },
 }
 
 /// Standard output's name in [`LogChunk::stream`] and the `stream=` query parameter.

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::model::{DepKind, DependencyPolicy, JobSpec, OnFailure, Resources};
+use crate::model::{DepKind, DependencyPolicy, Image, JobSpec, OnFailure, Resources, TaskSpec};
 use crate::state::{Instance, InstanceEvent, LossCause, Outcome, Reason, RetryPolicy, State};
 
 /// A job's id, shared cheaply between the engine's records.
@@ -120,6 +120,8 @@ pub struct Node {
     /// capacity frees (hides the round trip to a remote node). They take capacity only once
     /// they start. 0 for nodes the engine starts attempts on directly.
     pub prefetch: u32,
+    /// Runs tasks whose image is a Docker image (a Docker Engine answers on the node).
+    pub containers: bool,
     queued: u32,
     free_millicpus: u64,
     free_memory: u64,
@@ -135,6 +137,7 @@ impl Node {
             up: true,
             draining: false,
             prefetch: 0,
+            containers: false,
             queued: 0,
             free_millicpus: millicpus,
             free_memory: memory,
@@ -153,18 +156,27 @@ impl Node {
         self
     }
 
-    /// Whether this node may take an instance of a task in `pool` needing `r` now.
-    fn takes(&self, pool: Option<&str>, r: &Resources) -> bool {
-        self.open_to(pool) && self.fits(r)
+    /// The same node, able (or not) to run Docker images.
+    pub fn with_containers(mut self, containers: bool) -> Self {
+        self.containers = containers;
+        self
     }
 
-    /// Whether an instance may wait on this node for capacity.
-    fn queues(&self, pool: Option<&str>, r: &Resources) -> bool {
-        self.open_to(pool) && self.queued < self.prefetch && self.could_fit(r)
+    /// Whether this node may take an instance of `task` now.
+    fn takes(&self, task: &TaskSpec) -> bool {
+        self.open_to(task) && self.fits(&task.resources)
     }
 
-    fn open_to(&self, pool: Option<&str>) -> bool {
-        self.up && !self.draining && self.pool.as_deref() == pool
+    /// Whether an instance of `task` may wait on this node for capacity.
+    fn queues(&self, task: &TaskSpec) -> bool {
+        self.open_to(task) && self.queued < self.prefetch && self.could_fit(&task.resources)
+    }
+
+    fn open_to(&self, task: &TaskSpec) -> bool {
+        self.up
+            && !self.draining
+            && self.pool == task.compute_env
+            && (self.containers || task.image == Image::Host)
     }
 
     fn fits(&self, r: &Resources) -> bool {
@@ -1103,19 +1115,14 @@ impl JobRun {
                 task.blocked = Some(Reason::ConcurrencyLimit);
                 return;
             }
-            let pool = spec.compute_env.as_deref();
             let placed = nodes
                 .iter()
-                .position(|n| n.takes(pool, &spec.resources))
+                .position(|n| n.takes(spec))
                 .map(|n| (n, false))
-                .or_else(|| {
-                    nodes
-                        .iter()
-                        .position(|n| n.queues(pool, &spec.resources))
-                        .map(|n| (n, true))
-                });
+                .or_else(|| nodes.iter().position(|n| n.queues(spec)).map(|n| (n, true)));
             let Some((node, queued)) = placed else {
-                task.blocked = Some(Reason::NoCapacity(pool.unwrap_or("local").to_string()));
+                let pool = spec.compute_env.as_deref().unwrap_or("local");
+                task.blocked = Some(Reason::NoCapacity(pool.to_string()));
                 return;
             };
             if queued {

@@ -125,6 +125,10 @@ pub enum Reason {
     InputMappingFailed(String),
     /// Outputs or logs could not be uploaded after the command ended (`URL: cause`).
     OutputMappingFailed(String),
+    /// The instance used more memory than its instance type (or `resources.memory`) allows.
+    OutOfMemory,
+    /// The task's Docker image is not on the node and could not be pulled.
+    ImageNotFound(String),
 }
 
 impl Reason {
@@ -147,6 +151,8 @@ impl Reason {
             Reason::TaskFailed(_) => "TASK_FAILED",
             Reason::InputMappingFailed(_) => "INPUT_MAPPING_FAILED",
             Reason::OutputMappingFailed(_) => "OUTPUT_MAPPING_FAILED",
+            Reason::OutOfMemory => "OUT_OF_MEMORY",
+            Reason::ImageNotFound(_) => "IMAGE_NOT_FOUND",
         }
     }
 }
@@ -161,13 +167,15 @@ impl fmt::Display for Reason {
             | Reason::StartFailed(s)
             | Reason::TaskFailed(s)
             | Reason::InputMappingFailed(s)
-            | Reason::OutputMappingFailed(s) => write!(f, "{code} {s}"),
+            | Reason::OutputMappingFailed(s)
+            | Reason::ImageNotFound(s) => write!(f, "{code} {s}"),
             Reason::ExitCode(n) | Reason::Signal(n) => write!(f, "{code} {n}"),
             Reason::SiblingFailed(n) | Reason::InstanceFailed(n) => write!(f, "{code} {n}"),
             Reason::ConcurrencyLimit
             | Reason::TimedOut
             | Reason::NodeLost
             | Reason::Interrupted
+            | Reason::OutOfMemory
             | Reason::TerminatedByUser => f.write_str(code),
         }
     }
@@ -207,6 +215,8 @@ impl FromStr for Reason {
             "TASK_FAILED" => text().map(Reason::TaskFailed),
             "INPUT_MAPPING_FAILED" => text().map(Reason::InputMappingFailed),
             "OUTPUT_MAPPING_FAILED" => text().map(Reason::OutputMappingFailed),
+            "OUT_OF_MEMORY" => bare(Reason::OutOfMemory),
+            "IMAGE_NOT_FOUND" => text().map(Reason::ImageNotFound),
             _ => Err(bad()),
         }
     }
@@ -237,6 +247,11 @@ pub enum Outcome {
         exit_code: Option<i32>,
         message: String,
     },
+    /// The container was killed for using more memory than its limit (exit code kept, usually
+    /// 137).
+    OutOfMemory { exit_code: i32 },
+    /// The Docker image (this reference) is not on the node and could not be pulled.
+    ImageNotFound(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,6 +351,7 @@ impl Instance {
                 next.exit_code = match outcome {
                     Outcome::Exited(code) => Some(*code),
                     Outcome::OutputFailed { exit_code, .. } => *exit_code,
+                    Outcome::OutOfMemory { exit_code } => Some(*exit_code),
                     _ => None,
                 };
                 self.end(&mut next, outcome, policy);
@@ -403,6 +419,8 @@ impl Instance {
             Outcome::OutputFailed { message, .. } => {
                 Fault::App(Reason::OutputMappingFailed(message.clone()))
             }
+            Outcome::OutOfMemory { .. } => Fault::App(Reason::OutOfMemory),
+            Outcome::ImageNotFound(image) => Fault::App(Reason::ImageNotFound(image.clone())),
             Outcome::Lost(LossCause::NodeLost) => Fault::Resource(Reason::NodeLost),
             Outcome::Lost(LossCause::Interrupted) => Fault::Free(Reason::Interrupted),
         };
@@ -529,6 +547,17 @@ mod tests {
     }
 
     #[test]
+    fn out_of_memory_keeps_the_exit_code_and_spends_a_retry() {
+        let oom = Ended(Outcome::OutOfMemory { exit_code: 137 });
+        let i = run(&[Dispatch, Started, oom.clone()]).unwrap();
+        assert_eq!(i.state, State::Runnable);
+        assert_eq!(i.retries_used, 1);
+        let i = run(&[Dispatch, Started, oom.clone(), Dispatch, Started, oom]).unwrap();
+        assert_eq!((i.state, i.exit_code), (State::Failed, Some(137)));
+        assert_eq!(i.reason, Some(Reason::OutOfMemory));
+    }
+
+    #[test]
     fn illegal_transitions_are_errors() {
         assert!(run(&[Started]).is_err());
         assert!(run(&[Dispatch, Dispatch]).is_err());
@@ -562,6 +591,8 @@ mod tests {
             Reason::TaskFailed("merge".into()),
             Reason::InputMappingFailed("s3://b/in/: not found".into()),
             Reason::OutputMappingFailed("s3://b/out/: connection refused".into()),
+            Reason::OutOfMemory,
+            Reason::ImageNotFound("registry.local/app:1.2".into()),
         ];
         for r in all {
             assert_eq!(r.to_string().parse::<Reason>(), Ok(r.clone()), "{r}");

@@ -408,7 +408,28 @@ fn cases() -> Vec<Case> {
         ),
         ok(
             "file url",
-            task("inputs: [{source: \"file:///shared/data/\", target: /data}]"),
+            task("inputs: [{source: \"file:///shared/data/\", target: data/}]"),
+        ),
+        ok(
+            "absolute targets in a container",
+            task(
+                "image: alpine:3.20, network: vpc-a, inputs: [{source: \"file:///shared/data/\", target: /data}], outputs: [{source: /out/, target: \"s3://bucket/out/\"}]",
+            ),
+        ),
+        err(
+            "absolute targets on the host",
+            task(
+                "inputs: [{source: \"file:///shared/data/\", target: /data}], outputs: [{source: /out/, target: \"s3://bucket/out/\"}]",
+            ),
+            &[
+                ("tasks.t.inputs[0].target", "host tasks map inputs inside their working directory"),
+                ("tasks.t.outputs[0].source", "host tasks upload outputs from their working directory"),
+            ],
+        ),
+        err(
+            "network on the host",
+            task("network: vpc-a"),
+            &[("tasks.t.network", "needs a container")],
         ),
         err(
             "output when",

@@ -340,10 +340,6 @@ async fn submit(
     let bytes = body(b)?;
     let templates = templates::load(&st).await?;
     let parsed = kiln_core::spec::parse_job(&bytes, &templates)?;
-    let unsupported = crate::capabilities::unsupported(&parsed.spec);
-    if !unsupported.is_empty() {
-        return Err(SpecErrors(unsupported).into());
-    }
     let name = parsed.spec.name.clone();
     let id = st
         .handle

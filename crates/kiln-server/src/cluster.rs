@@ -10,7 +10,7 @@ use kiln_api::{
     HeartbeatResponse, InputMappingDto, OutputMappingDto, RegisterRequest, RegisterResponse,
 };
 use kiln_core::engine::{AttemptRef, Dispatch, Event, Node};
-use kiln_core::model::{Command, UploadWhen};
+use kiln_core::model::{Command, Image, UploadWhen};
 use kiln_core::state::Outcome;
 
 use kiln_store::Store;
@@ -162,7 +162,8 @@ impl Driver {
         .in_pool(req.compute_env.clone())
         // As many again may wait on the agent, so that a freed slot starts new work at once
         // instead of after a round trip to the server.
-        .with_prefetch(req.slots);
+        .with_prefetch(req.slots)
+        .with_containers(req.containers);
         self.engine_mut().add_node(node);
         let running: Vec<AttemptRef> = req
             .running
@@ -328,6 +329,13 @@ impl Driver {
                 Command::Shell(s) => CommandDto::Shell(s.clone()),
                 Command::Argv(a) => CommandDto::Argv(a.clone()),
             },
+            image: match &task.image {
+                Image::Host => "host".into(),
+                Image::Docker(image) => image.clone(),
+            },
+            network: task.network.clone().filter(|n| n != "default"),
+            millicpus: task.resources.millicpus,
+            memory: task.resources.memory,
             env: task.env.clone(),
             timeout_ms: task.timeout_ms,
             inputs: task
@@ -528,6 +536,8 @@ fn outcome_of(kind: AttemptEventKind) -> Outcome {
             exit_code: code,
             message,
         },
+        AttemptEventKind::OutOfMemory { code } => Outcome::OutOfMemory { exit_code: code },
+        AttemptEventKind::ImageNotFound { image } => Outcome::ImageNotFound(image),
     }
 }
 

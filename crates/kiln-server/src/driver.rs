@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kiln_agent::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};
+use kiln_agent::{AttemptSpec, DockerRuntime, HostRuntime, KillSwitch, LeftoverAttempt};
 use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node, Restore};
 use kiln_core::model::JobSpec;
 use kiln_core::state::{LossCause, Outcome, State};
@@ -58,6 +58,9 @@ pub struct LocalConfig {
     pub node: Node,
     pub kill_grace: Duration,
     pub keep_work_dirs: bool,
+    /// Run tasks whose image is a Docker image on the built-in executor, if a Docker Engine
+    /// answers.
+    pub containers: bool,
 }
 
 /// Timings of the agent protocol.
@@ -150,26 +153,39 @@ impl Driver {
     pub fn open(cfg: LocalConfig) -> Result<Self, DriverError> {
         let local = cfg.node.name.clone();
         let store = SqliteStore::open(&cfg.state_dir.join("kiln.db"))?;
-        let runtime = HostRuntime::new(
-            cfg.state_dir.join("work"),
-            cfg.state_dir.join("logs"),
-            cfg.node.name.clone(),
-        )
-        .with_kill_grace(cfg.kill_grace)
-        .with_keep_work_dirs(cfg.keep_work_dirs)
-        // Credentials and endpoint of remote storage come from the standard AWS variables.
-        .with_storage(Arc::new(Storage::new(StorageConfig::from_env())));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kiln-attempt")
             .enable_all()
             .build()
             .map_err(DriverError::Runtime)?;
+        let docker = if cfg.containers {
+            match rt.block_on(DockerRuntime::connect()) {
+                Ok(d) => Some(Arc::new(d)),
+                Err(e) => {
+                    tracing::warn!("tasks with a Docker image will not run on {local}: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let node = cfg.node.with_containers(docker.is_some());
+        let runtime = HostRuntime::new(
+            cfg.state_dir.join("work"),
+            cfg.state_dir.join("logs"),
+            local.clone(),
+        )
+        .with_kill_grace(cfg.kill_grace)
+        .with_keep_work_dirs(cfg.keep_work_dirs)
+        // Credentials and endpoint of remote storage come from the standard AWS variables.
+        .with_storage(Arc::new(Storage::new(StorageConfig::from_env())))
+        .with_docker(docker);
         let (tx, rx) = channel();
         Ok(Driver {
             local,
             state_dir: cfg.state_dir.clone(),
-            engine: Engine::new(vec![cfg.node]),
+            engine: Engine::new(vec![node]),
             store,
             runtime: Arc::new(runtime),
             rt,
@@ -530,6 +546,9 @@ impl Driver {
             instances: task.instances,
             attempt: d.attempt,
             command: task.command.clone(),
+            image: task.image.clone(),
+            network: task.network.clone().filter(|n| n != "default"),
+            resources: task.resources,
             env: task.env.clone(),
             timeout: task.timeout_ms.map(Duration::from_millis),
             inputs: task.inputs.clone(),
@@ -554,7 +573,7 @@ impl Driver {
                             task: t,
                             index,
                             attempt,
-                            pid: Some(pid),
+                            pid,
                         },
                     ));
                 })

@@ -2,7 +2,6 @@
 //! API and the node gateway. `kiln run` uses the same driver in-process.
 
 pub mod api;
-pub mod capabilities;
 pub mod cluster;
 pub mod driver;
 pub mod envs;

@@ -101,6 +101,7 @@ pub fn run_server(
         node: cfg.node.clone(),
         kill_grace: cfg.kill_grace,
         keep_work_dirs: false,
+        containers: true,
     })?
     .with_cluster(cfg.cluster.clone());
     let tokens = Tokens {

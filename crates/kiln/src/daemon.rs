@@ -139,6 +139,8 @@ pub fn agent(args: AgentArgs) -> u8 {
         work_dir: args.work_dir,
         kill_grace: Duration::from_secs(args.kill_grace),
         heartbeat: None,
+        // Tasks with a Docker image run here if a Docker Engine answers.
+        containers: true,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_core::engine::{JobRun, Node, TaskView};
-use kiln_core::model::JobSpec;
+use kiln_core::model::{Image, JobSpec};
 use kiln_core::spec::SpecError;
 use kiln_core::state::State;
 use kiln_server::{Driver, LocalConfig};
@@ -73,9 +73,37 @@ pub(crate) fn host_memory() -> u64 {
         .map_or(u64::MAX, |kb| kb * 1024)
 }
 
+/// Whether a Docker Engine answers (checked before anything is stored).
+fn docker_available() -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(kiln_agent::DockerRuntime::connect())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// Checks what this runner can honour: nothing is run if any task asks for more.
 fn check_runnable(spec: &JobSpec, node: &Node) -> Vec<SpecError> {
-    let mut errors = kiln_server::capabilities::unsupported(spec);
+    let mut errors = Vec::new();
+    let images: Vec<(&str, &str)> = spec
+        .tasks
+        .iter()
+        .filter_map(|t| match &t.image {
+            Image::Docker(image) => Some((t.name.as_str(), image.as_str())),
+            Image::Host => None,
+        })
+        .collect();
+    if let Some(Err(e)) = images.first().map(|_| docker_available()) {
+        for (task, image) in images {
+            errors.push(SpecError {
+                path: format!("tasks.{task}.image"),
+                message: format!("`{image}` is a Docker image, but {e}"),
+                hint: Some("start Docker (or set DOCKER_HOST), or use `image: host`".into()),
+            });
+        }
+    }
     for t in spec.tasks.iter().filter(|t| !node.could_fit(&t.resources)) {
         errors.push(SpecError {
             path: format!("tasks.{}.resources", t.name),
@@ -170,11 +198,19 @@ pub fn run(args: RunArgs) -> u8 {
         p
     });
 
+    // Connect to Docker only for jobs that need it (a resumed job's spec is read later).
+    let containers = parsed.as_ref().is_none_or(|p| {
+        p.spec
+            .tasks
+            .iter()
+            .any(|t| matches!(t.image, Image::Docker(_)))
+    });
     let cfg = LocalConfig {
         state_dir: state_dir.clone(),
         node,
         kill_grace: Duration::from_secs(args.kill_grace),
         keep_work_dirs: args.keep_work_dirs,
+        containers,
     };
     let mut runner = match Driver::open(cfg) {
         Ok(r) => r,

@@ -118,6 +118,8 @@ pub fn outcome_kind(outcome: Outcome) -> AttemptEventKind {
             AttemptEventKind::StartFailed { message, resource }
         }
         Outcome::InputFailed(message) => AttemptEventKind::InputMappingFailed { message },
+        Outcome::OutOfMemory { exit_code } => AttemptEventKind::OutOfMemory { code: exit_code },
+        Outcome::ImageNotFound(image) => AttemptEventKind::ImageNotFound { image },
         Outcome::OutputFailed { exit_code, message } => AttemptEventKind::OutputMappingFailed {
             code: exit_code,
             message,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::check::{Diag, did_you_mean, index};
-use super::{RawJob, Templates};
+use super::{RawJob, RawTask, Templates};
 use crate::dag::{parse_dag, topo_order};
 use crate::model::{Command, DepKind, Dependency, Image, JobSpec, TaskSpec};
 
@@ -46,6 +46,10 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
                 }
             }
         }
+        let image = rt.image.take().unwrap_or(Image::Host);
+        if image == Image::Host {
+            host_task_problems(&entry.path, &rt, d);
+        }
         let command = match rt.command {
             Some(c) => c,
             None => {
@@ -66,7 +70,7 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
         tasks.push(TaskSpec {
             name: entry.name.clone(),
             command,
-            image: rt.image.unwrap_or(Image::Host),
+            image,
             instances: rt.instances.unwrap_or(1),
             max_concurrency: rt.max_concurrency.unwrap_or(0),
             resources,
@@ -280,4 +284,44 @@ fn report_cycle(
         &path,
         format!("cycle: {} ({})", text.join(" -> "), origins.join("; ")),
     );
+}
+
+/// What a task run directly on the host cannot have: a private network (VPCs are Docker
+/// networks), or mapping paths outside its working directory (a container has its own
+/// filesystem, where absolute paths are fine).
+fn host_task_problems(task_path: &str, rt: &RawTask, d: &mut Diag) {
+    if let Some(network) = rt.network.as_deref().filter(|n| *n != "default") {
+        d.err_hint(
+            &format!("{task_path}.network"),
+            format!("network `{network}` needs a container: host tasks share the host's network"),
+            Some("set `image` to a Docker image, or remove `network`".into()),
+        );
+    }
+    let hint = || {
+        Some("use a relative path (the working directory is BATCH_WORK_DIR), or run the task in a Docker image".to_string())
+    };
+    for (i, m) in rt.inputs.iter().flatten().enumerate() {
+        if m.target.starts_with('/') {
+            d.err_hint(
+                &format!("{task_path}.inputs[{i}].target"),
+                format!(
+                    "`{}` is absolute; host tasks map inputs inside their working directory",
+                    m.target
+                ),
+                hint(),
+            );
+        }
+    }
+    for (i, m) in rt.outputs.iter().flatten().enumerate() {
+        if m.source.starts_with('/') {
+            d.err_hint(
+                &format!("{task_path}.outputs[{i}].source"),
+                format!(
+                    "`{}` is absolute; host tasks upload outputs from their working directory",
+                    m.source
+                ),
+                hint(),
+            );
+        }
+    }
 }

@@ -47,6 +47,7 @@ pub fn server() -> Server {
         node: Node::new("local", 4000, 1 << 34),
         kill_grace: Duration::from_secs(1),
         keep_work_dirs: false,
+        containers: false,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,310 @@
+//! End-to-end tests of the Docker runtime through `kiln run`, on the machine's real Docker
+//! Engine: environment and limits seen from inside the container, out-of-memory kills, missing
+//! images, and VPC isolation. The image is built locally with no registry
+//! (`scripts/test-images.sh`); the tests build it if it is missing and fail loudly when Docker
+//! is not there.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+use common::{Sandbox, counts, wait_child, wait_for};
+
+const IMAGE: &str = "kiln-test/busybox:1";
+
+/// Makes sure the test image exists (building it once per test binary).
+fn image() -> &'static str {
+    static BUILT: Once = Once::new();
+    BUILT.call_once(|| {
+        let present = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .expect("the docker CLI is needed for the container tests")
+            .status
+            .success();
+        if !present {
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts/test-images.sh");
+            let status = Command::new(script)
+                .arg(common::kiln_bin())
+                .status()
+                .expect("run scripts/test-images.sh");
+            assert!(status.success(), "scripts/test-images.sh failed");
+        }
+    });
+    IMAGE
+}
+
+/// `docker` CLI output (trimmed), for checks from outside.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Containers (any state) and networks labelled as Kiln's whose names contain `mark`.
+fn leftovers(mark: &str) -> Vec<String> {
+    let mut left: Vec<String> = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=kiln.managed=true",
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .chain(
+        docker(&[
+            "network",
+            "ls",
+            "--filter",
+            "label=kiln.managed=true",
+            "--format",
+            "{{.Name}}",
+        ])
+        .lines(),
+    )
+    .filter(|n| n.contains(mark))
+    .map(str::to_string)
+    .collect();
+    left.sort();
+    left
+}
+
+#[test]
+fn a_container_gets_its_environment_limits_and_mappings() {
+    let image = image();
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("shared")).unwrap();
+    std::fs::write(sb.path("shared/in.txt"), "from the shared filesystem\n").unwrap();
+    let spec = sb.spec(
+        "boxed.yaml",
+        &format!(
+            r#"
+name: boxed
+tasks:
+  probe:
+    image: {image}
+    instances: 2
+    resources: {{cpus: 0.5, memory: 64MiB}}
+    env: {{GREETING: hello}}
+    inputs: [{{source: "file://@DIR@/shared/", target: /data/}}]
+    outputs: [{{source: /results/, target: "file://@DIR@/results/"}}]
+    stdout: "file://@DIR@/logs/"
+    command: |
+      echo "idx=$BATCH_TASK_INSTANCE_INDEX num=$BATCH_TASK_INSTANCE_NUM wd=$BATCH_WORK_DIR pwd=$(pwd) greet=$GREETING"
+      echo "mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"
+      echo "cpu=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max)"
+      echo "input=$(cat /data/in.txt)"
+      if touch /data/written 2>/dev/null; then echo input=rw; else echo input=ro; fi
+      echo "result $BATCH_TASK_INSTANCE_INDEX" > /results/r$BATCH_TASK_INSTANCE_INDEX.txt
+"#
+        ),
+    );
+    let out = sb.run(&spec, &[]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(out.counts("probe"), counts(&[("SUCCEED", 2)]), "{out}");
+    for index in [0, 1] {
+        let text = std::fs::read_dir(sb.path("logs"))
+            .unwrap()
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!(".probe.{index}.log"))
+            })
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .unwrap_or_else(|| panic!("no stdout log of instance {index}"));
+        assert!(
+            text.contains(&format!(
+                "idx={index} num=2 wd=/kiln/work pwd=/kiln/work greet=hello"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("mem=67108864"), "64 MiB memory limit: {text}");
+        assert!(text.contains("cpu=50000"), "half a CPU: {text}");
+        assert!(text.contains("input=from the shared filesystem"), "{text}");
+        assert!(
+            text.contains("input=ro"),
+            "file:// inputs are read-only: {text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(sb.path(&format!("results/r{index}.txt"))).unwrap(),
+            format!("result {index}\n")
+        );
+    }
+    assert!(!sb.path("shared/written").exists());
+    let job = out.summary["id"].as_str().unwrap().to_string();
+    assert_eq!(leftovers(&job), Vec::<String>::new(), "containers removed");
+}
+
+#[test]
+fn an_instance_over_its_memory_limit_ends_out_of_memory() {
+    let image = image();
+    let sb = Sandbox::new();
+    let spec = sb.spec(
+        "oom.yaml",
+        &format!(
+            r#"
+name: oom
+tasks:
+  hog:
+    image: {image}
+    resources: {{memory: 32MiB}}
+    retries: 1
+    command: dd if=/dev/zero of=/dev/null bs=256M count=1
+"#
+        ),
+    );
+    let out = sb.run(&spec, &[]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(
+        out.task_state("hog"),
+        ("FAILED".into(), Some("INSTANCE_FAILED 0".into())),
+        "{out}"
+    );
+    let failed = out.failed("hog");
+    assert_eq!(failed[&0]["reason"], "OUT_OF_MEMORY", "{out}");
+    assert_eq!(failed[&0]["exit_code"], 137, "{out}");
+    assert_eq!(failed[&0]["attempt"], 2, "an OOM spends a retry: {out}");
+}
+
+#[test]
+fn a_missing_image_fails_fast_with_image_not_found() {
+    image();
+    let sb = Sandbox::new();
+    let spec = sb.spec(
+        "missing.yaml",
+        r#"
+name: missing-image
+tasks:
+  t:
+    image: kiln-test/no-such-image:0
+    command: "true"
+"#,
+    );
+    let out = sb.run(&spec, &[]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(
+        out.failed("t")[&0]["reason"],
+        "IMAGE_NOT_FOUND kiln-test/no-such-image:0",
+        "{out}"
+    );
+}
+
+#[test]
+fn host_tasks_cannot_join_a_network() {
+    let sb = Sandbox::new();
+    let spec = sb.spec(
+        "vpc-host.yaml",
+        r#"
+name: vpc-host
+tasks:
+  t: {command: "true", network: vpc-a}
+"#,
+    );
+    let out = sb.run(&spec, &[]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stdout.contains("tasks.t.network"), "{out}");
+    assert!(!sb.state_dir().exists(), "nothing stored");
+}
+
+/// Instances of one VPC reach each other by `TASK-INDEX`; an instance of another VPC reaches
+/// neither the name nor the address.
+#[test]
+fn instances_of_one_vpc_connect_and_other_vpcs_are_isolated() {
+    let image = image();
+    let sb = Sandbox::new();
+    let (vpc_a, vpc_b) = (format!("{}-a", sb.mark), format!("{}-b", sb.mark));
+    std::fs::create_dir_all(sb.path("control")).unwrap();
+    let a = sb.spec(
+        "a.yaml",
+        &format!(
+            r#"
+name: vpc-a
+tasks:
+  server:
+    image: {image}
+    network: {vpc_a}
+    inputs: [{{source: "file://@DIR@/control/", target: /control/}}]
+    command: |
+      echo pong > index.html
+      httpd -p 8080 -h /kiln/work
+      until [ -e /control/done ]; do sleep 0.1; done
+  client:
+    image: {image}
+    network: {vpc_a}
+    command: |
+      get() {{ printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$1" 8080; }}
+      for i in $(seq 100); do
+        if get server-0 | grep -q pong; then echo reached; exit 0; fi
+        sleep 0.2
+      done
+      exit 1
+"#
+        ),
+    );
+    let mut job_a = sb.spawn(&a, "a");
+    // The server's address on VPC a, read from outside.
+    let mut ip = String::new();
+    wait_for("the server container", Duration::from_secs(60), || {
+        let name = docker(&[
+            "ps",
+            "--filter",
+            "label=kiln.task=server",
+            "--filter",
+            &format!("network={vpc_a}"),
+            "--format",
+            "{{.Names}}",
+        ]);
+        if name.is_empty() {
+            return false;
+        }
+        ip = docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &name,
+        ]);
+        !ip.is_empty()
+    });
+
+    let sb_b = Sandbox::new();
+    let b = sb_b.spec(
+        "b.yaml",
+        &format!(
+            r#"
+name: vpc-b
+tasks:
+  probe:
+    image: {image}
+    network: {vpc_b}
+    env: {{SERVER_IP: "{ip}"}}
+    command: |
+      get() {{ printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$1" 8080; }}
+      get "$SERVER_IP" | grep -q pong && exit 11
+      get server-0 | grep -q pong && exit 12
+      echo isolated
+"#
+        ),
+    );
+    let out_b = sb_b.run(&b, &[]);
+    assert_eq!(out_b.code, 0, "VPC b reached VPC a: {out_b}");
+
+    std::fs::write(sb.path("control/done"), "").unwrap();
+    let status = wait_child(&mut job_a, Duration::from_secs(60));
+    let summary = std::fs::read_to_string(sb.path("a.stdout")).unwrap();
+    assert!(
+        status.success(),
+        "{summary}\n{}",
+        std::fs::read_to_string(sb.path("a.stderr")).unwrap()
+    );
+    assert_eq!(
+        leftovers(&sb.mark),
+        Vec::<String>::new(),
+        "networks and containers removed"
+    );
+}
