@@ -98,6 +98,19 @@ impl DockerRuntime {
         format!("kiln-{job}-{task}-{index}-{attempt}")
     }
 
+    /// Removes the container of an attempt, running or not; true if there was one.
+    pub async fn remove_attempt(&self, job: &str, task: &str, index: u32, attempt: u32) -> bool {
+        let name = Self::container_name(job, task, index, attempt);
+        let remove = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        self.docker
+            .remove_container(&name, Some(remove))
+            .await
+            .is_ok()
+    }
+
     /// Runs one attempt as a container. `env` is the full environment (task's and `BATCH_*`);
     /// `mounts` are bind mounts beside the working directory's.
     #[allow(clippy::too_many_arguments)]

@@ -635,6 +635,25 @@ impl HostRuntime {
             .filter(|&g| killpg(g, Signal::SIGKILL).is_ok())
             .count()
     }
+
+    /// After a restart: removes the containers of attempts a previous runner left (their
+    /// processes are killed by [`HostRuntime::kill_leftovers`] already; the stopped containers
+    /// would otherwise stay behind). Returns how many were removed.
+    pub async fn remove_leftover_containers(&self, attempts: &[LeftoverAttempt<'_>]) -> usize {
+        let Some(docker) = &self.docker else {
+            return 0;
+        };
+        let mut removed = 0;
+        for a in attempts {
+            if docker
+                .remove_attempt(a.job, a.task, a.index, a.attempt)
+                .await
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
 }
 
 /// An attempt a previous runner may have left running.

@@ -422,8 +422,14 @@ fn cases() -> Vec<Case> {
                 "inputs: [{source: \"file:///shared/data/\", target: /data}], outputs: [{source: /out/, target: \"s3://bucket/out/\"}]",
             ),
             &[
-                ("tasks.t.inputs[0].target", "host tasks map inputs inside their working directory"),
-                ("tasks.t.outputs[0].source", "host tasks upload outputs from their working directory"),
+                (
+                    "tasks.t.inputs[0].target",
+                    "host tasks map inputs inside their working directory",
+                ),
+                (
+                    "tasks.t.outputs[0].source",
+                    "host tasks upload outputs from their working directory",
+                ),
             ],
         ),
         err(

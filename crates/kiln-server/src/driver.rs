@@ -332,6 +332,11 @@ impl Driver {
             }
         }
         self.runtime.kill_leftovers(&leftovers);
+        if self.runtime.runs_containers() && !leftovers.is_empty() {
+            let runtime = Arc::clone(&self.runtime);
+            self.rt
+                .block_on(async move { runtime.remove_leftover_containers(&leftovers).await });
+        }
         let jid: JobId = Arc::from(id);
         self.engine.restore_job(
             jid.clone(),

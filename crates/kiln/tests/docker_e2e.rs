@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::Duration;
 
-use common::{Sandbox, counts, wait_child, wait_for};
+use common::{Sandbox, counts, signal, wait_child, wait_for};
 
 const IMAGE: &str = "kiln-test/busybox:1";
 
@@ -306,5 +306,58 @@ tasks:
         leftovers(&sb.mark),
         Vec::<String>::new(),
         "networks and containers removed"
+    );
+}
+
+/// A runner killed while a container runs: on resume the container is gone (not left running
+/// or stopped) and the instance runs again as its next attempt.
+#[test]
+fn a_resumed_run_removes_the_containers_of_the_crashed_one() {
+    let image = image();
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("control")).unwrap();
+    let spec = sb.spec(
+        "crash.yaml",
+        &format!(
+            r#"
+name: crash
+tasks:
+  sleeper:
+    image: {image}
+    inputs: [{{source: "file://@DIR@/control/", target: /control/}}]
+    env: {{MARK: "@MARK@"}}
+    command: "[ -e /control/go ] || sleep 600"
+"#
+        ),
+    );
+    let mut first = sb.spawn(&spec, "first");
+    let running = || {
+        docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=kiln.task=sleeper",
+            "--filter",
+            "status=running",
+        ])
+    };
+    let mut container = String::new();
+    wait_for("the container to run", Duration::from_secs(60), || {
+        container = running();
+        !container.is_empty() && !container.contains('\n')
+    });
+    signal(first.id(), "KILL");
+    let _ = first.wait();
+    std::fs::write(sb.path("control/go"), "").unwrap();
+
+    let out = sb.run(&spec, &[]);
+    assert_eq!(out.code, 0, "{out}");
+    let failed_attempts = out.summary["tasks"][0]["counts"].clone();
+    assert_eq!(failed_attempts["SUCCEED"], 1, "{out}");
+    let job = out.summary["id"].as_str().unwrap();
+    assert_eq!(leftovers(job), Vec::<String>::new(), "{out}");
+    assert!(
+        docker(&["ps", "-aq", "--filter", &format!("id={container}")]).is_empty(),
+        "the crashed run's container {container} is removed"
     );
 }
