@@ -58,6 +58,30 @@ fn every_example_validates() {
 
 #[test]
 fn every_example_runs_to_its_documented_end() {
+    // The container example's image cannot be pulled here (no registry): the locally built
+    // test image stands in for it under its name, unless the real one is present.
+    let busybox = "busybox:1.36";
+    let present = |image: &str| {
+        std::process::Command::new("docker")
+            .args(["image", "inspect", image])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !present(busybox) {
+        if !present("kiln-test/busybox:1") {
+            let status = std::process::Command::new(
+                env!("CARGO_MANIFEST_DIR").to_string() + "/../../scripts/test-images.sh",
+            )
+            .status()
+            .expect("scripts/test-images.sh");
+            assert!(status.success());
+        }
+        let tagged = std::process::Command::new("docker")
+            .args(["tag", "kiln-test/busybox:1", busybox])
+            .status()
+            .expect("docker tag");
+        assert!(tagged.success());
+    }
     for file in examples() {
         let sb = Sandbox::new();
         // The machine's own CPU count, as a user would run it.
@@ -82,7 +106,11 @@ fn every_example_runs_to_its_documented_end() {
                 let image = "IMAGE_NOT_FOUND ccr.ccs.tencentyun.com/demo/render:1.0";
                 // The first instance out of retries stops its siblings (FailedAction TERMINATE).
                 let first = failed.iter().find(|f| f["reason"] == image);
-                assert_eq!(first.expect(image)["attempt"], 3, "MaxRetryCount 2: {summary}");
+                assert_eq!(
+                    first.expect(image)["attempt"],
+                    3,
+                    "MaxRetryCount 2: {summary}"
+                );
                 assert!(
                     failed.iter().all(|f| f["reason"] == image
                         || f["reason"].as_str().unwrap().starts_with("SIBLING_FAILED")),
