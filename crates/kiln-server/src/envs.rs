@@ -1,9 +1,12 @@
 //! Compute environments: named pools of nodes with a desired size.
 //!
 //! Providers: `local` — the server starts `kiln agent` processes on its own host to match the
-//! desired count, and drains the surplus; `static` — operators start agents with
+//! desired count, and drains the surplus; `docker` — the server runs node containers on the
+//! Docker Engine (see [`docker`]); `static` — operators start agents with
 //! `--compute-env NAME`, and Kiln shows desired against actual. Scaling down drains a node (no
 //! new work, running instances finish) before it leaves.
+
+mod docker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +14,11 @@ use std::process::{Child, Command, Stdio};
 
 use kiln_api::{ComputeEnv, ComputeEnvDetail, NodeRef};
 use kiln_store::{ComputeEnvRecord, Store};
+
+pub use docker::{
+    DockerConfig, DockerError, DockerNodes, LABEL_ENV, LABEL_MANAGED, LABEL_NODE, LABEL_ROLE,
+    LABEL_SERVER, host_ca_bundle, node_url, run_docker_provider, server_id,
+};
 
 use crate::cluster::NodeState;
 use crate::driver::{Driver, now_ms};
@@ -29,12 +37,35 @@ pub struct ProviderConfig {
     pub nodes_dir: PathBuf,
 }
 
-/// Agents the server started, by node name.
+/// Agents the server started, by node name; the Docker Engine's node containers.
 #[derive(Debug, Default)]
 pub struct Providers {
     pub(crate) config: Option<ProviderConfig>,
     children: BTreeMap<String, Child>,
+    /// Runs the node containers of `docker` environments (absent in `kiln run`).
+    docker: Option<DockerNodes>,
 }
+
+/// What every node of an environment has (from its `instance_type` or `resources`); `None`
+/// where the environment does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeShape {
+    /// CPUs in thousandths.
+    pub millicpus: Option<u64>,
+    /// Bytes of memory.
+    pub memory: Option<u64>,
+}
+
+impl NodeShape {
+    /// The slots of a node that does not set them: one per whole CPU, at least one.
+    pub fn default_slots(&self) -> u32 {
+        self.millicpus
+            .map_or(1, |m| u32::try_from(m / 1000).unwrap_or(u32::MAX).max(1))
+    }
+}
+
+/// The smallest memory a node container may be given.
+const MIN_NODE_MEMORY: u64 = 32 << 20;
 
 /// Why an environment request was refused.
 fn invalid(field: &str, message: impl Into<String>) -> JobOpError {
@@ -49,6 +80,183 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 60
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Checks a compute environment's fields before anything is stored or started, and returns the
+/// shape of its nodes. Every refusal names its field.
+pub fn check_env(e: &ComputeEnv) -> Result<NodeShape, JobOpError> {
+    if !valid_name(&e.name) {
+        return Err(invalid(
+            "name",
+            format!("invalid name `{}`: 1-60 of A-Z a-z 0-9 . _ -", e.name),
+        ));
+    }
+    let docker = match e.provider.as_str() {
+        "local" | "static" => false,
+        "docker" => true,
+        other => {
+            return Err(invalid(
+                "provider",
+                format!("unknown provider `{other}`: expected local, docker or static"),
+            ));
+        }
+    };
+    if e.slots == Some(0) {
+        return Err(invalid("slots", "slots must be at least 1"));
+    }
+    let shape = node_shape(e)?;
+    if !docker {
+        for (field, given) in [
+            ("image", e.image.is_some()),
+            ("network", e.network.is_some()),
+        ] {
+            if given {
+                return Err(invalid(
+                    field,
+                    format!("`{field}` is for the docker provider: its nodes are containers"),
+                ));
+            }
+        }
+        return Ok(shape);
+    }
+    match e.image.as_deref().map(str::trim) {
+        None | Some("") => {
+            return Err(invalid(
+                "image",
+                "a docker compute environment needs `image`: the image its node containers \
+                 run (it must be able to run the server's kiln binary)",
+            ));
+        }
+        Some(image) if !valid_image(image) => {
+            return Err(invalid(
+                "image",
+                format!("`{image}` is not a Docker image reference"),
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Some(network) = &e.network
+        && !valid_network(network)
+    {
+        return Err(invalid(
+            "network",
+            format!(
+                "`{network}` cannot be a node network: a Docker network name \
+                 ([A-Za-z0-9][A-Za-z0-9_.-]*, not `none`) or `default`"
+            ),
+        ));
+    }
+    if let Some(memory) = shape.memory
+        && memory < MIN_NODE_MEMORY
+    {
+        return Err(invalid(
+            "resources",
+            "a node container needs at least 32MiB of memory",
+        ));
+    }
+    Ok(shape)
+}
+
+/// The node shape from `instance_type` (the catalog) or `resources` (`{cpus, memory}`).
+fn node_shape(e: &ComputeEnv) -> Result<NodeShape, JobOpError> {
+    match (&e.instance_type, &e.resources) {
+        (Some(_), Some(_)) => Err(invalid(
+            "resources",
+            "give `instance_type` or `resources`, not both",
+        )),
+        (Some(name), None) => {
+            let t = kiln_core::model::instance_type(name).ok_or_else(|| {
+                let known: Vec<&str> = kiln_core::model::INSTANCE_TYPES
+                    .iter()
+                    .map(|t| t.name)
+                    .collect();
+                invalid(
+                    "instance_type",
+                    format!(
+                        "unknown instance type `{name}`: known are {}",
+                        known.join(", ")
+                    ),
+                )
+            })?;
+            Ok(NodeShape {
+                millicpus: Some(u64::from(t.resources.millicpus)),
+                memory: Some(t.resources.memory),
+            })
+        }
+        (None, Some(r)) => resources_shape(r),
+        (None, None) => Ok(NodeShape::default()),
+    }
+}
+
+/// `{cpus: 2, memory: 4GiB}` (both optional; `disk` is accepted and not enforced).
+fn resources_shape(r: &serde_json::Value) -> Result<NodeShape, JobOpError> {
+    let Some(obj) = r.as_object() else {
+        return Err(invalid(
+            "resources",
+            "resources must be a mapping like {cpus: 2, memory: 4GiB}",
+        ));
+    };
+    let mut shape = NodeShape::default();
+    for (key, v) in obj {
+        match key.as_str() {
+            "cpus" => {
+                let cpus = v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .filter(|c| c.is_finite() && *c > 0.0 && *c <= 4096.0)
+                    .ok_or_else(|| invalid("resources.cpus", "cpus must be a positive number"))?;
+                shape.millicpus = Some((cpus * 1000.0).round() as u64);
+            }
+            "memory" | "disk" => {
+                let bytes = match v {
+                    serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| {
+                        invalid(&format!("resources.{key}"), "expected a size such as 4GiB")
+                    })?,
+                    serde_json::Value::String(s) => kiln_core::spec::parse_size(s)
+                        .map_err(|m| invalid(&format!("resources.{key}"), m))?,
+                    _ => {
+                        return Err(invalid(
+                            &format!("resources.{key}"),
+                            "expected a size such as 4GiB",
+                        ));
+                    }
+                };
+                if key == "memory" {
+                    shape.memory = Some(bytes);
+                }
+            }
+            other => {
+                return Err(invalid(
+                    &format!("resources.{other}"),
+                    format!("unknown field `{other}`: expected cpus, memory or disk"),
+                ));
+            }
+        }
+    }
+    Ok(shape)
+}
+
+/// A plausible image reference: `name[:tag][@digest]`, with a registry host if any.
+fn valid_image(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with(['-', '.', '/', ':'])
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_uppercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@')
+        })
+}
+
+/// A Docker network a node container can join: `default` (Docker's default bridge) or a
+/// network name; `none` would leave it unable to reach the server.
+fn valid_network(s: &str) -> bool {
+    s != "none"
+        && s.len() <= 64
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The parts of [`ComputeEnv`] kept as JSON beside the record.
@@ -88,6 +296,24 @@ impl Driver {
         self.providers.config = Some(cfg);
     }
 
+    /// Lets this driver accept `docker` environments, whose node containers `nodes` runs
+    /// (with [`run_docker_provider`] on a runtime, off the driver thread).
+    pub fn set_docker(&mut self, nodes: DockerNodes) {
+        self.providers.docker = Some(nodes);
+    }
+
+    /// The Docker side of `docker` environments, if this driver has one.
+    pub fn docker_nodes(&self) -> Option<DockerNodes> {
+        self.providers.docker.clone()
+    }
+
+    /// Asks the docker provider to reconcile now rather than at its next period.
+    fn wake_docker(&self) {
+        if let Some(d) = &self.providers.docker {
+            d.wake();
+        }
+    }
+
     fn env_detail(&self, r: &ComputeEnvRecord) -> ComputeEnvDetail {
         let nodes = self
             .agents()
@@ -107,35 +333,17 @@ impl Driver {
 
     /// `POST /v1/compute-envs`.
     pub fn create_env(&mut self, e: ComputeEnv) -> Result<ComputeEnvDetail, JobOpError> {
-        if !valid_name(&e.name) {
-            return Err(invalid(
-                "name",
-                format!("invalid name `{}`: 1-60 of A-Z a-z 0-9 . _ -", e.name),
-            ));
-        }
-        match e.provider.as_str() {
-            "local" | "static" => {}
-            "docker" => {
-                return Err(invalid(
+        check_env(&e)?;
+        if e.provider == "docker" {
+            let nodes = self.providers.docker.as_ref().ok_or_else(|| {
+                invalid(
                     "provider",
-                    "the docker provider is not available yet; use local or static",
-                ));
+                    "this server does not run docker compute environments",
+                )
+            })?;
+            if let Err(why) = nodes.server_url() {
+                return Err(invalid("provider", why));
             }
-            other => {
-                return Err(invalid(
-                    "provider",
-                    format!("unknown provider `{other}`: expected local or static"),
-                ));
-            }
-        }
-        if e.slots == Some(0) {
-            return Err(invalid("slots", "slots must be at least 1"));
-        }
-        if e.image.is_some() || e.network.is_some() {
-            return Err(invalid(
-                "image",
-                "node images and networks need the docker provider, which is not available yet",
-            ));
         }
         if self.store().get_compute_env(&e.name)?.is_some() {
             return Err(JobOpError::Conflict(format!(
@@ -155,6 +363,7 @@ impl Driver {
         };
         self.store().put_compute_env(&record)?;
         self.reconcile_envs();
+        self.wake_docker();
         Ok(self.env_detail(&record))
     }
 
@@ -179,6 +388,7 @@ impl Driver {
             )));
         }
         self.reconcile_envs();
+        self.wake_docker();
         self.get_env(name)
     }
 
@@ -194,6 +404,7 @@ impl Driver {
             self.drain_agent(&m);
         }
         self.store().delete_compute_env(name)?;
+        self.wake_docker();
         Ok(())
     }
 
@@ -308,9 +519,115 @@ impl Driver {
 }
 
 /// `pool-3` → 3 (names not of that form sort last).
-fn node_number(name: &str, env: &str) -> u64 {
+pub(crate) fn node_number(name: &str, env: &str) -> u64 {
     name.strip_prefix(env)
         .and_then(|r| r.strip_prefix('-'))
         .and_then(|n| n.parse().ok())
         .unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn env(v: serde_json::Value) -> ComputeEnv {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn refused_field(v: serde_json::Value) -> String {
+        match check_env(&env(v)) {
+            Err(JobOpError::Invalid { field, .. }) => field,
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn docker_environments_need_an_image_and_a_joinable_network() {
+        assert_eq!(
+            refused_field(serde_json::json!({"name": "d", "provider": "docker"})),
+            "image"
+        );
+        assert_eq!(
+            refused_field(serde_json::json!({"name": "d", "provider": "docker", "image": " "})),
+            "image"
+        );
+        assert_eq!(
+            refused_field(serde_json::json!({"name": "d", "provider": "docker", "image": "a b"})),
+            "image"
+        );
+        for network in ["none", "-x", "a b"] {
+            let v = serde_json::json!({
+                "name": "d", "provider": "docker", "image": "busybox", "network": network
+            });
+            assert_eq!(refused_field(v), "network", "{network}");
+        }
+        let ok = env(serde_json::json!({
+            "name": "d", "provider": "docker", "image": "registry.lan:5000/team/img:1",
+            "network": "default"
+        }));
+        assert_eq!(check_env(&ok).unwrap(), NodeShape::default());
+    }
+
+    #[test]
+    fn images_and_networks_are_only_for_docker() {
+        for field in ["image", "network"] {
+            let v = serde_json::json!({"name": "l", "provider": "local", field: "x"});
+            assert_eq!(refused_field(v), field);
+        }
+        assert_eq!(
+            refused_field(serde_json::json!({"name": "l", "provider": "kubernetes"})),
+            "provider"
+        );
+    }
+
+    #[test]
+    fn node_shapes_come_from_the_catalog_or_resources() {
+        let shape = |v| check_env(&env(v)).unwrap();
+        let s = shape(serde_json::json!({
+            "name": "d", "provider": "docker", "image": "i", "instance_type": "S1.MEDIUM4"
+        }));
+        assert_eq!(s.millicpus, Some(2000));
+        assert_eq!(s.memory, Some(4 << 30));
+        assert_eq!(s.default_slots(), 2);
+        let s = shape(serde_json::json!({
+            "name": "d", "provider": "docker", "image": "i",
+            "resources": {"cpus": 0.5, "memory": "512MiB", "disk": "10GiB"}
+        }));
+        assert_eq!(s.millicpus, Some(500));
+        assert_eq!(s.memory, Some(512 << 20));
+        assert_eq!(s.default_slots(), 1);
+        assert_eq!(
+            refused_field(serde_json::json!({
+                "name": "d", "provider": "docker", "image": "i",
+                "instance_type": "S1.SMALL1", "resources": {"cpus": 1}
+            })),
+            "resources"
+        );
+        assert_eq!(
+            refused_field(serde_json::json!({
+                "name": "d", "provider": "docker", "image": "i", "instance_type": "S9"
+            })),
+            "instance_type"
+        );
+        assert_eq!(
+            refused_field(serde_json::json!({
+                "name": "d", "provider": "docker", "image": "i", "resources": {"gpus": 1}
+            })),
+            "resources.gpus"
+        );
+        assert_eq!(
+            refused_field(serde_json::json!({
+                "name": "d", "provider": "docker", "image": "i", "resources": {"cpus": 0}
+            })),
+            "resources.cpus"
+        );
+        assert_eq!(
+            refused_field(serde_json::json!({
+                "name": "d", "provider": "docker", "image": "i", "resources": {"memory": "1MiB"}
+            })),
+            "resources"
+        );
+    }
 }

@@ -13,7 +13,9 @@ use kiln_store::Store;
 
 use crate::api::{ApiState, Tokens, digest, router};
 use crate::driver::{ClusterConfig, Driver, DriverError, LocalConfig, StopRequest};
-use crate::envs::ProviderConfig;
+use crate::envs::{
+    DockerConfig, DockerNodes, ProviderConfig, host_ca_bundle, node_url, run_docker_provider,
+};
 
 /// How `kiln server` is set up.
 #[derive(Debug, Clone)]
@@ -24,6 +26,17 @@ pub struct ServerConfig {
     pub node: Node,
     pub kill_grace: Duration,
     pub cluster: ClusterConfig,
+    pub docker: DockerOptions,
+}
+
+/// How node containers of `docker` compute environments reach the server and get kiln.
+#[derive(Debug, Clone, Default)]
+pub struct DockerOptions {
+    /// The server's URL as node containers reach it [default: derived from the listen address,
+    /// see [`node_url`]].
+    pub advertise_url: Option<String>,
+    /// The kiln binary bind-mounted into node containers [default: this executable].
+    pub node_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +175,30 @@ pub fn run_server(
             nodes_dir: cfg.data_dir.join("nodes"),
         }),
         Err(e) => tracing::warn!("local compute environments cannot start agents: {e}"),
+    }
+    // Node containers of `docker` environments: the same binary, mounted, against the address
+    // they can reach. The reconciler talks to the Docker Engine on the HTTP runtime.
+    let node_binary = cfg
+        .docker
+        .node_binary
+        .clone()
+        .map_or_else(std::env::current_exe, Ok);
+    match (node_binary, crate::envs::server_id(&cfg.data_dir)) {
+        (Ok(kiln), Ok(server_id)) => {
+            let nodes = DockerNodes::new(DockerConfig {
+                kiln,
+                server_url: node_url(addr, cfg.docker.advertise_url.as_deref()),
+                agent_token_file: cfg.data_dir.join("agent-token"),
+                ca_bundle: host_ca_bundle(),
+                nodes_dir: cfg.data_dir.join("nodes"),
+                server_id,
+            });
+            driver.set_docker(nodes.clone());
+            rt.spawn(run_docker_provider(driver.handle(), nodes));
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!("docker compute environments cannot be served: {e}");
+        }
     }
     let listener = listener.tap_io(|tcp| {
         // Small request/response round trips stall on Nagle's algorithm without this.

@@ -7,15 +7,25 @@ use std::time::Duration;
 use kiln_agent::agent::{AgentConfig, run_agent};
 use kiln_core::engine::Node;
 use kiln_server::ClusterConfig;
-use kiln_server::server::{ServerConfig, run_server};
+use kiln_server::server::{DockerOptions, ServerConfig, run_server};
 
 use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// Address to serve the API on.
+    /// Address to serve the API on. Node containers of `docker` compute environments reach a
+    /// server listening on 0.0.0.0 at http://host.docker.internal:PORT; one listening on
+    /// loopback only needs --advertise-url for them.
     #[arg(long, default_value = "127.0.0.1:7878", env = "KILN_LISTEN")]
     listen: SocketAddr,
+    /// The server's URL as node containers of `docker` compute environments reach it
+    /// [default: derived from --listen].
+    #[arg(long, env = "KILN_ADVERTISE_URL", value_name = "URL")]
+    advertise_url: Option<String>,
+    /// The kiln binary bind-mounted into node containers of `docker` compute environments; it
+    /// must run in their image [default: this executable].
+    #[arg(long, env = "KILN_NODE_BINARY", value_name = "PATH")]
+    node_binary: Option<PathBuf>,
     /// Where the database, logs, working directories and the two tokens (`admin-token`,
     /// `agent-token`) are kept.
     #[arg(long, env = "KILN_DATA_DIR")]
@@ -51,6 +61,12 @@ pub struct AgentArgs {
     /// How many instances run at once [default: the CPU count].
     #[arg(long)]
     slots: Option<u32>,
+    /// CPUs this node offers [default: what the host or container allows].
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Memory this node offers, e.g. 4GiB [default: the host's].
+    #[arg(long, value_parser = parse_memory)]
+    memory: Option<u64>,
     /// Where working directories and captured output are kept.
     #[arg(long, default_value = "kiln-agent")]
     work_dir: PathBuf,
@@ -59,11 +75,34 @@ pub struct AgentArgs {
     kill_grace: u64,
 }
 
+/// Sends the process's log (what the server and agents report with `tracing`) to stderr, at the
+/// level `KILN_LOG` names (`error`, `warn`, `info`, `debug`, `trace`; default `info`).
+fn init_logging() {
+    let level = std::env::var("KILN_LOG")
+        .ok()
+        .and_then(|l| l.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+fn parse_memory(s: &str) -> Result<u64, String> {
+    match kiln_core::spec::parse_size(s)? {
+        0 => Err("memory must be more than 0 bytes".into()),
+        n => Ok(n),
+    }
+}
+
 fn cpus() -> f64 {
     std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
 pub fn server(args: ServerArgs) -> u8 {
+    init_logging();
     let cpus = args.cpus.unwrap_or_else(cpus);
     if !(cpus.is_finite() && cpus > 0.0) {
         eprintln!("error: --cpus must be a positive number");
@@ -71,6 +110,12 @@ pub fn server(args: ServerArgs) -> u8 {
     }
     if args.heartbeat_interval == 0 || args.heartbeat_timeout <= args.heartbeat_interval {
         eprintln!("error: --heartbeat-timeout must be longer than --heartbeat-interval (> 0)");
+        return exit::INVALID;
+    }
+    if let Some(url) = &args.advertise_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        eprintln!("error: --advertise-url must be an http:// or https:// URL");
         return exit::INVALID;
     }
     let cfg = ServerConfig {
@@ -86,6 +131,10 @@ pub fn server(args: ServerArgs) -> u8 {
             heartbeat_interval: Duration::from_secs(args.heartbeat_interval),
             heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
             ..ClusterConfig::default()
+        },
+        docker: DockerOptions {
+            advertise_url: args.advertise_url,
+            node_binary: args.node_binary,
         },
     };
     let stop = crate::signals::stop_requests(
@@ -115,6 +164,7 @@ fn host_name() -> String {
 }
 
 pub fn agent(args: AgentArgs) -> u8 {
+    init_logging();
     let token = match std::fs::read_to_string(&args.token_file) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
         Ok(_) => {
@@ -126,7 +176,14 @@ pub fn agent(args: AgentArgs) -> u8 {
             return exit::INVALID;
         }
     };
-    let cpus = cpus();
+    let cpus = match args.cpus {
+        Some(c) if c.is_finite() && c > 0.0 => c,
+        Some(_) => {
+            eprintln!("error: --cpus must be a positive number");
+            return exit::INVALID;
+        }
+        None => cpus(),
+    };
     let slots = args.slots.unwrap_or(cpus as u32).max(1);
     let cfg = AgentConfig {
         server: args.server,
@@ -135,7 +192,7 @@ pub fn agent(args: AgentArgs) -> u8 {
         compute_env: args.compute_env,
         slots,
         cpus,
-        memory: crate::run::host_memory(),
+        memory: args.memory.unwrap_or_else(crate::run::host_memory),
         work_dir: args.work_dir,
         kill_grace: Duration::from_secs(args.kill_grace),
         heartbeat: None,

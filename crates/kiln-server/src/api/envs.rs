@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use kiln_api::{ComputeEnv, ComputeEnvDetail, ComputeEnvList, ErrorBody, ScaleRequest, paths};
 
 use super::{ApiError, Shared, json, valid_name};
+use crate::envs::check_env;
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -29,7 +30,8 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Create a compute environment (`provider`: `local` or `static`).
+/// Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
+/// environment needs `image`, present on the server's Docker Engine, which must answer.
 #[utoipa::path(post, path = "/v1/compute-envs", request_body = ComputeEnv,
     responses((status = 201, body = ComputeEnvDetail), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn create_env(
@@ -37,6 +39,13 @@ pub(super) async fn create_env(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ComputeEnvDetail>), ApiError> {
     let env: ComputeEnv = json(b)?;
+    // Field errors first; then what only the Docker Engine can tell, off the driver thread.
+    check_env(&env)?;
+    if env.provider == "docker"
+        && let Some(docker) = st.handle.call(|d| d.docker_nodes()).await?
+    {
+        docker.check(&env).await?;
+    }
     let detail = st.handle.call(move |d| d.create_env(env)).await??;
     Ok((StatusCode::CREATED, Json(detail)))
 }

@@ -32,6 +32,9 @@ pub enum TemplateCmd {
 pub enum EnvCmd {
     /// Create a compute environment from a YAML or JSON file: `{name, description, provider:
     /// local|static|docker, desired_nodes, instance_type or resources, image, network, slots}`.
+    /// `docker` runs each node as a container of `image` (required; present on the server's
+    /// Docker Engine) on `network`, sized by `instance_type` or `resources`; the server must
+    /// listen where containers reach it (`kiln server --listen 0.0.0.0:PORT`).
     Create(FileArgs),
     /// List the compute environments.
     List(ListArgs),

@@ -1,0 +1,416 @@
+//! End-to-end tests of the `docker` compute-environment provider on the real Docker Engine: a
+//! real `kiln server` (listening on 0.0.0.0, so node containers reach it through
+//! `host.docker.internal`) starts node containers of the image `kiln-test/busybox:1`, which run
+//! the server's own kiln binary, bind-mounted.
+//!
+//! These tests need a Docker Engine and fail loudly without one; the image is built by
+//! `scripts/test-images.sh` if it is missing. Every test uses its own environment and network
+//! names and checks that nothing labelled as Kiln's of its own is left behind; a test that fails
+//! half-way removes its containers and network when it unwinds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+use support::{Cluster, ServerOptions, env_nodes, kiln_bin, path, state, wait_until};
+
+const IMAGE: &str = "kiln-test/busybox:1";
+
+/// Runs the docker CLI; returns (success, stdout, stderr).
+fn docker(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("these tests need the docker CLI and a Docker Engine: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Makes sure a Docker Engine answers and the test image exists (building it once if not).
+fn docker_ready() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let (ok, _, err) = docker(&["info", "--format", "{{.ServerVersion}}"]);
+        assert!(
+            ok,
+            "these tests need a Docker Engine, and none answers: {err}"
+        );
+        if docker(&["image", "inspect", IMAGE]).0 {
+            return;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-images.sh");
+        let out = Command::new(script).arg(kiln_bin()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script} could not build {IMAGE}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// A name no other test (or test run) uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}{}x{n}x{:x}", std::process::id(), nanos % 0x10000)
+}
+
+/// Names of the containers labelled as nodes of `env` (running or not).
+fn node_containers(env: &str, running_only: bool) -> BTreeSet<String> {
+    let filter = format!("label=kiln.env={env}");
+    let mut args = vec![
+        "ps",
+        "--filter",
+        "label=kiln.managed=true",
+        "--filter",
+        &filter,
+    ];
+    args.extend(["--format", "{{.Names}}"]);
+    if !running_only {
+        args.push("-a");
+    }
+    let (ok, out, err) = docker(&args);
+    assert!(ok, "docker ps: {err}");
+    out.lines().map(str::to_string).collect()
+}
+
+fn network_exists(name: &str) -> bool {
+    let filter = format!("name=^{name}$");
+    let (ok, out, err) = docker(&["network", "ls", "-q", "--filter", &filter]);
+    assert!(ok, "docker network ls: {err}");
+    !out.trim().is_empty()
+}
+
+fn inspect(container: &str) -> Value {
+    let (ok, out, err) = docker(&["inspect", container]);
+    assert!(ok, "docker inspect {container}: {err}");
+    serde_json::from_str::<Value>(&out).unwrap()[0].clone()
+}
+
+/// Removes what a test's environment left in Docker, whether the test passed or not.
+struct Leftovers {
+    env: String,
+    network: String,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let names: Vec<String> = node_containers(&self.env, false).into_iter().collect();
+        if !names.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(names.iter().map(String::as_str));
+            docker(&args);
+        }
+        if network_exists(&self.network) {
+            docker(&["network", "rm", &self.network]);
+        }
+    }
+}
+
+/// A server node containers can reach, and a `docker` environment of `slots`-slot nodes on a
+/// network of its own, created with no nodes. Bind the guard first, so that it is dropped
+/// after the server (which would otherwise make new containers as the guard removes them).
+fn docker_env(slots: u32) -> (Leftovers, Cluster, String) {
+    docker_ready();
+    let c = Cluster::with_options(ServerOptions {
+        host: "0.0.0.0".into(),
+        ..ServerOptions::default()
+    });
+    let env = unique("dk");
+    let network = format!("kiln-test-{env}");
+    let guard = Leftovers {
+        env: env.clone(),
+        network: network.clone(),
+    };
+    let file = c.spec(
+        "env.yaml",
+        &format!(
+            "name: {env}\nprovider: docker\nimage: {IMAGE}\nnetwork: {network}\n\
+             instance_type: S1.SMALL1\nslots: {slots}\ndesired_nodes: 0\n"
+        ),
+    );
+    let (code, out, err) = c.run(&["env", "create", path(&file)]);
+    assert_eq!(code, 0, "{out}{err}");
+    (guard, c, env)
+}
+
+fn scale(c: &Cluster, env: &str, n: u32) {
+    let (code, out, err) = c.run(&["env", "scale", env, "--desired", &n.to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+fn running_nodes(c: &Cluster, env: &str) -> BTreeSet<String> {
+    env_nodes(c, env)
+        .iter()
+        .filter(|n| n["state"] == "RUNNING")
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Deletes the environment and waits until its containers and network are gone and none of
+/// its nodes runs.
+fn delete_and_check_clean(c: &Cluster, env: &str, network: &str) {
+    let (code, out, err) = c.run(&["env", "delete", env]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until(60, "the environment's node containers to go", || {
+        node_containers(env, false).is_empty()
+    });
+    wait_until(30, "the environment's network to go", || {
+        !network_exists(network)
+    });
+    // A drained agent may register once more as it exits; with its container gone, such a
+    // node can only end ABNORMAL.
+    wait_until(30, "its nodes to stop", || running_nodes(c, env).is_empty());
+}
+
+#[test]
+fn a_docker_environment_scales_from_zero_to_three_to_one_and_spreads_work() {
+    let (guard, c, env) = docker_env(2);
+    assert!(
+        node_containers(&env, false).is_empty(),
+        "no nodes asked yet"
+    );
+
+    scale(&c, &env, 3);
+    let want: BTreeSet<String> = (1..=3).map(|n| format!("{env}-{n}")).collect();
+    wait_until(90, "three running nodes", || {
+        running_nodes(&c, &env) == want
+    });
+    let containers: BTreeSet<String> = want.iter().map(|n| format!("kiln-node-{n}")).collect();
+    assert_eq!(node_containers(&env, true), containers);
+
+    // A node container: the environment's image, network and instance type; the kiln binary
+    // and the token mounted read-only, the token on no command line and in no variable.
+    let first = inspect(&format!("kiln-node-{env}-1"));
+    assert_eq!(first["Config"]["Image"], IMAGE);
+    assert_eq!(first["HostConfig"]["NetworkMode"], guard.network.as_str());
+    assert_eq!(first["HostConfig"]["Memory"], 1u64 << 30);
+    assert_eq!(first["HostConfig"]["NanoCpus"], 1_000_000_000u64);
+    let labels = &first["Config"]["Labels"];
+    assert_eq!(labels["kiln.managed"], "true");
+    assert_eq!(labels["kiln.role"], "node");
+    assert_eq!(labels["kiln.env"], env.as_str());
+    let mounts = first["Mounts"].as_array().unwrap();
+    let kiln = mounts
+        .iter()
+        .find(|m| m["Destination"] == "/usr/local/bin/kiln")
+        .expect("the kiln binary is mounted");
+    assert_eq!(kiln["RW"], false);
+    let token = std::fs::read_to_string(c.data().join("agent-token")).unwrap();
+    assert!(
+        !first.to_string().contains(token.trim()),
+        "the agent token shows in docker inspect"
+    );
+    let node = env_nodes(&c, &env)
+        .into_iter()
+        .find(|n| n["name"] == format!("{env}-1").as_str())
+        .unwrap();
+    assert_eq!(node["memory"], 1u64 << 30, "{node}");
+    assert_eq!(node["slots"], 2, "{node}");
+
+    let spec = c.spec(
+        "spread.yaml",
+        &format!(
+            "name: spread\ntasks:\n  work:\n    instances: 12\n    compute_env: {env}\n    \
+             command: sleep 0.3; echo $BATCH_NODE_ID\n"
+        ),
+    );
+    let id = c.submit(&spec);
+    let job = c.wait_job(&id, 120, |v| state(v) == "SUCCEED");
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 12);
+    let used: BTreeSet<String> = c
+        .instances(&id, "work")
+        .iter()
+        .map(|i| i["node"].as_str().unwrap().to_string())
+        .collect();
+    assert!(used.len() >= 2, "the work stayed on {used:?}");
+    assert!(used.is_subset(&want), "{used:?}");
+    // What an instance printed is its node's id.
+    let (code, out) = c.kiln(&["logs", &id, "work", "0"]);
+    assert_eq!(code, 0);
+    let printed = out.trim().strip_prefix("node-").unwrap_or_default();
+    assert!(want.contains(printed), "{out}");
+
+    // Down to one: the surplus nodes drain and their containers go.
+    scale(&c, &env, 1);
+    wait_until(60, "one node container", || {
+        node_containers(&env, false) == BTreeSet::from([format!("kiln-node-{env}-1")])
+    });
+    // The lowest-numbered node stays.
+    let one = BTreeSet::from([format!("{env}-1")]);
+    wait_until(30, "one running node", || running_nodes(&c, &env) == one);
+
+    delete_and_check_clean(&c, &env, &guard.network);
+}
+
+#[test]
+fn a_killed_node_container_s_instances_run_again_and_the_job_succeeds() {
+    let (guard, c, env) = docker_env(2);
+    scale(&c, &env, 2);
+    let want: BTreeSet<String> = (1..=2).map(|n| format!("{env}-{n}")).collect();
+    wait_until(90, "two running nodes", || running_nodes(&c, &env) == want);
+
+    let spec = c.spec(
+        "lost.yaml",
+        &format!(
+            "name: lost\ntasks:\n  work:\n    instances: 4\n    retries: 0\n    \
+             compute_env: {env}\n    command: sleep 6\n"
+        ),
+    );
+    let id = c.submit(&spec);
+    c.wait_job(&id, 60, |v| v["tasks"][0]["counts"]["RUNNING"] == 4);
+    let victim = format!("{env}-1");
+    let held: BTreeSet<u64> = c
+        .instances(&id, "work")
+        .iter()
+        .filter(|i| i["node"] == victim.as_str() && i["state"] == "RUNNING")
+        .map(|i| i["index"].as_u64().unwrap())
+        .collect();
+    assert!(!held.is_empty(), "{victim} runs nothing");
+    let (ok, _, err) = docker(&["kill", &format!("kiln-node-{victim}")]);
+    assert!(ok, "docker kill: {err}");
+
+    let job = c.wait_job(&id, 120, |v| state(v) == "SUCCEED");
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 4);
+    for inst in c.instances(&id, "work") {
+        let attempts = inst["attempts"].as_array().unwrap();
+        let index = inst["index"].as_u64().unwrap();
+        if held.contains(&index) {
+            assert_eq!(attempts[0]["reason"], "NODE_LOST", "{inst}");
+            assert_eq!(attempts[0]["node"], victim.as_str(), "{inst}");
+        }
+        assert_eq!(attempts.last().unwrap()["state"], "SUCCEED", "{inst}");
+    }
+    // The dead container was replaced under its name, and its node is back.
+    wait_until(60, "the replaced node to run", || {
+        running_nodes(&c, &env) == want && node_containers(&env, true).len() == 2
+    });
+
+    delete_and_check_clean(&c, &env, &guard.network);
+}
+
+#[test]
+fn docker_environments_are_checked_before_anything_starts() {
+    docker_ready();
+    let c = Cluster::with_options(ServerOptions {
+        host: "0.0.0.0".into(),
+        ..ServerOptions::default()
+    });
+    let env = unique("bad");
+    let create = |body: Value| c.request("POST", "/v1/compute-envs", Some(body));
+
+    let (status, body) = create(json!({"name": env, "provider": "docker"}));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "image", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("image"),
+        "{body}"
+    );
+
+    let (status, body) =
+        create(json!({"name": env, "provider": "docker", "image": "kiln-test/none:0"}));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "image", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no image"),
+        "{body}"
+    );
+
+    let (status, body) = create(json!({
+        "name": env, "provider": "docker", "image": IMAGE, "instance_type": "S1.HUGE"
+    }));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "instance_type", "{body}");
+
+    let (status, body) = create(json!({"name": env, "provider": "local", "image": IMAGE}));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "image", "{body}");
+
+    // Nothing of it was stored, and the CLI says no with exit 2.
+    let (status, body) = c.request("GET", &format!("/v1/compute-envs/{env}"), None);
+    assert_eq!(status, 404, "{body}");
+    let file = c.spec("no-image.yaml", &format!("name: {env}\nprovider: docker\n"));
+    let (code, out, err) = c.run(&["env", "create", path(&file)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("image"), "{err}");
+
+    // A server that listens on loopback only cannot be reached from a container.
+    let local = Cluster::new();
+    let (status, body) = local.request(
+        "POST",
+        "/v1/compute-envs",
+        Some(json!({"name": env, "provider": "docker", "image": IMAGE})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "provider", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--listen 0.0.0.0"),
+        "{body}"
+    );
+    // A server whose Docker Engine does not answer says so.
+    let gone = c.dir.path().join("no-docker.sock");
+    let adrift = Cluster::with_options(ServerOptions {
+        host: "0.0.0.0".into(),
+        env: vec![("DOCKER_HOST".into(), format!("unix://{}", gone.display()))],
+        ..ServerOptions::default()
+    });
+    let (status, body) = adrift.request(
+        "POST",
+        "/v1/compute-envs",
+        Some(json!({"name": env, "provider": "docker", "image": IMAGE})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "provider", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs a Docker Engine"),
+        "{body}"
+    );
+    assert!(node_containers(&env, false).is_empty());
+}
+
+#[test]
+fn a_restarted_server_keeps_its_node_containers() {
+    let (guard, mut c, env) = docker_env(1);
+    scale(&c, &env, 1);
+    let one = BTreeSet::from([format!("{env}-1")]);
+    wait_until(90, "a running node", || running_nodes(&c, &env) == one);
+    let container = format!("kiln-node-{env}-1");
+    let before = inspect(&container)["Id"].clone();
+
+    c.kill_server();
+    c.start_server();
+    // The node registers again, and the container it runs in is the same one.
+    wait_until(60, "the node back", || running_nodes(&c, &env) == one);
+    let spec = c.spec(
+        "after.yaml",
+        &format!("name: after\ntasks:\n  t:\n    compute_env: {env}\n    command: \"true\"\n"),
+    );
+    let id = c.submit(&spec);
+    c.wait_job(&id, 60, |v| state(v) == "SUCCEED");
+    assert_eq!(inspect(&container)["Id"], before, "the node was replaced");
+    assert_eq!(node_containers(&env, false), BTreeSet::from([container]));
+
+    delete_and_check_clean(&c, &env, &guard.network);
+}
