@@ -491,6 +491,10 @@ async fn register(
     let mut retrier = backoff::Retrier::new("registering with the server");
     let mut stop = stopping.subscribe();
     loop {
+        // An agent on its way out (drained, or asked to stop) does not come back as a node.
+        if *stop.borrow_and_update() {
+            return Ok(None);
+        }
         let error = match timed(REQUEST_TIMEOUT, client.register(&req)).await {
             Ok(resp) => {
                 retrier.succeeded();
