@@ -228,9 +228,47 @@ pub const INSTANCE_TYPES: &[InstanceType] = &[
     it("M2.LARGE32", 4, 32),
 ];
 
-/// Looks up a catalog instance type by its exact name.
+/// Looks up a built-in instance type by its exact name.
 pub fn instance_type(name: &str) -> Option<&'static InstanceType> {
     INSTANCE_TYPES.iter().find(|t| t.name == name)
+}
+
+/// The instance types a spec may name: the built-in ones, plus any a deployment adds (or
+/// redefines) in its configuration. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog(std::sync::Arc<BTreeMap<String, Resources>>);
+
+impl Catalog {
+    /// The built-in catalog ([`INSTANCE_TYPES`]).
+    pub fn builtin() -> Catalog {
+        Catalog::with([])
+    }
+
+    /// The built-in catalog with `extra` added; an extra type of a built-in name replaces it.
+    pub fn with(extra: impl IntoIterator<Item = (String, Resources)>) -> Catalog {
+        let mut types: BTreeMap<String, Resources> = INSTANCE_TYPES
+            .iter()
+            .map(|t| (t.name.to_string(), t.resources))
+            .collect();
+        types.extend(extra);
+        Catalog(std::sync::Arc::new(types))
+    }
+
+    /// The resources of the type `name` (exact name).
+    pub fn get(&self, name: &str) -> Option<Resources> {
+        self.0.get(name).copied()
+    }
+
+    /// Every type name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog::builtin()
+    }
 }
 
 /// Which captured stream a log object holds.

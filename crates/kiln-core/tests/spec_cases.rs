@@ -262,7 +262,7 @@ fn cases() -> Vec<Case> {
         err(
             "far instance type",
             task("instance_type: huge"),
-            &[("tasks.t.instance_type", "known instance types: S1.SMALL1")],
+            &[("tasks.t.instance_type", "known instance types: C2.2XLARGE16, C2.LARGE8")],
         ),
         err(
             "instance type and resources",
@@ -1130,4 +1130,49 @@ fn template_parsing_rejects_job_only_fields() {
         .unwrap_err();
     let paths: Vec<&str> = e.0.iter().map(|x| x.path.as_str()).collect();
     assert_eq!(paths, ["template", "depends_on", "instances"], "{e}");
+}
+
+#[test]
+fn a_catalog_adds_and_redefines_instance_types() {
+    use kiln_core::model::{Catalog, Resources};
+    let big = Resources {
+        millicpus: 64_000,
+        memory: 512 << 30,
+        disk: 0,
+    };
+    let small = Resources {
+        millicpus: 500,
+        memory: 256 << 20,
+        disk: 0,
+    };
+    let catalog = Catalog::with([
+        ("G1.HUGE".to_string(), big),
+        ("S1.SMALL1".to_string(), small),
+    ]);
+    let spec = "name: j\ntasks:\n  a: {command: x, instance_type: G1.HUGE}\n  b: {command: x, instance_type: S1.SMALL1}\n";
+    let parsed =
+        kiln_core::spec::parse_job_in(spec.as_bytes(), &Templates::new(), &catalog).unwrap();
+    assert_eq!(parsed.spec.tasks[0].resources, big);
+    assert_eq!(parsed.spec.tasks[1].resources, small);
+    // The built-in catalog does not know the added type, and says which exist.
+    let err = kiln_core::spec::parse_job(spec.as_bytes(), &Templates::new()).unwrap_err();
+    assert_eq!(err.0[0].path, "tasks.a.instance_type");
+    assert!(
+        err.0[0].hint.as_deref().unwrap().contains("S1.SMALL1"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn instance_type_files_are_checked_field_by_field() {
+    let catalog =
+        kiln_core::spec::parse_instance_types(b"G1.LARGE: {cpus: 8, memory: 64GiB}\n").unwrap();
+    assert_eq!(catalog.get("G1.LARGE").unwrap().millicpus, 8000);
+    assert!(catalog.get("S1.SMALL1").is_some(), "built-in types stay");
+    let err = kiln_core::spec::parse_instance_types(
+        b"G1.LARGE: {cpus: 8, memroy: 1GiB}\nbad name: {cpus: 1}\n",
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["G1.LARGE.memroy", "bad name"], "{err:?}");
 }

@@ -20,6 +20,7 @@ use kiln_api::{
     LogAppendRequest, LogAppendResponse, NodeList, RegisterRequest, ReportRequest, ReportResponse,
     SubmitResponse, code, paths,
 };
+use kiln_core::model::Catalog;
 use kiln_core::spec::{MAX_SPEC_BYTES, SpecErrors};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -79,6 +80,8 @@ pub struct ApiState {
     pub logs: PathBuf,
     pub lease_notify: LeaseNotify,
     pub lease_wait: Duration,
+    /// The instance types specs, templates and compute environments may name.
+    pub catalog: Catalog,
 }
 
 type Shared = Arc<ApiState>;
@@ -339,7 +342,7 @@ async fn submit(
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
     let bytes = body(b)?;
     let templates = templates::load(&st).await?;
-    let parsed = kiln_core::spec::parse_job(&bytes, &templates)?;
+    let parsed = kiln_core::spec::parse_job_in(&bytes, &templates, &st.catalog)?;
     let name = parsed.spec.name.clone();
     let id = st
         .handle

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_agent::{AttemptSpec, DockerRuntime, HostRuntime, KillSwitch, LeftoverAttempt};
 use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node, Restore};
-use kiln_core::model::JobSpec;
+use kiln_core::model::{Catalog, JobSpec};
 use kiln_core::state::{LossCause, Outcome, State};
 use kiln_storage::{Storage, StorageConfig};
 use kiln_store::{SqliteStore, Store, StoreError};
@@ -147,6 +147,8 @@ pub struct Driver {
     last_reconcile: Instant,
     lease_notify: LeaseNotify,
     cluster: ClusterConfig,
+    /// The instance types compute environments may name.
+    pub(crate) catalog: Catalog,
 }
 
 impl Driver {
@@ -198,6 +200,7 @@ impl Driver {
             last_reconcile: Instant::now(),
             lease_notify: LeaseNotify::default(),
             cluster: ClusterConfig::default(),
+            catalog: Catalog::builtin(),
         })
     }
 
@@ -218,6 +221,12 @@ impl Driver {
     }
 
     /// Sets the agent protocol's timings.
+    /// Instance types beyond the built-in catalog, for compute environments.
+    pub fn with_catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
     pub fn with_cluster(mut self, cluster: ClusterConfig) -> Self {
         self.cluster = cluster;
         self

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use kiln_api::{ComputeEnv, ComputeEnvDetail, NodeRef};
+use kiln_core::model::Catalog;
 use kiln_store::{ComputeEnvRecord, Store};
 
 pub use docker::{
@@ -84,7 +85,7 @@ fn valid_name(s: &str) -> bool {
 
 /// Checks a compute environment's fields before anything is stored or started, and returns the
 /// shape of its nodes. Every refusal names its field.
-pub fn check_env(e: &ComputeEnv) -> Result<NodeShape, JobOpError> {
+pub fn check_env(e: &ComputeEnv, catalog: &Catalog) -> Result<NodeShape, JobOpError> {
     if !valid_name(&e.name) {
         return Err(invalid(
             "name",
@@ -104,7 +105,7 @@ pub fn check_env(e: &ComputeEnv) -> Result<NodeShape, JobOpError> {
     if e.slots == Some(0) {
         return Err(invalid("slots", "slots must be at least 1"));
     }
-    let shape = node_shape(e)?;
+    let shape = node_shape(e, catalog)?;
     if !docker {
         for (field, given) in [
             ("image", e.image.is_some()),
@@ -158,18 +159,15 @@ pub fn check_env(e: &ComputeEnv) -> Result<NodeShape, JobOpError> {
 }
 
 /// The node shape from `instance_type` (the catalog) or `resources` (`{cpus, memory}`).
-fn node_shape(e: &ComputeEnv) -> Result<NodeShape, JobOpError> {
+fn node_shape(e: &ComputeEnv, catalog: &Catalog) -> Result<NodeShape, JobOpError> {
     match (&e.instance_type, &e.resources) {
         (Some(_), Some(_)) => Err(invalid(
             "resources",
             "give `instance_type` or `resources`, not both",
         )),
         (Some(name), None) => {
-            let t = kiln_core::model::instance_type(name).ok_or_else(|| {
-                let known: Vec<&str> = kiln_core::model::INSTANCE_TYPES
-                    .iter()
-                    .map(|t| t.name)
-                    .collect();
+            let t = catalog.get(name).ok_or_else(|| {
+                let known: Vec<&str> = catalog.names().collect();
                 invalid(
                     "instance_type",
                     format!(
@@ -179,8 +177,8 @@ fn node_shape(e: &ComputeEnv) -> Result<NodeShape, JobOpError> {
                 )
             })?;
             Ok(NodeShape {
-                millicpus: Some(u64::from(t.resources.millicpus)),
-                memory: Some(t.resources.memory),
+                millicpus: Some(u64::from(t.millicpus)),
+                memory: Some(t.memory),
             })
         }
         (None, Some(r)) => resources_shape(r),
@@ -333,7 +331,7 @@ impl Driver {
 
     /// `POST /v1/compute-envs`.
     pub fn create_env(&mut self, e: ComputeEnv) -> Result<ComputeEnvDetail, JobOpError> {
-        check_env(&e)?;
+        check_env(&e, &self.catalog)?;
         if e.provider == "docker" {
             let nodes = self.providers.docker.as_ref().ok_or_else(|| {
                 invalid(
@@ -537,7 +535,7 @@ mod tests {
     }
 
     fn refused_field(v: serde_json::Value) -> String {
-        match check_env(&env(v)) {
+        match check_env(&env(v), &Catalog::builtin()) {
             Err(JobOpError::Invalid { field, .. }) => field,
             other => panic!("accepted: {other:?}"),
         }
@@ -567,7 +565,10 @@ mod tests {
             "name": "d", "provider": "docker", "image": "registry.lan:5000/team/img:1",
             "network": "default"
         }));
-        assert_eq!(check_env(&ok).unwrap(), NodeShape::default());
+        assert_eq!(
+            check_env(&ok, &Catalog::builtin()).unwrap(),
+            NodeShape::default()
+        );
     }
 
     #[test]
@@ -584,7 +585,7 @@ mod tests {
 
     #[test]
     fn node_shapes_come_from_the_catalog_or_resources() {
-        let shape = |v| check_env(&env(v)).unwrap();
+        let shape = |v| check_env(&env(v), &Catalog::builtin()).unwrap();
         let s = shape(serde_json::json!({
             "name": "d", "provider": "docker", "image": "i", "instance_type": "S1.MEDIUM4"
         }));

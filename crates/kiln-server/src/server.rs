@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use kiln_core::engine::Node;
+use kiln_core::model::Catalog;
 use kiln_store::Store;
 
 use crate::api::{ApiState, Tokens, digest, router};
@@ -27,6 +28,8 @@ pub struct ServerConfig {
     pub kill_grace: Duration,
     pub cluster: ClusterConfig,
     pub docker: DockerOptions,
+    /// The instance types specs may name.
+    pub catalog: Catalog,
 }
 
 /// How node containers of `docker` compute environments reach the server and get kiln.
@@ -116,7 +119,8 @@ pub fn run_server(
         keep_work_dirs: false,
         containers: true,
     })?
-    .with_cluster(cfg.cluster.clone());
+    .with_cluster(cfg.cluster.clone())
+    .with_catalog(cfg.catalog.clone());
     let tokens = Tokens {
         admin: ensure_token(
             &mut driver,
@@ -139,6 +143,7 @@ pub fn run_server(
         logs: driver.logs_dir(),
         lease_notify: driver.lease_notify(),
         lease_wait: cfg.cluster.lease_wait,
+        catalog: cfg.catalog.clone(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kiln_agent::agent::{AgentConfig, run_agent};
 use kiln_core::engine::Node;
+use kiln_core::model::Catalog;
 use kiln_server::ClusterConfig;
 use kiln_server::server::{DockerOptions, ServerConfig, run_server};
 
@@ -42,6 +43,10 @@ pub struct ServerArgs {
     /// Seconds a stopped instance gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     kill_grace: u64,
+    /// A YAML or JSON file of instance types added to the built-in catalog (or redefining
+    /// one): `NAME: {cpus: 8, memory: 64GiB, disk: 200GiB}` per line.
+    #[arg(long, env = "KILN_INSTANCE_TYPES", value_name = "FILE")]
+    instance_types: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,8 +123,32 @@ pub fn server(args: ServerArgs) -> u8 {
         eprintln!("error: --advertise-url must be an http:// or https:// URL");
         return exit::INVALID;
     }
+    let catalog = match &args.instance_types {
+        None => Catalog::builtin(),
+        Some(file) => {
+            let parsed = std::fs::read(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))
+                .and_then(|bytes| {
+                    kiln_core::spec::parse_instance_types(&bytes).map_err(|errors| {
+                        errors
+                            .0
+                            .iter()
+                            .map(|e| format!("\n  {e}"))
+                            .collect::<String>()
+                    })
+                });
+            match parsed {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: --instance-types {}: {e}", file.display());
+                    return exit::INVALID;
+                }
+            }
+        }
+    };
     let cfg = ServerConfig {
         listen: args.listen,
+        catalog,
         data_dir: args.data_dir.clone(),
         node: Node::new(
             "local",

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod support;
 
 use std::process::Command;
 use std::sync::Once;
@@ -359,5 +360,80 @@ tasks:
     assert!(
         docker(&["ps", "-aq", "--filter", &format!("id={container}")]).is_empty(),
         "the crashed run's container {container} is removed"
+    );
+}
+
+/// On a cluster the container settings travel to an agent: limits, network and the
+/// out-of-memory verdict are the same as with `kiln run`.
+#[test]
+fn an_agent_runs_containers_with_their_limits_network_and_verdicts() {
+    let image = image();
+    // A deployment's own instance type sizes the container.
+    let types = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(types.path(), "T1.TINY: {cpus: 0.5, memory: 48MiB}\n").unwrap();
+    let mut c = support::Cluster::with_options(support::ServerOptions {
+        args: vec![
+            "--instance-types".into(),
+            types.path().display().to_string(),
+        ],
+        ..support::ServerOptions::default()
+    });
+    c.start_agent("boxer", 2);
+    let net = format!("kiln-agent-test-{}", std::process::id());
+    let spec = c.spec(
+        "boxed.yaml",
+        &format!(
+            r#"
+name: boxed-on-agent
+tasks:
+  probe:
+    image: {image}
+    compute_env: pool
+    network: {net}
+    instance_type: T1.TINY
+    command: |
+      mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)
+      echo "$mem $(hostname) $BATCH_WORK_DIR $BATCH_NODE_ID"
+      [ "$mem" = 50331648 ] && [ "$(hostname)" = probe-0 ] && [ "$BATCH_WORK_DIR" = /kiln/work ]
+  hog:
+    image: {image}
+    compute_env: pool
+    resources: {{memory: 32MiB}}
+    command: dd if=/dev/zero of=/dev/null bs=256M count=1
+"#
+        ),
+    );
+    let id = c.submit(&spec);
+    let job = c.wait_job(&id, 90, |v| {
+        v["tasks"].as_array().is_some_and(|ts| {
+            ts.iter()
+                .all(|t| t["state"] == "SUCCEED" || t["state"] == "FAILED")
+        })
+    });
+    let (code, out) = c.kiln(&["logs", &id, "probe", "0"]);
+    assert_eq!(
+        job["tasks"][0]["state"], "SUCCEED",
+        "{job}\nprobe: {code} {out}"
+    );
+    assert!(
+        out.contains("50331648 probe-0 /kiln/work node-boxer"),
+        "{out}"
+    );
+    let hog = c.instances(&id, "hog");
+    assert_eq!(hog[0]["reason"], "OUT_OF_MEMORY", "{hog:?}");
+    assert_eq!(hog[0]["exit_code"], 137, "{hog:?}");
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+    assert_eq!(leftovers(&net), Vec::<String>::new());
+
+    // A type the catalog does not have is refused at submission, naming the field.
+    let bad = c.spec(
+        "bad.yaml",
+        "name: bad\ntasks:\n  t: {command: x, instance_type: T1.TINNY}\n",
+    );
+    let (code, _, stderr) = c.run(&["submit", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("tasks.t.instance_type") && stderr.contains("T1.TINY"),
+        "{stderr}"
     );
 }

@@ -60,9 +60,7 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
             }
         };
         let resources = match &rt.instance_type {
-            Some(name) => crate::model::instance_type(name)
-                .map(|t| t.resources)
-                .unwrap_or_default(),
+            Some(name) => d.catalog.get(name).unwrap_or_default(),
             None => rt.resources.unwrap_or_default(),
         };
         instances_known.push(!entry.instances_bad && template_ok);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::value::Value;
 use super::{SpecError, SpecWarning, parse_duration, parse_size};
-use crate::model::{Command, Image, InputMapping, Resources};
+use crate::model::{Catalog, Command, Image, InputMapping, Resources};
 
 /// Longest accepted per-attempt timeout: 7 days (Tencent's `Timeout` maximum, 604800 s).
 pub(crate) const MAX_TIMEOUT_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -24,9 +24,18 @@ pub(crate) const PLACEHOLDERS: &[&str] = &[
 pub(crate) struct Diag {
     pub errors: Vec<SpecError>,
     pub warnings: Vec<SpecWarning>,
+    /// The instance types names are checked against.
+    pub catalog: Catalog,
 }
 
 impl Diag {
+    pub fn with_catalog(catalog: &Catalog) -> Diag {
+        Diag {
+            catalog: catalog.clone(),
+            ..Diag::default()
+        }
+    }
+
     pub fn err(&mut self, path: &str, message: impl Into<String>) {
         self.errors.push(SpecError {
             path: path.to_string(),
@@ -614,12 +623,13 @@ pub(crate) fn resources(v: &Value, path: &str, d: &mut Diag) -> Option<Resources
 
 /// Looks `s` up in the instance type catalog.
 pub(crate) fn instance_type(s: &str, path: &str, d: &mut Diag) -> Option<String> {
-    if crate::model::instance_type(s).is_some() {
+    if d.catalog.get(s).is_some() {
         return Some(s.to_string());
     }
-    let names = crate::model::INSTANCE_TYPES.iter().map(|t| t.name);
-    let mut close: Vec<(usize, &str)> = names
-        .clone()
+    let catalog = d.catalog.clone();
+    let names = catalog.names();
+    let mut close: Vec<(usize, &str)> = catalog
+        .names()
         .map(|n| (strsim::levenshtein(&s.to_ascii_uppercase(), n), n))
         .filter(|(dist, _)| *dist <= 3)
         .collect();

@@ -19,7 +19,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Command, DependencyPolicy, Image, InputMapping, JobSpec, OnFailure, OutputMapping, Resources,
+    Catalog, Command, DependencyPolicy, Image, InputMapping, JobSpec, OnFailure, OutputMapping,
+    Resources,
 };
 
 pub use units::{parse_duration, parse_size};
@@ -283,8 +284,17 @@ fn read_document(bytes: &[u8]) -> Result<Value, SpecErrors> {
 /// A task with `template: NAME` starts from `templates[NAME]`, and each field it gives replaces
 /// the template's (maps and lists are replaced whole, not merged).
 pub fn parse_job(bytes: &[u8], templates: &Templates) -> Result<Parsed, SpecErrors> {
+    parse_job_in(bytes, templates, &Catalog::builtin())
+}
+
+/// [`parse_job`] with instance types looked up in `catalog`.
+pub fn parse_job_in(
+    bytes: &[u8],
+    templates: &Templates,
+    catalog: &Catalog,
+) -> Result<Parsed, SpecErrors> {
     let value = read_document(bytes)?;
-    let mut d = Diag::default();
+    let mut d = Diag::with_catalog(catalog);
     let Some(obj) = check::Obj::new(&value, "", &mut d) else {
         return Err(SpecErrors(d.errors));
     };
@@ -307,8 +317,13 @@ pub fn parse_job(bytes: &[u8], templates: &Templates) -> Result<Parsed, SpecErro
 /// Parses a task template: a mapping of native task fields (paths are relative to the task).
 /// `template` and `depends_on` are not allowed in a template.
 pub fn parse_task_template(bytes: &[u8]) -> Result<RawTask, SpecErrors> {
+    parse_task_template_in(bytes, &Catalog::builtin())
+}
+
+/// [`parse_task_template`] with instance types looked up in `catalog`.
+pub fn parse_task_template_in(bytes: &[u8], catalog: &Catalog) -> Result<RawTask, SpecErrors> {
     let value = read_document(bytes)?;
-    let mut d = Diag::default();
+    let mut d = Diag::with_catalog(catalog);
     let Some(obj) = check::Obj::new(&value, "", &mut d) else {
         return Err(SpecErrors(d.errors));
     };
@@ -320,6 +335,32 @@ pub fn parse_task_template(bytes: &[u8]) -> Result<RawTask, SpecErrors> {
     let (raw, _) = native::read_task(&obj, &mut d);
     if d.errors.is_empty() {
         Ok(raw)
+    } else {
+        Err(capped(d.errors))
+    }
+}
+
+/// Parses a deployment's instance types: a mapping `NAME: {cpus, memory, disk}` (YAML or
+/// JSON), e.g. `G1.LARGE: {cpus: 8, memory: 64GiB}`. Returns the catalog of the built-in types
+/// plus these (a built-in name is redefined).
+pub fn parse_instance_types(bytes: &[u8]) -> Result<Catalog, SpecErrors> {
+    let value = read_document(bytes)?;
+    let mut d = Diag::default();
+    let Some(obj) = check::Obj::new(&value, "", &mut d) else {
+        return Err(SpecErrors(d.errors));
+    };
+    let mut types = Vec::new();
+    for (name, v) in obj.entries {
+        if let Some(problem) = check::name_problem(name) {
+            d.err(name, format!("instance type name {problem}"));
+            continue;
+        }
+        if let Some(r) = check::resources(v, name, &mut d) {
+            types.push((name.to_string(), r));
+        }
+    }
+    if d.errors.is_empty() {
+        Ok(Catalog::with(types))
     } else {
         Err(capped(d.errors))
     }

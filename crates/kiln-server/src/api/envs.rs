@@ -40,7 +40,7 @@ pub(super) async fn create_env(
 ) -> Result<(StatusCode, Json<ComputeEnvDetail>), ApiError> {
     let env: ComputeEnv = json(b)?;
     // Field errors first; then what only the Docker Engine can tell, off the driver thread.
-    check_env(&env)?;
+    check_env(&env, &st.catalog)?;
     if env.provider == "docker"
         && let Some(docker) = st.handle.call(|d| d.docker_nodes()).await?
     {

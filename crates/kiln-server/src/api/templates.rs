@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use kiln_api::{ErrorBody, TaskTemplate, TemplateList, code, paths};
-use kiln_core::spec::{RawTask, SpecError, SpecErrors, Templates, parse_task_template};
+use kiln_core::spec::{RawTask, SpecError, SpecErrors, Templates, parse_task_template_in};
 use kiln_store::{Store, TemplateRecord};
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +135,7 @@ pub(super) async fn create_template(
         ));
     }
     let bytes = serde_json::to_vec(&body.task).map_err(ApiError::internal)?;
-    let raw = parse_task_template(&bytes).map_err(under_task)?;
+    let raw = parse_task_template_in(&bytes, &st.catalog).map_err(under_task)?;
     let task_json = serde_json::to_string(&Stored {
         task: body.task.clone(),
         raw,
@@ -245,7 +245,9 @@ mod tests {
 
     #[test]
     fn stored_envelope_round_trips() {
-        let raw = parse_task_template(br#"{"command": "echo hi", "timeout": "10m"}"#).unwrap();
+        let raw =
+            kiln_core::spec::parse_task_template(br#"{"command": "echo hi", "timeout": "10m"}"#)
+                .unwrap();
         let text = serde_json::to_string(&Stored {
             task: serde_json::json!({"command": "echo hi", "timeout": "10m"}),
             raw: raw.clone(),

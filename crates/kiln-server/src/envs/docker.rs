@@ -701,7 +701,7 @@ impl Driver {
             .filter(|r| r.provider == "docker")
             .map(|r| {
                 let env = env_of(r);
-                let node = check_env(&env)
+                let node = check_env(&env, &self.catalog)
                     .map(|shape| NodeSpec {
                         image: env.image.clone().unwrap_or_default(),
                         network: env.network.clone(),

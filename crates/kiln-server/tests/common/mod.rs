@@ -63,6 +63,7 @@ pub fn server() -> Server {
             logs: driver.logs_dir(),
             lease_notify: driver.lease_notify(),
             lease_wait: Duration::from_millis(200),
+            catalog: kiln_core::model::Catalog::builtin(),
         });
         tx.send(state).unwrap();
         let stop = move || {

@@ -121,7 +121,8 @@ pub async fn submit(args: SubmitArgs) -> Outcome {
         Err(message) => return Err(spec_errors(&args, &read_error(message))),
     };
     // Validate here first, so that nothing is sent for a spec the server would refuse. Task
-    // templates are the server's: a spec whose only errors are unknown templates goes anyway.
+    // templates and added instance types are the server's: a spec whose only errors are
+    // unknown templates or instance types goes anyway, and the server judges them.
     match spec::parse_job(&bytes, &Templates::new()) {
         Ok(parsed) => {
             if format == Format::Table {
@@ -130,7 +131,7 @@ pub async fn submit(args: SubmitArgs) -> Outcome {
                 }
             }
         }
-        Err(errors) if only_unknown_templates(&errors) => {}
+        Err(errors) if only_server_side(&errors) => {}
         Err(errors) => return Err(spec_errors(&args, &errors)),
     }
     let content_type = if is_json(&bytes) {
@@ -167,8 +168,13 @@ pub async fn submit(args: SubmitArgs) -> Outcome {
 }
 
 /// Whether every error is an unknown task template (`tasks.NAME.template`).
-fn only_unknown_templates(errors: &SpecErrors) -> bool {
-    !errors.0.is_empty() && errors.0.iter().all(|e| e.path.ends_with(".template"))
+/// Whether every error is about something only the server knows: task templates and the
+/// instance types its configuration adds.
+fn only_server_side(errors: &SpecErrors) -> bool {
+    !errors.0.is_empty()
+        && errors.0.iter().all(|e| {
+            e.path.ends_with(".template") || e.message.starts_with("unknown instance type")
+        })
 }
 
 /// Prints a spec's errors as `kiln validate` does; nothing was sent.
@@ -479,15 +485,15 @@ mod tests {
 
     #[test]
     fn only_template_errors_are_left_to_the_server() {
-        assert!(only_unknown_templates(&SpecErrors(vec![
+        assert!(only_server_side(&SpecErrors(vec![
             err("tasks.a.template"),
             err("tasks.b.template")
         ])));
-        assert!(!only_unknown_templates(&SpecErrors(vec![
+        assert!(!only_server_side(&SpecErrors(vec![
             err("tasks.a.template"),
             err("tasks.a.command")
         ])));
-        assert!(!only_unknown_templates(&SpecErrors(vec![])));
+        assert!(!only_server_side(&SpecErrors(vec![])));
     }
 
     #[test]
@@ -496,7 +502,7 @@ mod tests {
         let Err(errors) = spec::parse_job(spec, &Templates::new()) else {
             panic!("templates are unknown locally");
         };
-        assert!(only_unknown_templates(&errors), "{errors}");
+        assert!(only_server_side(&errors), "{errors}");
     }
 
     #[test]
