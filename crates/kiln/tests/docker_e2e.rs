@@ -437,3 +437,35 @@ tasks:
         "{stderr}"
     );
 }
+
+/// A container past its timeout is stopped (SIGTERM, then SIGKILL after the grace period) and
+/// removed; its output up to then is kept.
+#[test]
+fn a_container_past_its_timeout_is_stopped_and_removed() {
+    let image = image();
+    let sb = Sandbox::new();
+    let spec = sb.spec(
+        "slow.yaml",
+        &format!(
+            r#"
+name: slow
+tasks:
+  slow:
+    image: {image}
+    timeout: 1s
+    stdout: "file://@DIR@/logs/"
+    command: echo started; sleep 60
+"#
+        ),
+    );
+    let out = sb.run(&spec, &["--kill-grace", "1"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(out.failed("slow")[&0]["reason"], "TIMED_OUT", "{out}");
+    assert!(out.elapsed < Duration::from_secs(30), "{out}");
+    let job = out.summary["id"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(sb.path(&format!("logs/stdout.{job}.slow.0.log"))).unwrap(),
+        "started\n"
+    );
+    assert_eq!(leftovers(job), Vec::<String>::new());
+}
