@@ -354,8 +354,9 @@ impl DockerRuntime {
                 ..Default::default()
             };
             let stop = self.docker.stop_container(name, Some(options));
+            // A stop that failed (say, it outlasted the client's timeout) falls through to a kill.
             tokio::select! {
-                _ = stop => return,
+                r = stop => if r.is_ok() { return },
                 () = reached(kill_rx, KILL) => {}
             }
         }
