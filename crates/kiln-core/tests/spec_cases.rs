@@ -262,7 +262,10 @@ fn cases() -> Vec<Case> {
         err(
             "far instance type",
             task("instance_type: huge"),
-            &[("tasks.t.instance_type", "known instance types: C2.2XLARGE16, C2.LARGE8")],
+            &[(
+                "tasks.t.instance_type",
+                "known instance types: C2.2XLARGE16, C2.LARGE8",
+            )],
         ),
         err(
             "instance type and resources",
