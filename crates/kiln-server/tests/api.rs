@@ -248,9 +248,9 @@ async fn malformed_requests_get_a_json_4xx_and_store_nothing() {
         (
             Method::POST,
             "/v1/jobs",
-            b"name: x\ntasks: {a: {command: echo, image: busybox}}".to_vec(),
+            b"name: x\ntasks: {a: {command: echo, network: vpc-a}}".to_vec(),
             StatusCode::BAD_REQUEST,
-            Some("tasks.a.image"),
+            Some("tasks.a.network"),
         ),
         (
             Method::POST,
