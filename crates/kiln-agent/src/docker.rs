@@ -47,6 +47,20 @@ pub(crate) struct Mount {
     pub read_only: bool,
 }
 
+/// What a container attempt is made of.
+#[derive(Debug)]
+pub(crate) struct Launch<'a> {
+    pub image: &'a str,
+    pub spec: &'a AttemptSpec,
+    pub paths: &'a AttemptPaths,
+    /// The full environment: the task's and the `BATCH_*` variables.
+    pub env: Vec<String>,
+    /// Bind mounts beside the working directory's.
+    pub mounts: &'a [Mount],
+    /// Between SIGTERM and SIGKILL when the container is stopped.
+    pub kill_grace: Duration,
+}
+
 /// Why the Docker Engine could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("no Docker Engine answers ({0}); is it running, and may this user use its socket?")]
@@ -111,20 +125,14 @@ impl DockerRuntime {
             .is_ok()
     }
 
-    /// Runs one attempt as a container. `env` is the full environment (task's and `BATCH_*`);
-    /// `mounts` are bind mounts beside the working directory's.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs one attempt as a container, removes it, and says how it ended.
     pub(crate) async fn run(
         &self,
-        image: &str,
-        spec: &AttemptSpec,
-        paths: &AttemptPaths,
-        env: Vec<String>,
-        mounts: &[Mount],
+        launch: Launch<'_>,
         kill_rx: &mut watch::Receiver<u8>,
-        kill_grace: Duration,
         on_start: impl FnOnce(Option<u32>),
     ) -> Outcome {
+        let spec = launch.spec;
         let name = Self::container_name(&spec.job_id, &spec.task_name, spec.index, spec.attempt);
         let network = spec.network.as_deref();
         if let Some(net) = network
@@ -132,11 +140,7 @@ impl DockerRuntime {
         {
             return start_failed(format!("cannot create network `{net}`: {e}"), true);
         }
-        let outcome = self
-            .run_container(
-                &name, image, spec, paths, env, mounts, kill_rx, kill_grace, on_start,
-            )
-            .await;
+        let outcome = self.run_container(&name, launch, kill_rx, on_start).await;
         if !self.keep_containers {
             let remove = RemoveContainerOptions {
                 force: true,
@@ -154,20 +158,16 @@ impl DockerRuntime {
         outcome
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_container(
         &self,
         name: &str,
-        image: &str,
-        spec: &AttemptSpec,
-        paths: &AttemptPaths,
-        env: Vec<String>,
-        mounts: &[Mount],
+        launch: Launch<'_>,
         kill_rx: &mut watch::Receiver<u8>,
-        kill_grace: Duration,
         on_start: impl FnOnce(Option<u32>),
     ) -> Outcome {
-        let body = container_body(image, spec, paths, env, mounts);
+        let (spec, paths, image) = (launch.spec, launch.paths, launch.image);
+        let kill_grace = launch.kill_grace;
+        let body = container_body(launch);
         if let Err(outcome) = self.create(name, image, body).await {
             return outcome;
         }
@@ -440,13 +440,15 @@ pub fn managed_labels(role: &str) -> HashMap<String, String> {
     ])
 }
 
-fn container_body(
-    image: &str,
-    spec: &AttemptSpec,
-    paths: &AttemptPaths,
-    env: Vec<String>,
-    mounts: &[Mount],
-) -> ContainerCreateBody {
+fn container_body(launch: Launch<'_>) -> ContainerCreateBody {
+    let Launch {
+        image,
+        spec,
+        paths,
+        env,
+        mounts,
+        ..
+    } = launch;
     // The command replaces the image's entrypoint: what the task says is what runs.
     let (entrypoint, cmd) = match &spec.command {
         Command::Shell(script) => (

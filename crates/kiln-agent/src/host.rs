@@ -27,7 +27,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
-use crate::docker::{DockerRuntime, Mount, WORK_DIR};
+use crate::docker::{DockerRuntime, Launch, Mount, WORK_DIR};
 
 /// Everything the runtime needs to run one attempt.
 #[derive(Debug, Clone)]
@@ -317,19 +317,15 @@ impl HostRuntime {
                     .map(|(k, v)| format!("{k}={v}")),
             )
             .collect();
-        let mut kill_rx = kill.subscribe();
-        docker
-            .run(
-                image,
-                spec,
-                paths,
-                env,
-                &layout.mounts,
-                &mut kill_rx,
-                self.kill_grace,
-                on_start,
-            )
-            .await
+        let launch = Launch {
+            image,
+            spec,
+            paths,
+            env,
+            mounts: &layout.mounts,
+            kill_grace: self.kill_grace,
+        };
+        docker.run(launch, &mut kill.subscribe(), on_start).await
     }
 
     /// Runs the command as a process group on this machine.
