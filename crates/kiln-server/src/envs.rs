@@ -18,7 +18,7 @@ use kiln_store::{ComputeEnvRecord, Store};
 
 pub use docker::{
     DockerConfig, DockerError, DockerNodes, LABEL_ENV, LABEL_MANAGED, LABEL_NODE, LABEL_ROLE,
-    LABEL_SERVER, host_ca_bundle, node_url, run_docker_provider, server_id,
+    LABEL_SERVER, host_ca_bundle, host_docker_socket, node_url, run_docker_provider, server_id,
 };
 
 use crate::cluster::NodeState;

@@ -15,7 +15,8 @@ use kiln_store::Store;
 use crate::api::{ApiState, Tokens, digest, router};
 use crate::driver::{ClusterConfig, Driver, DriverError, LocalConfig, StopRequest};
 use crate::envs::{
-    DockerConfig, DockerNodes, ProviderConfig, host_ca_bundle, node_url, run_docker_provider,
+    DockerConfig, DockerNodes, ProviderConfig, host_ca_bundle, host_docker_socket, node_url,
+    run_docker_provider,
 };
 
 /// How `kiln server` is set up.
@@ -196,6 +197,7 @@ pub fn run_server(
                 agent_token_file: cfg.data_dir.join("agent-token"),
                 ca_bundle: host_ca_bundle(),
                 nodes_dir: cfg.data_dir.join("nodes"),
+                docker_socket: host_docker_socket(),
                 server_id,
             });
             driver.set_docker(nodes.clone());

@@ -414,3 +414,29 @@ fn a_restarted_server_keeps_its_node_containers() {
 
     delete_and_check_clean(&c, &env, &guard.network);
 }
+
+/// A task with a Docker image on a `docker` environment runs as a container beside its node
+/// container (the node's agent uses the engine's socket), and is removed after.
+#[test]
+fn a_node_container_runs_containerised_tasks_beside_itself() {
+    let (guard, c, env) = docker_env(2);
+    scale(&c, &env, 1);
+    let one = BTreeSet::from([format!("{env}-1")]);
+    wait_until(90, "one running node", || running_nodes(&c, &env) == one);
+    let spec = c.spec(
+        "boxed.yaml",
+        &format!(
+            "name: boxed\ntasks:\n  t:\n    image: {IMAGE}\n    compute_env: {env}\n    \
+             resources: {{cpus: 0.5, memory: 64MiB}}\n    \
+             command: echo \"$(hostname) $BATCH_NODE_ID $BATCH_WORK_DIR\"\n"
+        ),
+    );
+    let id = c.submit(&spec);
+    c.wait_job(&id, 120, |v| state(v) == "SUCCEED");
+    let (code, out) = c.kiln(&["logs", &id, "t", "0"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("t-0 node-{env}-1 /kiln/work"));
+    let (ok, left, err) = docker(&["ps", "-aq", "--filter", &format!("label=kiln.job={id}")]);
+    assert!(ok && left.trim().is_empty(), "{left}{err}");
+    delete_and_check_clean(&c, &env, &guard.network);
+}

@@ -88,6 +88,11 @@ pub struct DockerConfig {
     pub ca_bundle: Option<PathBuf>,
     /// Under which each node gets its working directory.
     pub nodes_dir: PathBuf,
+    /// The engine's socket ([`host_docker_socket`]), mounted into node containers so that their
+    /// agents run tasks with a Docker image as containers beside them (their working
+    /// directories are at the same path inside and out, so bind mounts line up). `None`: nodes
+    /// run host-image tasks only.
+    pub docker_socket: Option<PathBuf>,
     /// This server's id ([`server_id`]): only containers and networks carrying it are touched.
     pub server_id: String,
 }
@@ -152,6 +157,19 @@ pub fn node_url(listen: std::net::SocketAddr, advertise: Option<&str>) -> Result
 
 /// The CA certificate bundle of this host: `SSL_CERT_FILE` if set, else the first of the usual
 /// places (Debian, RHEL, Alpine, SUSE) that exists.
+/// The Docker Engine's local socket: `DOCKER_HOST=unix://PATH`, or `/var/run/docker.sock`
+/// when `DOCKER_HOST` is unset. `None` for an engine reached over TCP, or no socket.
+pub fn host_docker_socket() -> Option<PathBuf> {
+    let path = match std::env::var("DOCKER_HOST") {
+        Ok(host) => PathBuf::from(host.strip_prefix("unix://")?),
+        Err(_) => PathBuf::from(DOCKER_SOCKET),
+    };
+    path.exists().then_some(path)
+}
+
+/// Where node containers find the engine's socket (the default `DOCKER_HOST`).
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
 pub fn host_ca_bundle() -> Option<PathBuf> {
     let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     from_env
@@ -631,6 +649,9 @@ fn container_body(
         ),
         bind(dir_text.clone(), &dir_text, false),
     ];
+    if let Some(socket) = &cfg.docker_socket {
+        mounts.push(bind(socket.display().to_string(), DOCKER_SOCKET, false));
+    }
     let mut vars = Vec::new();
     if let Some(ca) = &cfg.ca_bundle {
         mounts.push(bind(ca.display().to_string(), CA_IN_NODE, true));
