@@ -6,10 +6,9 @@
 set -euo pipefail
 
 IMAGE=${KILN_TEST_IMAGE:-kiln-test/busybox:1}
-BUSYBOX=$(command -v busybox || true)
-if [[ -z "$BUSYBOX" ]] || ! file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked'; then
-  [[ -x /bin/busybox ]] && BUSYBOX=/bin/busybox
-fi
+# Debian's busybox-static installs /bin/busybox; a busybox elsewhere on PATH may be dynamic.
+BUSYBOX=/bin/busybox
+[[ -x "$BUSYBOX" ]] || BUSYBOX=$(command -v busybox || true)
 if [[ ! -x "${BUSYBOX:-}" ]]; then
   echo "test-images: a statically linked busybox is needed (Debian package busybox-static)" >&2
   exit 1
@@ -38,7 +37,8 @@ done
 # The static busybox resolves host names through glibc's NSS modules, loaded at run time.
 echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
 for lib in libgcc_s.so.1 libm.so.6 libnss_files.so.2 libnss_dns.so.2 libresolv.so.2; do
-  path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|64bit|AArch64/ {print $NF; exit}')
+  # (awk reads all of ldconfig's output: stopping early would kill it with SIGPIPE.)
+  path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|64bit|AArch64/ && !found {print $NF; found = 1}')
   if [[ -n "$path" && ! -e "$root$path" ]]; then
     mkdir -p "$root$(dirname "$path")"
     cp -L "$path" "$root$path"
