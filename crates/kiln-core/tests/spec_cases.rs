@@ -750,7 +750,13 @@ tasks:
 "#;
     let p = run(input).unwrap();
     assert_eq!(p.format, SpecFormat::Native);
-    assert!(p.warnings.is_empty());
+    // The one warning: a disk size is accepted but not enforced.
+    let warnings: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("resources.disk") && warnings[0].contains("not enforced"),
+        "{warnings:?}"
+    );
     let s = &p.spec;
     assert_eq!(s.name, "thumbnails");
     assert_eq!(s.description.as_deref(), Some("resize images"));

@@ -63,6 +63,12 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
             Some(name) => d.catalog.get(name).unwrap_or_default(),
             None => rt.resources.unwrap_or_default(),
         };
+        if resources.disk > 0 {
+            d.warn(
+                &format!("{}.resources.disk", entry.path),
+                "disk size is not enforced: instances may use more",
+            );
+        }
         instances_known.push(!entry.instances_bad && template_ok);
         depends.push(rt.depends_on.clone().unwrap_or_default());
         tasks.push(TaskSpec {
