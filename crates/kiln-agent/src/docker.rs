@@ -12,7 +12,7 @@
 //! nothing is left behind unnoticed: instance containers also carry their attempt's identity.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,8 +22,8 @@ use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, KillContainerOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use futures::StreamExt;
 use kiln_core::model::Command;
@@ -59,7 +59,13 @@ pub(crate) struct Launch<'a> {
     pub mounts: &'a [Mount],
     /// Between SIGTERM and SIGKILL when the container is stopped.
     pub kill_grace: Duration,
+    /// The runtime's root of working directories, as a label ([`WORK_ROOT_LABEL`]).
+    pub work_root: &'a Path,
 }
+
+/// Labels an attempt's container with the working-directory root of the runtime that made it:
+/// one per agent, so an agent that restarts finds the containers its previous process left.
+pub const WORK_ROOT_LABEL: &str = "kiln.work-root";
 
 /// Why the Docker Engine could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +116,44 @@ impl DockerRuntime {
     /// The name of an attempt's container: unique per attempt, readable in `docker ps`.
     pub fn container_name(job: &str, task: &str, index: u32, attempt: u32) -> String {
         format!("kiln-{job}-{task}-{index}-{attempt}")
+    }
+
+    /// Removes every attempt container made by a runtime with working-directory root
+    /// `work_root` (a previous process of this agent, killed before it could clean up: what
+    /// those attempts do is lost to the server already, which runs them again). Returns how
+    /// many were removed.
+    pub async fn remove_orphans(&self, work_root: &Path) -> usize {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{ROLE_LABEL}=instance"),
+                format!("{WORK_ROOT_LABEL}={}", work_root.display()),
+            ],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let Ok(found) = self.docker.list_containers(Some(options)).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        for id in found.into_iter().filter_map(|c| c.id) {
+            let remove = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            if self
+                .docker
+                .remove_container(&id, Some(remove))
+                .await
+                .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Removes the container of an attempt, running or not; true if there was one.
@@ -447,6 +491,7 @@ fn container_body(launch: Launch<'_>) -> ContainerCreateBody {
         paths,
         env,
         mounts,
+        work_root,
         ..
     } = launch;
     // The command replaces the image's entrypoint: what the task says is what runs.
@@ -471,6 +516,7 @@ fn container_body(launch: Launch<'_>) -> ContainerCreateBody {
         ("kiln.task".to_string(), spec.task_name.clone()),
         ("kiln.index".to_string(), spec.index.to_string()),
         ("kiln.attempt".to_string(), spec.attempt.to_string()),
+        (WORK_ROOT_LABEL.to_string(), work_root.display().to_string()),
     ]);
     let hostname = hostname(&spec.task_name, spec.index);
     let memory = spec.memory_limit().and_then(|m| i64::try_from(m).ok());

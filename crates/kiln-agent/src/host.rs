@@ -324,6 +324,7 @@ impl HostRuntime {
             env,
             mounts: &layout.mounts,
             kill_grace: self.kill_grace,
+            work_root: &self.work_root,
         };
         docker.run(launch, &mut kill.subscribe(), on_start).await
     }
@@ -630,6 +631,15 @@ impl HostRuntime {
             .into_iter()
             .filter(|&g| killpg(g, Signal::SIGKILL).is_ok())
             .count()
+    }
+
+    /// When an agent starts: removes the containers a previous process of it left (see
+    /// [`DockerRuntime::remove_orphans`]).
+    pub async fn remove_orphan_containers(&self) -> usize {
+        match &self.docker {
+            Some(docker) => docker.remove_orphans(&self.work_root).await,
+            None => 0,
+        }
     }
 
     /// After a restart: removes the containers of attempts a previous runner left (their

@@ -469,3 +469,48 @@ tasks:
     );
     assert_eq!(leftovers(job), Vec::<String>::new());
 }
+
+/// An agent killed while its containers run: when it starts again it removes them (their
+/// attempts are already counted lost by the server) and the instance runs again to success.
+#[test]
+fn a_restarted_agent_removes_the_containers_its_killed_process_left() {
+    let image = image();
+    let mut c = support::Cluster::new();
+    c.start_agent("phoenix", 1);
+    let control = c.dir.path().join("control");
+    std::fs::create_dir_all(&control).unwrap();
+    let spec = c.spec(
+        "orphan.yaml",
+        &format!(
+            r#"
+name: orphan
+tasks:
+  t:
+    image: {image}
+    compute_env: pool
+    retries: 0
+    inputs: [{{source: "file://{}/", target: /control/}}]
+    command: "[ -e /control/go ] || sleep 600"
+"#,
+            control.display()
+        ),
+    );
+    let id = c.submit(&spec);
+    let filter = format!("label=kiln.job={id}");
+    let mut first = String::new();
+    wait_for("the container to run", Duration::from_secs(60), || {
+        first = docker(&["ps", "-q", "--filter", &filter]);
+        !first.is_empty()
+    });
+    c.kill_agent("phoenix");
+    c.start_agent("phoenix", 1);
+    wait_for("the orphan to be removed", Duration::from_secs(30), || {
+        docker(&["ps", "-aq", "--filter", &format!("id={first}")]).is_empty()
+    });
+    std::fs::write(control.join("go"), "").unwrap();
+    let job = c.wait_job(&id, 60, |v| support::state(v) == "SUCCEED");
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 1, "{job}");
+    let inst = &c.instances(&id, "t")[0];
+    assert_eq!(inst["attempts"][0]["reason"], "NODE_LOST", "{inst}");
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+}
