@@ -313,7 +313,7 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
                     ignored(
                         d,
                         &docker.path(k),
-                        "registry credentials and Docker options come from the node's configuration",
+                        "images are pulled without credentials or Docker options: put private images on the nodes beforehand",
                     );
                 }
             }
