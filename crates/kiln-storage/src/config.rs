@@ -20,7 +20,8 @@ pub struct StorageConfig {
     pub allow_http: bool,
     /// Objects (or files) transferred at once. Default 8.
     pub concurrency: usize,
-    /// Multipart part size, and the size above which uploads go multipart. Default 8 MiB;
+    /// Multipart part size, and the size above which uploads go multipart; likewise the
+    /// range size of downloads, and the size above which they are ranged. Default 8 MiB;
     /// at least 5 MiB is used (S3's smallest part).
     pub part_size: usize,
     /// Retries of a transient failure per object (100 ms, 200 ms, 400 ms … apart). Default 3.

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,10 +13,10 @@ use futures::{StreamExt, TryStreamExt, stream};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt,
+    PutPayload, RetryConfig, WriteMultipart,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::{Location, StorageConfig, StorageError};
 
@@ -42,8 +43,14 @@ impl Transfer {
 
 /// Size of the read buffer of each file being uploaded, and of each copy.
 const READ_BUF: usize = 256 * 1024;
+/// Size of the write buffer of each object (or range) being downloaded: response bodies
+/// arrive in chunks of a few KiB, and each write of a `tokio::fs::File` is a trip to the
+/// blocking pool.
+const WRITE_BUF: usize = 1024 * 1024;
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
+/// Ranges of one large object being downloaded at once.
+const RANGES_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct StoreKey {
@@ -60,9 +67,10 @@ struct Inner {
 /// Moves task inputs in and outputs out. Cheap to clone; keeps one client (and its
 /// connection pool) per (scheme, bucket, region).
 ///
-/// Memory: a download holds at most `concurrency` response streams (each a few network
-/// buffers, never a whole object); an upload holds at most `concurrency` files, each at most
-/// `part_size` × 3 bytes (one part being filled, two in flight).
+/// Memory: a download holds at most `concurrency` objects, each at most four response
+/// streams (an object larger than `part_size` comes as ranges, four at once) with a 1 MiB
+/// write buffer each, never a whole object; an upload holds at most `concurrency` files,
+/// each at most `part_size` × 3 bytes (one part being filled, two in flight).
 ///
 /// `file://` inputs are mapped by a symlink when the target does not exist yet (or is an
 /// empty directory), else copied. The task then sees the shared files themselves: they are
@@ -99,8 +107,8 @@ impl Storage {
     /// paths; single object → the file `target` (or `target/NAME` if `target` ends with `/`
     /// or is an existing directory). `file://` locations are symlinked when possible, else
     /// copied. Objects stream to disk (a temporary sibling, renamed when complete), up to
-    /// `concurrency` at once. No object at all under a prefix, or a missing object →
-    /// [`StorageError::NotFound`].
+    /// `concurrency` at once; one larger than `part_size` comes in ranges, four at once. No
+    /// object at all under a prefix, or a missing object → [`StorageError::NotFound`].
     pub async fn download(&self, src: &Location, target: &Path) -> Result<Transfer, StorageError> {
         let result = match src {
             Location::File { path } => self.download_file(src, path, target).await,
@@ -200,7 +208,8 @@ impl Storage {
                 message: "the object key would escape the target directory".into(),
                 transient: false,
             })?;
-            jobs.push((meta.location, src.join(rel).url(), target.join(rel_path)));
+            let url = src.join(rel).url();
+            jobs.push((meta.location, url, target.join(rel_path), Some(meta.size)));
         }
         if jobs.is_empty() {
             return Err(StorageError::NotFound { url });
@@ -208,9 +217,9 @@ impl Storage {
         tokio::fs::create_dir_all(target)
             .await
             .map_err(|e| StorageError::io(target, &e))?;
-        self.run_all(jobs, |(path, url, dest)| {
+        self.run_all(jobs, |(path, url, dest, size)| {
             let store = Arc::clone(&store);
-            async move { self.fetch(store, path, url, dest).await }
+            async move { self.fetch(store, path, url, dest, size).await }
         })
         .await
     }
@@ -225,16 +234,18 @@ impl Storage {
         let path = obj_path(&url, &key)?;
         let name = key.rsplit('/').next().unwrap_or(key.as_str());
         let dest = single_target(target, name);
-        self.fetch(store, path, url, dest).await
+        self.fetch(store, path, url, dest, None).await
     }
 
-    /// One object to one file, retried as a whole.
+    /// One object to one file, retried as a whole. `size`: the object's size if a listing
+    /// told it (a hint only: the object may have changed since).
     async fn fetch(
         &self,
         store: Arc<dyn ObjectStore>,
         path: ObjPath,
         url: String,
         dest: PathBuf,
+        size: Option<u64>,
     ) -> Result<Transfer, StorageError> {
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent)
@@ -243,7 +254,7 @@ impl Storage {
         }
         let tmp = temp_sibling(&dest);
         let result = self
-            .retry(|| self.fetch_once(store.as_ref(), &path, &url, &tmp))
+            .retry(|| self.fetch_once(store.as_ref(), &path, &url, &tmp, size))
             .await;
         match result {
             Ok(bytes) => {
@@ -259,7 +270,47 @@ impl Storage {
         }
     }
 
+    /// An object of at most `part_size` bytes in one request; a larger one (size and ETag
+    /// from a fresh `HEAD`) in ranges of `part_size`, [`RANGES_IN_FLIGHT`] at once, each
+    /// written at its offset. Ranges are conditional on the ETag: an object replaced
+    /// meanwhile fails the attempt (which is retried) instead of mixing two versions.
     async fn fetch_once(
+        &self,
+        store: &dyn ObjectStore,
+        path: &ObjPath,
+        url: &str,
+        tmp: &Path,
+        size: Option<u64>,
+    ) -> Result<u64, StorageError> {
+        let part = self.part_size() as u64;
+        if size.is_some_and(|s| s <= part) {
+            return self.fetch_whole(store, path, url, tmp).await;
+        }
+        let meta = store.head(path).await.map_err(|e| self.remote(url, e))?;
+        if meta.size <= part {
+            return self.fetch_whole(store, path, url, tmp).await;
+        }
+        let file = tokio::fs::File::create(tmp)
+            .await
+            .map_err(|e| StorageError::io(tmp, &e))?;
+        file.set_len(meta.size)
+            .await
+            .map_err(|e| StorageError::io(tmp, &e))?;
+        drop(file);
+        let etag = meta.e_tag.as_deref();
+        let ranges = (0..meta.size)
+            .step_by(self.part_size())
+            .map(|start| start..(start + part).min(meta.size));
+        stream::iter(ranges)
+            .map(|range| self.fetch_range(store, path, url, tmp, range, etag))
+            .buffer_unordered(RANGES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
+        Ok(meta.size)
+    }
+
+    /// The whole object, streamed to `tmp`.
+    async fn fetch_whole(
         &self,
         store: &dyn ObjectStore,
         path: &ObjPath,
@@ -267,10 +318,67 @@ impl Storage {
         tmp: &Path,
     ) -> Result<u64, StorageError> {
         let got = store.get(path).await.map_err(|e| self.remote(url, e))?;
-        let mut body = got.into_stream();
-        let mut file = tokio::fs::File::create(tmp)
+        let file = tokio::fs::File::create(tmp)
             .await
             .map_err(|e| StorageError::io(tmp, &e))?;
+        self.write_body(got, url, file, tmp).await
+    }
+
+    /// One range of the object, written at its offset of `tmp` (which exists).
+    async fn fetch_range(
+        &self,
+        store: &dyn ObjectStore,
+        path: &ObjPath,
+        url: &str,
+        tmp: &Path,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range.clone())),
+            if_match: etag.map(str::to_string),
+            ..GetOptions::default()
+        };
+        let got = store.get_opts(path, options).await.map_err(|e| match e {
+            object_store::Error::Precondition { .. } => StorageError::Remote {
+                url: url.to_string(),
+                message: "the object changed during the download".into(),
+                transient: true,
+            },
+            e => self.remote(url, e),
+        })?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp)
+            .await
+            .map_err(|e| StorageError::io(tmp, &e))?;
+        file.seek(SeekFrom::Start(range.start))
+            .await
+            .map_err(|e| StorageError::io(tmp, &e))?;
+        let n = self.write_body(got, url, file, tmp).await?;
+        if n != range.end - range.start {
+            return Err(StorageError::Remote {
+                url: url.to_string(),
+                message: format!(
+                    "asked for bytes {}..{}, received {n}",
+                    range.start, range.end
+                ),
+                transient: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Streams a response body into `file` through a [`WRITE_BUF`] buffer; the bytes written.
+    async fn write_body(
+        &self,
+        got: GetResult,
+        url: &str,
+        file: tokio::fs::File,
+        tmp: &Path,
+    ) -> Result<u64, StorageError> {
+        let mut body = got.into_stream();
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
         let mut n = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| self.remote(url, e))?;
@@ -281,6 +389,11 @@ impl Storage {
         }
         file.flush().await.map_err(|e| StorageError::io(tmp, &e))?;
         Ok(n)
+    }
+
+    /// The multipart part size (at least S3's smallest part), also the download range size.
+    fn part_size(&self) -> usize {
+        self.inner.cfg.part_size.max(5 * 1024 * 1024)
     }
 
     /// One local file to its destination (object or shared-filesystem file).
@@ -304,7 +417,7 @@ impl Storage {
         url: &str,
         file: &Path,
     ) -> Result<u64, StorageError> {
-        let part_size = self.inner.cfg.part_size.max(5 * 1024 * 1024);
+        let part_size = self.part_size();
         let mut f = tokio::fs::File::open(file)
             .await
             .map_err(|e| StorageError::io(file, &e))?;

@@ -257,6 +257,53 @@ async fn download_prefix_with_nested_keys_and_single_objects() {
     assert_eq!(&std::fs::read(dir.join(name)).unwrap(), data);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_larger_than_a_part_download_in_ranges() {
+    const MIB: usize = 1024 * 1024;
+    let server = server_with_bucket("inputs").await;
+    // One part exactly (one request), one byte more (a second range of one byte), and
+    // three ranges of which the last is short.
+    let sizes = [5 * MIB, 5 * MIB + 1, 12 * MIB + 7];
+    let files: Vec<(String, Vec<u8>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let data = (0..n).map(|j| (j * 31 + j / 4099 + i) as u8).collect();
+            (format!("big/{i}.bin"), data)
+        })
+        .collect();
+    write_tree(&server.root().join("inputs"), &files);
+    let cfg = StorageConfig {
+        part_size: 5 * MIB,
+        ..server.config()
+    };
+    let storage = Storage::new(cfg);
+    let work = tempfile::tempdir().unwrap();
+
+    // Through a listing (sizes known), and one object at a time (sizes from HEAD).
+    let target = work.path().join("all");
+    let t = storage
+        .download(&loc("s3://inputs"), &target)
+        .await
+        .unwrap();
+    assert_eq!(t, total(&files));
+    assert_tree(&target, &files);
+    for (rel, data) in &files {
+        let file = work.path().join("one.bin");
+        let t = storage
+            .download(&loc(&format!("s3://inputs/{rel}")), &file)
+            .await
+            .unwrap();
+        assert_eq!(t.bytes, data.len() as u64, "{rel}");
+        assert!(
+            std::fs::read(&file).unwrap() == *data,
+            "{rel}: content differs"
+        );
+    }
+    let names = walk_names(work.path());
+    assert!(!names.iter().any(|n| n.contains("kiln-part")), "{names:?}");
+}
+
 fn walk_names(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
