@@ -382,11 +382,14 @@ pub async fn run_agent(
             .with_storage(Arc::clone(&storage))
             .with_docker(docker.clone()),
     );
-    // A previous process of this agent may have left containers running; the server has
-    // already counted their attempts lost (it saw us register with nothing running).
-    let orphans = runtime.remove_orphan_containers().await;
-    if orphans > 0 {
-        tracing::info!("removed {orphans} container(s) a previous run of this agent left");
+    // A previous process of this agent may have left processes or containers running; the
+    // server has already counted their attempts lost (it saw us register with nothing running).
+    let groups = runtime.kill_orphans();
+    let containers = runtime.remove_orphan_containers().await;
+    if groups + containers > 0 {
+        tracing::info!(
+            "killed {groups} process group(s) and removed {containers} container(s) a previous run of this agent left"
+        );
     }
     let session = Session {
         node_id: first.node_id,

@@ -604,33 +604,20 @@ impl HostRuntime {
                 ]
             })
             .collect();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return 0;
-        };
-        let mut groups = std::collections::BTreeSet::new();
-        for entry in procs.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-                continue;
-            };
-            let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-            let ours = wanted
+        kill_groups_where(|vars| {
+            wanted
                 .iter()
-                .any(|w| w.iter().all(|v| vars.contains(&v.as_bytes())));
-            if ours && let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(pid))) {
-                groups.insert(group);
-            }
-        }
-        groups
-            .into_iter()
-            .filter(|&g| killpg(g, Signal::SIGKILL).is_ok())
-            .count()
+                .any(|w| w.iter().all(|v| vars.contains(&v.as_bytes())))
+        })
+    }
+
+    /// When an agent starts: kills every process group a previous process of it left, i.e.
+    /// every process whose `BATCH_WORK_DIR` lies under this runtime's working directories
+    /// (the server has counted those attempts lost already and runs them again). Returns how
+    /// many process groups were killed.
+    pub fn kill_orphans(&self) -> usize {
+        let prefix = format!("BATCH_WORK_DIR={}/", self.work_root.display());
+        kill_groups_where(|vars| vars.iter().any(|v| v.starts_with(prefix.as_bytes())))
     }
 
     /// When an agent starts: removes the containers a previous process of it left (see
@@ -660,6 +647,39 @@ impl HostRuntime {
         }
         removed
     }
+}
+
+/// SIGKILLs the process group of every process whose environment (`NAME=value` entries)
+/// satisfies `ours`, except this process's own group. Returns how many groups were killed.
+fn kill_groups_where(ours: impl Fn(&[&[u8]]) -> bool) -> usize {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let own = nix::unistd::getpgrp();
+    let mut groups = std::collections::BTreeSet::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+        if ours(&vars)
+            && let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+            && group != own
+        {
+            groups.insert(group);
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|&g| killpg(g, Signal::SIGKILL).is_ok())
+        .count()
 }
 
 /// An attempt a previous runner may have left running.
