@@ -81,7 +81,6 @@ pub struct DockerRuntime {
     networks: Mutex<HashMap<String, usize>>,
     /// Images known to be on the engine (checked once, not before every attempt).
     images: Mutex<HashSet<String>>,
-    keep_containers: bool,
 }
 
 impl DockerRuntime {
@@ -103,14 +102,7 @@ impl DockerRuntime {
             docker,
             networks: Mutex::new(HashMap::new()),
             images: Mutex::new(HashSet::new()),
-            keep_containers: false,
         })
-    }
-
-    /// Keeps each attempt's container (stopped) after it ends, for inspection.
-    pub fn with_keep_containers(mut self, keep: bool) -> Self {
-        self.keep_containers = keep;
-        self
     }
 
     /// The name of an attempt's container: unique per attempt, readable in `docker ps`.
@@ -140,16 +132,7 @@ impl DockerRuntime {
         };
         let mut removed = 0;
         for id in found.into_iter().filter_map(|c| c.id) {
-            let remove = RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            };
-            if self
-                .docker
-                .remove_container(&id, Some(remove))
-                .await
-                .is_ok()
-            {
+            if self.force_remove(&id).await.is_ok() {
                 removed += 1;
             }
         }
@@ -159,14 +142,16 @@ impl DockerRuntime {
     /// Removes the container of an attempt, running or not; true if there was one.
     pub async fn remove_attempt(&self, job: &str, task: &str, index: u32, attempt: u32) -> bool {
         let name = Self::container_name(job, task, index, attempt);
-        let remove = RemoveContainerOptions {
+        self.force_remove(&name).await.is_ok()
+    }
+
+    /// Removes a container (by name or id), killing it first if it runs.
+    async fn force_remove(&self, container: &str) -> Result<(), DockerError> {
+        let options = RemoveContainerOptions {
             force: true,
             ..Default::default()
         };
-        self.docker
-            .remove_container(&name, Some(remove))
-            .await
-            .is_ok()
+        self.docker.remove_container(container, Some(options)).await
     }
 
     /// Runs one attempt as a container, removes it, and says how it ended.
@@ -185,16 +170,10 @@ impl DockerRuntime {
             return start_failed(format!("cannot create network `{net}`: {e}"), true);
         }
         let outcome = self.run_container(&name, launch, kill_rx, on_start).await;
-        if !self.keep_containers {
-            let remove = RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            };
-            if let Err(e) = self.docker.remove_container(&name, Some(remove)).await
-                && !is_status(&e, 404)
-            {
-                tracing::warn!("cannot remove container {name}: {e}");
-            }
+        if let Err(e) = self.force_remove(&name).await
+            && !is_status(&e, 404)
+        {
+            tracing::warn!("cannot remove container {name}: {e}");
         }
         if let Some(net) = network {
             self.release_network(net).await;
@@ -326,11 +305,7 @@ impl DockerRuntime {
                 }
                 // A container of this attempt left by a runner that crashed: replace it.
                 Err(e) if is_status(&e, 409) => {
-                    let remove = RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    };
-                    let _ = self.docker.remove_container(name, Some(remove)).await;
+                    let _ = self.force_remove(name).await;
                 }
                 Err(e) => {
                     // A bad request (say, a bad command) is the task's fault, not the node's.
