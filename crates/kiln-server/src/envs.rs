@@ -17,8 +17,8 @@ use kiln_core::model::Catalog;
 use kiln_store::{ComputeEnvRecord, Store};
 
 pub use docker::{
-    DockerConfig, DockerError, DockerNodes, LABEL_ENV, LABEL_MANAGED, LABEL_NODE, LABEL_ROLE,
-    LABEL_SERVER, host_ca_bundle, host_docker_socket, node_url, run_docker_provider, server_id,
+    DockerConfig, DockerError, DockerNodes, LABEL_ENV, LABEL_NODE, LABEL_SERVER, MANAGED_LABEL,
+    ROLE_LABEL, host_ca_bundle, host_docker_socket, node_url, run_docker_provider, server_id,
 };
 
 use crate::cluster::NodeState;

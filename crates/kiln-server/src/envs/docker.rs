@@ -46,10 +46,10 @@ use crate::cluster::NodeState;
 use crate::driver::{Driver, Handle, now_ms};
 use crate::jobs::JobOpError;
 
-/// Every container or network Kiln creates carries `kiln.managed=true`.
-pub const LABEL_MANAGED: &str = "kiln.managed";
-/// `node` for node containers (`network` for networks this provider created).
-pub const LABEL_ROLE: &str = "kiln.role";
+// Every container or network Kiln creates carries `kiln.managed=true` and a `kiln.role`: `node`
+// for node containers, `network` for networks this provider created.
+use kiln_agent::docker::managed_labels;
+pub use kiln_agent::docker::{MANAGED_LABEL, ROLE_LABEL};
 /// The compute environment a node container belongs to.
 pub const LABEL_ENV: &str = "kiln.env";
 /// The node name of a node container's agent.
@@ -304,8 +304,8 @@ impl DockerNodes {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
-                format!("{LABEL_MANAGED}=true"),
-                format!("{LABEL_ROLE}=node"),
+                format!("{MANAGED_LABEL}=true"),
+                format!("{ROLE_LABEL}=node"),
                 format!("{LABEL_SERVER}={}", self.inner.cfg.server_id),
             ],
         )]);
@@ -375,11 +375,11 @@ impl DockerNodes {
         let req = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
-            labels: Some(HashMap::from([
-                (LABEL_MANAGED.to_string(), "true".to_string()),
-                (LABEL_ROLE.to_string(), "network".to_string()),
-                (LABEL_SERVER.to_string(), self.inner.cfg.server_id.clone()),
-            ])),
+            labels: Some({
+                let mut labels = managed_labels("network");
+                labels.insert(LABEL_SERVER.to_string(), self.inner.cfg.server_id.clone());
+                labels
+            }),
             ..Default::default()
         };
         match docker.create_network(req).await {
@@ -441,8 +441,8 @@ impl DockerNodes {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
-                format!("{LABEL_MANAGED}=true"),
-                format!("{LABEL_ROLE}=network"),
+                format!("{MANAGED_LABEL}=true"),
+                format!("{ROLE_LABEL}=network"),
                 format!("{LABEL_SERVER}={}", self.inner.cfg.server_id),
             ],
         )]);
@@ -657,9 +657,8 @@ fn container_body(
         mounts.push(bind(ca.display().to_string(), CA_IN_NODE, true));
         vars.push(format!("SSL_CERT_FILE={CA_IN_NODE}"));
     }
-    let labels = HashMap::from([
-        (LABEL_MANAGED.to_string(), "true".to_string()),
-        (LABEL_ROLE.to_string(), "node".to_string()),
+    let mut labels = managed_labels("node");
+    labels.extend([
         (LABEL_ENV.to_string(), env.to_string()),
         (LABEL_NODE.to_string(), node.to_string()),
         (LABEL_SERVER.to_string(), cfg.server_id.clone()),
