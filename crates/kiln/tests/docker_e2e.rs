@@ -10,35 +10,9 @@ mod common;
 mod support;
 
 use std::process::Command;
-use std::sync::Once;
 use std::time::Duration;
 
 use common::{Sandbox, counts, signal, wait_child, wait_for};
-
-const IMAGE: &str = "kiln-test/busybox:1";
-
-/// Makes sure the test image exists (building it once per test binary).
-fn image() -> &'static str {
-    static BUILT: Once = Once::new();
-    BUILT.call_once(|| {
-        let present = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .expect("the docker CLI is needed for the container tests")
-            .status
-            .success();
-        if !present {
-            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../scripts/test-images.sh");
-            let status = Command::new(script)
-                .arg(common::kiln_bin())
-                .status()
-                .expect("run scripts/test-images.sh");
-            assert!(status.success(), "scripts/test-images.sh failed");
-        }
-    });
-    IMAGE
-}
 
 /// `docker` CLI output (trimmed), for checks from outside.
 fn docker(args: &[&str]) -> String {
@@ -77,7 +51,7 @@ fn leftovers(mark: &str) -> Vec<String> {
 
 #[test]
 fn a_container_gets_its_environment_limits_and_mappings() {
-    let image = image();
+    let image = support::test_image();
     let sb = Sandbox::new();
     std::fs::create_dir_all(sb.path("shared")).unwrap();
     std::fs::write(sb.path("shared/in.txt"), "from the shared filesystem\n").unwrap();
@@ -144,7 +118,7 @@ tasks:
 
 #[test]
 fn an_instance_over_its_memory_limit_ends_out_of_memory() {
-    let image = image();
+    let image = support::test_image();
     let sb = Sandbox::new();
     let spec = sb.spec(
         "oom.yaml",
@@ -175,7 +149,7 @@ tasks:
 
 #[test]
 fn a_missing_image_fails_fast_with_image_not_found() {
-    image();
+    support::test_image();
     let sb = Sandbox::new();
     let spec = sb.spec(
         "missing.yaml",
@@ -217,7 +191,7 @@ tasks:
 /// neither the name nor the address.
 #[test]
 fn instances_of_one_vpc_connect_and_other_vpcs_are_isolated() {
-    let image = image();
+    let image = support::test_image();
     let sb = Sandbox::new();
     let (vpc_a, vpc_b) = (format!("{}-a", sb.mark), format!("{}-b", sb.mark));
     std::fs::create_dir_all(sb.path("control")).unwrap();
@@ -314,7 +288,7 @@ tasks:
 /// or stopped) and the instance runs again as its next attempt.
 #[test]
 fn a_resumed_run_removes_the_containers_of_the_crashed_one() {
-    let image = image();
+    let image = support::test_image();
     let sb = Sandbox::new();
     std::fs::create_dir_all(sb.path("control")).unwrap();
     let spec = sb.spec(
@@ -367,7 +341,7 @@ tasks:
 /// out-of-memory verdict are the same as with `kiln run`.
 #[test]
 fn an_agent_runs_containers_with_their_limits_network_and_verdicts() {
-    let image = image();
+    let image = support::test_image();
     // A deployment's own instance type sizes the container.
     let types = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(types.path(), "T1.TINY: {cpus: 0.5, memory: 48MiB}\n").unwrap();
@@ -442,7 +416,7 @@ tasks:
 /// removed; its output up to then is kept.
 #[test]
 fn a_container_past_its_timeout_is_stopped_and_removed() {
-    let image = image();
+    let image = support::test_image();
     let sb = Sandbox::new();
     let spec = sb.spec(
         "slow.yaml",
@@ -474,7 +448,7 @@ tasks:
 /// attempts are already counted lost by the server) and the instance runs again to success.
 #[test]
 fn a_restarted_agent_removes_the_containers_its_killed_process_left() {
-    let image = image();
+    let image = support::test_image();
     let mut c = support::Cluster::new();
     c.start_agent("phoenix", 1);
     let control = c.dir.path().join("control");

@@ -14,13 +14,11 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Value, json};
-use support::{Cluster, ServerOptions, env_nodes, kiln_bin, path, state, wait_until};
-
-const IMAGE: &str = "kiln-test/busybox:1";
+use support::TEST_IMAGE as IMAGE;
+use support::{Cluster, ServerOptions, env_nodes, path, state, wait_until};
 
 /// Runs the docker CLI; returns (success, stdout, stderr).
 fn docker(args: &[&str]) -> (bool, String, String) {
@@ -33,28 +31,6 @@ fn docker(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Makes sure a Docker Engine answers and the test image exists (building it once if not).
-fn docker_ready() {
-    static READY: OnceLock<()> = OnceLock::new();
-    READY.get_or_init(|| {
-        let (ok, _, err) = docker(&["info", "--format", "{{.ServerVersion}}"]);
-        assert!(
-            ok,
-            "these tests need a Docker Engine, and none answers: {err}"
-        );
-        if docker(&["image", "inspect", IMAGE]).0 {
-            return;
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-images.sh");
-        let out = Command::new(script).arg(kiln_bin()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{script} could not build {IMAGE}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
 }
 
 /// A name no other test (or test run) uses.
@@ -124,7 +100,7 @@ impl Drop for Leftovers {
 /// network of its own, created with no nodes. Bind the guard first, so that it is dropped
 /// after the server (which would otherwise make new containers as the guard removes them).
 fn docker_env(slots: u32) -> (Leftovers, Cluster, String) {
-    docker_ready();
+    support::test_image();
     let c = Cluster::with_options(ServerOptions {
         host: "0.0.0.0".into(),
         ..ServerOptions::default()
@@ -304,7 +280,7 @@ fn a_killed_node_container_s_instances_run_again_and_the_job_succeeds() {
 
 #[test]
 fn docker_environments_are_checked_before_anything_starts() {
-    docker_ready();
+    support::test_image();
     let c = Cluster::with_options(ServerOptions {
         host: "0.0.0.0".into(),
         ..ServerOptions::default()

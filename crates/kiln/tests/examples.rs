@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,16 +69,9 @@ fn every_example_runs_to_its_documented_end() {
             .is_ok_and(|o| o.status.success())
     };
     if !present(busybox) {
-        if !present("kiln-test/busybox:1") {
-            let status = std::process::Command::new(
-                env!("CARGO_MANIFEST_DIR").to_string() + "/../../scripts/test-images.sh",
-            )
-            .status()
-            .expect("scripts/test-images.sh");
-            assert!(status.success());
-        }
+        let image = support::test_image();
         let tagged = std::process::Command::new("docker")
-            .args(["tag", "kiln-test/busybox:1", busybox])
+            .args(["tag", image, busybox])
             .status()
             .expect("docker tag");
         assert!(tagged.success());

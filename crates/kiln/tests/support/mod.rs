@@ -299,3 +299,38 @@ pub fn wait_until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
 pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The image the container tests run: built locally with no registry by
+/// `scripts/test-images.sh` (busybox and the libraries a bind-mounted kiln binary needs).
+pub const TEST_IMAGE: &str = "kiln-test/busybox:1";
+
+/// Makes sure a Docker Engine answers and [`TEST_IMAGE`] exists, building it (once per test
+/// binary) if not; fails loudly without Docker. Returns the image's name.
+pub fn test_image() -> &'static str {
+    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    READY.get_or_init(|| {
+        let docker = |args: &[&str]| {
+            Command::new("docker")
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("the container tests need the docker CLI: {e}"))
+        };
+        let info = docker(&["info", "--format", "{{.ServerVersion}}"]);
+        assert!(
+            info.status.success(),
+            "the container tests need a Docker Engine, and none answers: {}",
+            String::from_utf8_lossy(&info.stderr)
+        );
+        if docker(&["image", "inspect", TEST_IMAGE]).status.success() {
+            return;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-images.sh");
+        let out = Command::new(script).arg(kiln_bin()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script} could not build {TEST_IMAGE}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    TEST_IMAGE
+}
