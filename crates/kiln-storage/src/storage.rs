@@ -133,13 +133,7 @@ impl Storage {
             Err(e) => return Err(StorageError::io(src, &e)),
         };
         let jobs: Vec<(PathBuf, Location)> = if meta.is_dir() {
-            let root = src.to_path_buf();
-            let files = tokio::task::spawn_blocking(move || walk(&root))
-                .await
-                .map_err(|e| StorageError::Io {
-                    path: src.to_path_buf(),
-                    message: e.to_string(),
-                })??;
+            let files = walk_off_thread(src).await?;
             files
                 .into_iter()
                 .map(|(path, rel)| {
@@ -500,13 +494,7 @@ impl Storage {
         if !is_dir {
             return copy_file(path, &dest).await;
         }
-        let root = path.to_path_buf();
-        let files = tokio::task::spawn_blocking(move || walk(&root))
-            .await
-            .map_err(|e| StorageError::Io {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })??;
+        let files = walk_off_thread(path).await?;
         let jobs: Vec<(PathBuf, PathBuf)> = files
             .into_iter()
             .map(|(file, rel)| (file, dest.join(rel)))
@@ -709,6 +697,17 @@ fn temp_sibling(dest: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     dest.with_file_name(format!(".{name}.kiln-part"))
+}
+
+/// [`walk`] on the blocking pool.
+async fn walk_off_thread(root: &Path) -> Result<Vec<(PathBuf, String)>, StorageError> {
+    let owned = root.to_path_buf();
+    tokio::task::spawn_blocking(move || walk(&owned))
+        .await
+        .map_err(|e| StorageError::Io {
+            path: root.to_path_buf(),
+            message: e.to_string(),
+        })?
 }
 
 /// Every regular file below `root` (following symlinks to files, not to directories), with
