@@ -278,6 +278,16 @@ fn a_killed_node_container_s_instances_run_again_and_the_job_succeeds() {
     delete_and_check_clean(&c, &env, &guard.network);
 }
 
+/// `POST /v1/compute-envs` with `body` is refused: 400, naming `field`, its message saying
+/// `says`.
+fn refused(c: &Cluster, body: Value, field: &str, says: &str) {
+    let (status, answer) = c.request("POST", "/v1/compute-envs", Some(body));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], field, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains(says), "{answer}");
+}
+
 #[test]
 fn docker_environments_are_checked_before_anything_starts() {
     support::test_image();
@@ -286,37 +296,30 @@ fn docker_environments_are_checked_before_anything_starts() {
         ..ServerOptions::default()
     });
     let env = unique("bad");
-    let create = |body: Value| c.request("POST", "/v1/compute-envs", Some(body));
-
-    let (status, body) = create(json!({"name": env, "provider": "docker"}));
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["field"], "image", "{body}");
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("image"),
-        "{body}"
+    refused(
+        &c,
+        json!({"name": env, "provider": "docker"}),
+        "image",
+        "image",
     );
-
-    let (status, body) =
-        create(json!({"name": env, "provider": "docker", "image": "kiln-test/none:0"}));
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["field"], "image", "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no image"),
-        "{body}"
+    refused(
+        &c,
+        json!({"name": env, "provider": "docker", "image": "kiln-test/none:0"}),
+        "image",
+        "no image",
     );
-
-    let (status, body) = create(json!({
-        "name": env, "provider": "docker", "image": IMAGE, "instance_type": "S1.HUGE"
-    }));
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["field"], "instance_type", "{body}");
-
-    let (status, body) = create(json!({"name": env, "provider": "local", "image": IMAGE}));
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["field"], "image", "{body}");
+    refused(
+        &c,
+        json!({"name": env, "provider": "docker", "image": IMAGE, "instance_type": "S1.HUGE"}),
+        "instance_type",
+        "",
+    );
+    refused(
+        &c,
+        json!({"name": env, "provider": "local", "image": IMAGE}),
+        "image",
+        "",
+    );
 
     // Nothing of it was stored, and the CLI says no with exit 2.
     let (status, body) = c.request("GET", &format!("/v1/compute-envs/{env}"), None);
@@ -328,19 +331,11 @@ fn docker_environments_are_checked_before_anything_starts() {
 
     // A server that listens on loopback only cannot be reached from a container.
     let local = Cluster::new();
-    let (status, body) = local.request(
-        "POST",
-        "/v1/compute-envs",
-        Some(json!({"name": env, "provider": "docker", "image": IMAGE})),
-    );
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["field"], "provider", "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("--listen 0.0.0.0"),
-        "{body}"
+    refused(
+        &local,
+        json!({"name": env, "provider": "docker", "image": IMAGE}),
+        "provider",
+        "--listen 0.0.0.0",
     );
     // A server whose Docker Engine does not answer says so.
     let gone = c.dir.path().join("no-docker.sock");
@@ -349,19 +344,11 @@ fn docker_environments_are_checked_before_anything_starts() {
         env: vec![("DOCKER_HOST".into(), format!("unix://{}", gone.display()))],
         ..ServerOptions::default()
     });
-    let (status, body) = adrift.request(
-        "POST",
-        "/v1/compute-envs",
-        Some(json!({"name": env, "provider": "docker", "image": IMAGE})),
-    );
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["field"], "provider", "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("needs a Docker Engine"),
-        "{body}"
+    refused(
+        &adrift,
+        json!({"name": env, "provider": "docker", "image": IMAGE}),
+        "provider",
+        "needs a Docker Engine",
     );
     assert!(node_containers(&env, false).is_empty());
 }
