@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 mod support;
 
+use common::procs_with_marker;
 use support::{Cluster, env_nodes, path, state, wait_until};
 
 #[test]
@@ -234,46 +236,29 @@ fn an_output_upload_that_failed_succeeds_on_retry_once_storage_is_back() {
     assert_eq!(object.trim(), "2", "uploaded by the second attempt");
 }
 
-/// Processes whose environment holds `needle` (`NAME=value`).
-fn procs_with_env(needle: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let environ = std::fs::read(e.path().join("environ")).ok()?;
-            environ
-                .split(|&b| b == 0)
-                .any(|v| v == needle.as_bytes())
-                .then_some(pid)
-        })
-        .collect()
-}
-
 /// An agent killed while its instance runs: when it starts again it kills the process group its
 /// previous process left (the server ran that attempt again already), so nothing runs twice.
 #[test]
 fn a_restarted_agent_kills_what_its_killed_process_left_running() {
     let mut c = Cluster::new();
     c.start_agent("phoenix", 1);
-    let mark = format!("KILN_TEST_MARK=orphan-{}", std::process::id());
+    let mark = format!("orphan-{}", std::process::id());
     let spec = c.spec(
         "orphan.yaml",
         &format!(
-            "name: orphan\ntasks:\n  t:\n    compute_env: pool\n    env: {{KILN_TEST_MARK: \"{}\"}}\n    \
-             command: '[ \"$BATCH_TASK_INSTANCE_ATTEMPT\" = 1 ] && sleep 600; true'\n",
-            mark.trim_start_matches("KILN_TEST_MARK=")
+            "name: orphan\ntasks:\n  t:\n    compute_env: pool\n    env: {{KILN_TEST_MARKER: \"{mark}\"}}\n    \
+             command: '[ \"$BATCH_TASK_INSTANCE_ATTEMPT\" = 1 ] && sleep 600; true'\n"
         ),
     );
     let id = c.submit(&spec);
     wait_until(30, "the first attempt's process", || {
-        !procs_with_env(&mark).is_empty()
+        !procs_with_marker(&mark).is_empty()
     });
     c.kill_agent("phoenix");
     c.start_agent("phoenix", 1);
     let job = c.wait_job(&id, 60, |v| state(v) == "SUCCEED");
     assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 1, "{job}");
     wait_until(10, "no process of the killed agent's attempt", || {
-        procs_with_env(&mark).is_empty()
+        procs_with_marker(&mark).is_empty()
     });
 }
