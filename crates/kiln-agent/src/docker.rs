@@ -583,8 +583,16 @@ fn start_failed(message: String, resource: bool) -> Outcome {
     Outcome::StartFailed { message, resource }
 }
 
+/// The HTTP status of an error response of the engine (`None` for other errors).
+pub fn status_of(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
 fn is_status(e: &DockerError, status: u16) -> bool {
-    matches!(e, DockerError::DockerResponseServerError { status_code, .. } if *status_code == status)
+    status_of(e) == Some(status)
 }
 
 fn is_missing_image(e: &DockerError) -> bool {

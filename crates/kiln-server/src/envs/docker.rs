@@ -48,8 +48,8 @@ use crate::jobs::JobOpError;
 
 // Every container or network Kiln creates carries `kiln.managed=true` and a `kiln.role`: `node`
 // for node containers, `network` for networks this provider created.
-use kiln_agent::docker::managed_labels;
 pub use kiln_agent::docker::{MANAGED_LABEL, ROLE_LABEL};
+use kiln_agent::docker::{managed_labels, status_of};
 /// The compute environment a node container belongs to.
 pub const LABEL_ENV: &str = "kiln.env";
 /// The node name of a node container's agent.
@@ -121,14 +121,6 @@ pub enum DockerError {
 fn call(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
     let what = what.into();
     move |source| DockerError::Call { what, source }
-}
-
-/// The status of a failed Docker API answer (404: no such thing), if it was one.
-fn status(e: &bollard::errors::Error) -> Option<u16> {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
 }
 
 /// The server's URL as node containers reach it: `advertise` if given; else, for a server
@@ -285,7 +277,7 @@ impl DockerNodes {
         let image = env.image.as_deref().unwrap_or_default().trim();
         match docker.inspect_image(image).await {
             Ok(_) => Ok(()),
-            Err(e) if status(&e) == Some(404) => Err(invalid(
+            Err(e) if status_of(&e) == Some(404) => Err(invalid(
                 "image",
                 format!(
                     "the Docker Engine has no image `{image}`: pull, load or build it there first \
@@ -369,7 +361,7 @@ impl DockerNodes {
     async fn ensure_network(&self, docker: &Docker, name: &str) -> Result<(), DockerError> {
         match docker.inspect_network(name, None).await {
             Ok(_) => return Ok(()),
-            Err(e) if status(&e) == Some(404) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => return Err(call(format!("cannot inspect the network {name}"))(e)),
         }
         let req = NetworkCreateRequest {
@@ -388,7 +380,7 @@ impl DockerNodes {
                 Ok(())
             }
             // Created meanwhile by someone else.
-            Err(e) if status(&e) == Some(409) => Ok(()),
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
             Err(e) => Err(call(format!("cannot create the network {name}"))(e)),
         }
     }
@@ -402,7 +394,7 @@ impl DockerNodes {
         };
         match docker.remove_container(container, Some(opts)).await {
             Ok(()) => {}
-            Err(e) if status(&e) == Some(404) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => {
                 tracing::warn!("cannot remove the node container {container}: {e}");
                 return;
