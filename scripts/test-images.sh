@@ -7,7 +7,13 @@ set -euo pipefail
 
 IMAGE=${KILN_TEST_IMAGE:-kiln-test/busybox:1}
 # Debian's busybox-static installs /bin/busybox; a busybox elsewhere on PATH may be dynamic.
+# On a Debian machine where we may, install it, so that the test command needs no set-up.
 BUSYBOX=/bin/busybox
+if [[ ! -x "$BUSYBOX" && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  echo "test-images: installing busybox-static" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; }
+fi
 [[ -x "$BUSYBOX" ]] || BUSYBOX=$(command -v busybox || true)
 if [[ ! -x "${BUSYBOX:-}" ]]; then
   echo "test-images: a statically linked busybox is needed (Debian package busybox-static)" >&2
