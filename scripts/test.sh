@@ -12,6 +12,14 @@ kiln_objects() {
 
 cargo build --locked -p kiln
 scripts/test-images.sh target/debug/kiln
+
+# Every service the tests need, started once for the whole run (scripts/services/*.sh).
+source scripts/services/lib.sh
+trap stop_services EXIT
+for service in scripts/services/*.sh; do
+  [[ $service == */lib.sh ]] || source "$service"
+done
+
 before=$(kiln_objects | sort)
 cargo test --workspace --locked "$@"
 
