@@ -122,6 +122,9 @@ pub struct Node {
     pub prefetch: u32,
     /// Runs tasks whose image is a Docker image (a Docker Engine answers on the node).
     pub containers: bool,
+    /// When the node goes away (ms; a Slurm allocation's end): it takes only attempts whose
+    /// `timeout` ends before then, and none without one after then.
+    pub ends_at: Option<u64>,
     queued: u32,
     free_millicpus: u64,
     free_memory: u64,
@@ -138,6 +141,7 @@ impl Node {
             draining: false,
             prefetch: 0,
             containers: false,
+            ends_at: None,
             queued: 0,
             free_millicpus: millicpus,
             free_memory: memory,
@@ -162,21 +166,34 @@ impl Node {
         self
     }
 
+    /// The same node, going away at `ends_at` (ms).
+    pub fn with_end(mut self, ends_at: Option<u64>) -> Self {
+        self.ends_at = ends_at;
+        self
+    }
+
     /// Whether this node may take an instance of `task` now.
-    fn takes(&self, task: &TaskSpec) -> bool {
-        self.open_to(task) && self.fits(&task.resources)
+    fn takes(&self, task: &TaskSpec, now: u64) -> bool {
+        self.open_to(task, now) && self.fits(&task.resources)
     }
 
     /// Whether an instance of `task` may wait on this node for capacity.
-    fn queues(&self, task: &TaskSpec) -> bool {
-        self.open_to(task) && self.queued < self.prefetch && self.could_fit(&task.resources)
+    fn queues(&self, task: &TaskSpec, now: u64) -> bool {
+        self.open_to(task, now) && self.queued < self.prefetch && self.could_fit(&task.resources)
     }
 
-    fn open_to(&self, task: &TaskSpec) -> bool {
+    fn open_to(&self, task: &TaskSpec, now: u64) -> bool {
         self.up
             && !self.draining
             && self.pool == task.compute_env
             && (self.containers || task.image == Image::Host)
+            && self.outlasts(task, now)
+    }
+
+    /// Whether an attempt of `task` started now ends (by its `timeout`) before the node does.
+    fn outlasts(&self, task: &TaskSpec, now: u64) -> bool {
+        self.ends_at
+            .is_none_or(|end| now.saturating_add(task.timeout_ms.unwrap_or(0)) < end)
     }
 
     fn fits(&self, r: &Resources) -> bool {
@@ -591,6 +608,50 @@ impl Engine {
         }
     }
 
+    /// The instances of unfinished jobs that wait for capacity in compute environment `pool`:
+    /// ready to run (dependencies met, not stopped), within their task's `max_concurrency`, not
+    /// dispatched yet — by the resources they need.
+    pub fn backlog(&self, pool: &str) -> Vec<crate::scaling::Backlog> {
+        let mut out = Vec::new();
+        for job in &self.jobs {
+            for (t, task) in job.tasks.iter().enumerate() {
+                let spec = &job.spec.tasks[t];
+                if spec.compute_env.as_deref() != Some(pool) || task.state.is_terminal() {
+                    continue;
+                }
+                let count = task.n_ready();
+                let count = match spec.max_concurrency {
+                    0 => count,
+                    cap => count.min(cap.saturating_sub(task.n_active)),
+                };
+                if count > 0 {
+                    out.push(crate::scaling::Backlog {
+                        resources: spec.resources,
+                        count,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// How many attempts are active on each node, by node index (waiting ones included).
+    pub fn node_load(&self) -> Vec<u32> {
+        let mut load = vec![0u32; self.nodes.len()];
+        for job in &self.jobs {
+            for task in &job.tasks {
+                for slot in task.live.values() {
+                    if slot.inst.state.is_active()
+                        && let Some(n) = slot.node.and_then(|n| load.get_mut(n))
+                    {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        load
+    }
+
     pub fn take_changes(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
     }
@@ -679,6 +740,19 @@ impl TaskRun {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// How many instances could be dispatched now, capacity permitting.
+    fn n_ready(&self) -> u32 {
+        if self.stop.is_some() || !self.deps_met {
+            return 0;
+        }
+        let fresh = if !self.instance_deps && self.unstarted.is_none() {
+            self.n.saturating_sub(self.next_fresh)
+        } else {
+            0
+        };
+        fresh.saturating_add(u32::try_from(self.ready.len()).unwrap_or(u32::MAX))
     }
 
     fn is_done(&self) -> bool {
@@ -1117,9 +1191,14 @@ impl JobRun {
             }
             let placed = nodes
                 .iter()
-                .position(|n| n.takes(spec))
+                .position(|n| n.takes(spec, now))
                 .map(|n| (n, false))
-                .or_else(|| nodes.iter().position(|n| n.queues(spec)).map(|n| (n, true)));
+                .or_else(|| {
+                    nodes
+                        .iter()
+                        .position(|n| n.queues(spec, now))
+                        .map(|n| (n, true))
+                });
             let Some((node, queued)) = placed else {
                 let pool = spec.compute_env.as_deref().unwrap_or("local");
                 task.blocked = Some(Reason::NoCapacity(pool.to_string()));

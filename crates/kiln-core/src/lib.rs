@@ -5,5 +5,6 @@
 pub mod dag;
 pub mod engine;
 pub mod model;
+pub mod scaling;
 pub mod spec;
 pub mod state;
