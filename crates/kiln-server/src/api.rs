@@ -27,8 +27,6 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use utoipa::OpenApi;
 
-use kiln_store::Store;
-
 use crate::cluster::{AgentCallError, LeaseNotify};
 use crate::driver::{DriverGone, Handle};
 use crate::jobs::{JobOpError, rfc3339};

@@ -13,8 +13,6 @@ use kiln_core::engine::{AttemptRef, Dispatch, Event, Node};
 use kiln_core::model::{Command, Image, UploadWhen};
 use kiln_core::state::Outcome;
 
-use kiln_store::Store;
-
 use crate::driver::{Driver, now_ms};
 
 /// Compute-node states, with Tencent's names.

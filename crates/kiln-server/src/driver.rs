@@ -16,7 +16,7 @@ use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node, Re
 use kiln_core::model::{Catalog, JobSpec};
 use kiln_core::state::{LossCause, Outcome, State};
 use kiln_storage::{Storage, StorageConfig};
-use kiln_store::{SqliteStore, Store, StoreError};
+use kiln_store::{Store, StoreError};
 
 use crate::cluster::{Agents, LeaseNotify};
 use crate::envs::Providers;
@@ -53,8 +53,10 @@ pub enum DriverError {
 /// How the local runner is set up.
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
-    /// Holds `kiln.db`, `logs/` and `work/`.
+    /// Holds `kiln.db` (unless `db` names another database), `logs/` and `work/`.
     pub state_dir: PathBuf,
+    /// A `postgres://` URL of the database to keep state in; `None`: SQLite in `state_dir`.
+    pub db: Option<String>,
     pub node: Node,
     pub kill_grace: Duration,
     pub keep_work_dirs: bool,
@@ -134,7 +136,7 @@ pub struct Driver {
     local: String,
     state_dir: PathBuf,
     engine: Engine,
-    store: SqliteStore,
+    store: Arc<dyn Store>,
     runtime: Arc<HostRuntime>,
     rt: tokio::runtime::Runtime,
     tx: Sender<Msg>,
@@ -154,7 +156,7 @@ pub struct Driver {
 impl Driver {
     pub fn open(cfg: LocalConfig) -> Result<Self, DriverError> {
         let local = cfg.node.name.clone();
-        let store = SqliteStore::open(&cfg.state_dir.join("kiln.db"))?;
+        let store = kiln_store::open(cfg.db.as_deref(), &cfg.state_dir)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kiln-attempt")
@@ -204,8 +206,13 @@ impl Driver {
         })
     }
 
-    pub fn store(&mut self) -> &mut SqliteStore {
-        &mut self.store
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The store, to share with threads that read it (HTTP handlers).
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
     }
 
     pub fn runtime(&self) -> &HostRuntime {

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use kiln_api::{ComputeEnv, ComputeEnvDetail, NodeRef};
 use kiln_core::model::Catalog;
-use kiln_store::{ComputeEnvRecord, Store};
+use kiln_store::ComputeEnvRecord;
 
 pub use docker::{
     DockerConfig, DockerError, DockerNodes, LABEL_ENV, LABEL_NODE, LABEL_SERVER, MANAGED_LABEL,

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use kiln_api::{AttemptDetail, InstanceDetail, InstanceList, JobDetail, NodeInfo, TaskDetail, Why};
 use kiln_core::engine::{JobRun, Restore, TaskView};
 use kiln_core::state::{Reason, State};
-use kiln_store::Store;
 
 use crate::cluster::NodeState;
 use crate::driver::{Driver, DriverError, now_ms};

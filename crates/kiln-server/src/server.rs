@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use kiln_core::engine::Node;
 use kiln_core::model::Catalog;
-use kiln_store::Store;
 
 use crate::api::{ApiState, Tokens, digest, router};
 use crate::driver::{ClusterConfig, Driver, DriverError, LocalConfig, StopRequest};
@@ -24,6 +23,9 @@ use crate::envs::{
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// A `postgres://` URL: state in that database (several servers may share it); `None`:
+    /// SQLite in `data_dir`.
+    pub db: Option<String>,
     /// The built-in executor's capacity (runs tasks that name no compute environment).
     pub node: Node,
     pub kill_grace: Duration,
@@ -115,6 +117,7 @@ pub fn run_server(
     std::fs::create_dir_all(&cfg.data_dir).map_err(io("cannot create", &cfg.data_dir))?;
     let mut driver = Driver::open(LocalConfig {
         state_dir: cfg.data_dir.clone(),
+        db: cfg.db.clone(),
         node: cfg.node.clone(),
         kill_grace: cfg.kill_grace,
         keep_work_dirs: false,

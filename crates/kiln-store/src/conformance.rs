@@ -45,7 +45,7 @@ pub fn sample_spec() -> JobSpec {
 }
 
 /// Runs every check against `store`, which must be empty. Panics on the first failure.
-pub fn run(store: &mut dyn Store) {
+pub fn run(store: &dyn Store) {
     jobs_and_changes(store);
     listing_jobs(store);
     instance_pages_and_counts(store);
@@ -58,7 +58,7 @@ pub fn run(store: &mut dyn Store) {
 
 /// The job "job-conform1" is stored, changed, loaded and finished.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-fn jobs_and_changes(store: &mut dyn Store) {
+fn jobs_and_changes(store: &dyn Store) {
     let spec = sample_spec();
     let job: Arc<str> = Arc::from("job-conform1");
     let row = store.insert_job(&job, &spec, 1_000).unwrap();
@@ -248,7 +248,7 @@ fn ids(rows: &[crate::JobRow]) -> Vec<&str> {
 
 /// `list_jobs`: newest first, filters, the cursor. "job-conform1" (SUCCEED) is already stored.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-fn listing_jobs(store: &mut dyn Store) {
+fn listing_jobs(store: &dyn Store) {
     for (id, name, at) in [
         ("job-list1", "alpha-1", 3_001),
         ("job-list2", "beta", 3_002),
@@ -380,7 +380,7 @@ fn listing_jobs(store: &mut dyn Store) {
 
 /// `instances_page` and `task_counts` on "job-pages".
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-fn instance_pages_and_counts(store: &mut dyn Store) {
+fn instance_pages_and_counts(store: &dyn Store) {
     let job: Arc<str> = Arc::from("job-pages");
     let mut spec = named("pages");
     spec.tasks[0].instances = 10;
@@ -487,7 +487,7 @@ fn instance_pages_and_counts(store: &mut dyn Store) {
 
 /// `delete_job` removes everything of one job and nothing else; the id can be used again.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-fn deleting_jobs(store: &mut dyn Store) {
+fn deleting_jobs(store: &dyn Store) {
     let job: Arc<str> = Arc::from("job-pages");
     let others_before = store.instances_page("job-conform1", 0, None, 10).unwrap();
     assert!(store.delete_job(&job).unwrap());
@@ -531,7 +531,7 @@ fn deleting_jobs(store: &mut dyn Store) {
 }
 
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-fn secrets(store: &mut dyn Store) {
+fn secrets(store: &dyn Store) {
     assert_eq!(store.get_secret("token").unwrap(), None);
     store.put_secret("token", "hash-1").unwrap();
     store.put_secret("agent-token", "hash-a").unwrap();
@@ -552,7 +552,7 @@ fn secrets(store: &mut dyn Store) {
 }
 
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-fn templates(store: &mut dyn Store) {
+fn templates(store: &dyn Store) {
     let tpl = |name: &str, description: Option<&str>, task: &str, at: u64| TemplateRecord {
         name: name.into(),
         description: description.map(Into::into),
@@ -591,7 +591,7 @@ fn templates(store: &mut dyn Store) {
 }
 
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-fn compute_envs(store: &mut dyn Store) {
+fn compute_envs(store: &dyn Store) {
     let env = |name: &str, provider: &str, desired: u32, at: u64| ComputeEnvRecord {
         name: name.into(),
         description: Some(format!("{name} machines")),
@@ -647,7 +647,7 @@ fn compute_envs(store: &mut dyn Store) {
 }
 
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-fn nodes(store: &mut dyn Store) {
+fn nodes(store: &dyn Store) {
     let node = |id: &str, name: &str, at: u64| NodeRecord {
         id: id.into(),
         name: name.into(),
@@ -701,3 +701,47 @@ fn nodes(store: &mut dyn Store) {
     store.upsert_node(&clash).unwrap();
     assert_eq!(store.list_nodes().unwrap().len(), 2);
 }
+
+/// A new, empty PostgreSQL database on the test server named by `KILN_TEST_PG_URL` (started
+/// by `scripts/services/postgres.sh`); returns its URL. Panics when the variable is missing or
+/// the server does not answer: tests that need PostgreSQL fail, they are never skipped.
+#[allow(clippy::expect_used)]
+pub fn fresh_pg_database() -> String {
+    let base = std::env::var("KILN_TEST_PG_URL").expect(
+        "KILN_TEST_PG_URL is not set: run the tests through scripts/test.sh or \
+         scripts/with-services.sh, which start PostgreSQL",
+    );
+    let name = format!(
+        "kiln_test_{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .expect("the test PostgreSQL server answers");
+        let conn = tokio::spawn(conn);
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            client
+                .batch_execute(&sql)
+                .await
+                .expect("a test database is created");
+        }
+        drop(client);
+        let _ = conn.await;
+    });
+    // Same server and credentials, other database.
+    match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("KILN_TEST_PG_URL has no database part: {base}"),
+    }
+}
+
+static NEXT_DB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -1,26 +1,39 @@
 //! Durable state: jobs, tasks, task instances and attempts.
 //!
-//! [`Store`] is the one narrow interface the shells use; [`sqlite::SqliteStore`] is the
-//! embedded implementation (WAL mode, one writer, each scheduler tick's changes committed in one
-//! transaction). Every backend must pass [`conformance::run`].
+//! [`Store`] is the one narrow interface the shells use. Two backends sit behind it:
+//! [`sqlite::SqliteStore`] (embedded; WAL mode, one writer connection, readers on their own
+//! connections) and [`postgres::PgStore`] (several servers on one database; a connection pool).
+//! Each scheduler tick's changes commit in one transaction. Every backend passes
+//! [`conformance::run`], and neither lets a type of its driver into this interface.
+//!
+//! A store is shared (`Arc<dyn Store>`): the driver writes through it, HTTP handlers read
+//! through it concurrently. Every method blocks; call it off an async executor's threads.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use kiln_core::engine::{Attempt, Change, JobId, TaskSnapshot};
+use kiln_core::engine::{Attempt, Change, TaskSnapshot};
 use kiln_core::model::JobSpec;
 use kiln_core::state::{Instance, Reason, State};
 
+mod codec;
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Something went wrong reading or writing the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database refused or failed a statement (the backend's message).
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(String),
+    /// The database cannot be reached (connection refused, broken, timed out).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("cannot create the state directory {path}: {source}")]
     Dir {
         path: String,
@@ -35,9 +48,41 @@ pub enum StoreError {
     /// A unique name is held by another record (e.g. a node name under another node id).
     #[error("{kind} name `{name}` is taken by another {kind}")]
     NameTaken { kind: &'static str, name: String },
+    /// `--db` names something this build cannot open.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Opens the store `db` names: a `postgres://` (or `postgresql://`) URL, or else SQLite at
+/// `DATA_DIR/kiln.db` when `db` is `None`.
+pub fn open(db: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> {
+    match db {
+        None => Ok(Arc::new(SqliteStore::open(&data_dir.join("kiln.db"))?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PgStore::open(url)?))
+        }
+        Some(other) => Err(StoreError::InvalidUrl(format!(
+            "`{}`: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            redact(other)
+        ))),
+    }
+}
+
+/// A database URL with its password (if any) replaced, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{name}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
 
 /// A job as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,31 +170,33 @@ pub struct NodeRecord {
 pub type InstancePageItem = (u32, Instance, Vec<Attempt>);
 
 /// The durable store. All writes of one scheduler tick go through one [`Store::apply`] call.
-pub trait Store {
+pub trait Store: Send + Sync {
+    /// Which backend this is (`sqlite`, `postgres`), for logs.
+    fn backend(&self) -> &'static str;
     /// Stores a newly accepted job durably (synced to disk before returning).
-    fn insert_job(&mut self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow>;
+    fn insert_job(&self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow>;
     /// Persists a batch of engine changes atomically.
-    fn apply(&mut self, changes: &[Change]) -> Result<()>;
+    fn apply(&self, changes: &[Change]) -> Result<()>;
     /// A job with its tasks' and instances' records, if it exists.
-    fn load_job(&mut self, id: &str) -> Result<Option<StoredJob>>;
+    fn load_job(&self, id: &str) -> Result<Option<StoredJob>>;
     /// A job's row alone (no tasks or instances), if it exists.
-    fn job_row(&mut self, id: &str) -> Result<Option<JobRow>>;
+    fn job_row(&self, id: &str) -> Result<Option<JobRow>>;
     /// Jobs not in a terminal state, oldest first.
-    fn unfinished_jobs(&mut self) -> Result<Vec<JobRow>>;
+    fn unfinished_jobs(&self) -> Result<Vec<JobRow>>;
     /// Unfinished jobs whose spec equals `spec`, oldest first.
-    fn unfinished_with_spec(&mut self, spec: &JobSpec) -> Result<Vec<JobRow>>;
+    fn unfinished_with_spec(&self, spec: &JobSpec) -> Result<Vec<JobRow>>;
     /// Every attempt of one instance, in order.
-    fn attempts(&mut self, job: &str, task: usize, index: u32) -> Result<Vec<Attempt>>;
+    fn attempts(&self, job: &str, task: usize, index: u32) -> Result<Vec<Attempt>>;
 
     /// Jobs matching `q`, newest first (`seq` descending).
-    fn list_jobs(&mut self, q: &JobQuery) -> Result<Vec<JobRow>>;
+    fn list_jobs(&self, q: &JobQuery) -> Result<Vec<JobRow>>;
     /// Removes a job with its tasks, instances and attempts, atomically. `false` if absent.
     /// Whether the job may be deleted (finished, not held by an engine) is the caller's call.
-    fn delete_job(&mut self, id: &str) -> Result<bool>;
+    fn delete_job(&self, id: &str) -> Result<bool>;
     /// Materialised instances of one task with index `> after`, in index order, at most
     /// `limit`, each with all its attempts in order. Empty for an unknown job or task.
     fn instances_page(
-        &mut self,
+        &self,
         job: &str,
         task: usize,
         after: Option<u32>,
@@ -158,52 +205,35 @@ pub trait Store {
     /// Per task (in task order), the number of materialised instances in each state (states
     /// with none are absent; never-dispatched instances are not counted). Empty for an unknown
     /// job.
-    fn task_counts(&mut self, job: &str) -> Result<Vec<BTreeMap<State, u32>>>;
+    fn task_counts(&self, job: &str) -> Result<Vec<BTreeMap<State, u32>>>;
 
     /// Stores (or replaces) a secret, durably.
-    fn put_secret(&mut self, name: &str, value: &str) -> Result<()>;
-    fn get_secret(&mut self, name: &str) -> Result<Option<String>>;
+    fn put_secret(&self, name: &str, value: &str) -> Result<()>;
+    fn get_secret(&self, name: &str) -> Result<Option<String>>;
 
     /// Stores a template, durably; `true` if created, `false` if it replaced one.
-    fn put_template(&mut self, t: &TemplateRecord) -> Result<bool>;
-    fn get_template(&mut self, name: &str) -> Result<Option<TemplateRecord>>;
+    fn put_template(&self, t: &TemplateRecord) -> Result<bool>;
+    fn get_template(&self, name: &str) -> Result<Option<TemplateRecord>>;
     /// Every template, by name.
-    fn list_templates(&mut self) -> Result<Vec<TemplateRecord>>;
+    fn list_templates(&self) -> Result<Vec<TemplateRecord>>;
     /// `false` if absent.
-    fn delete_template(&mut self, name: &str) -> Result<bool>;
+    fn delete_template(&self, name: &str) -> Result<bool>;
 
     /// Stores a compute environment, durably; `true` if created, `false` if it replaced one.
-    fn put_compute_env(&mut self, e: &ComputeEnvRecord) -> Result<bool>;
-    fn get_compute_env(&mut self, name: &str) -> Result<Option<ComputeEnvRecord>>;
+    fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool>;
+    fn get_compute_env(&self, name: &str) -> Result<Option<ComputeEnvRecord>>;
     /// Every compute environment, by name.
-    fn list_compute_envs(&mut self) -> Result<Vec<ComputeEnvRecord>>;
+    fn list_compute_envs(&self) -> Result<Vec<ComputeEnvRecord>>;
     /// `false` if absent. Nodes naming it are left alone.
-    fn delete_compute_env(&mut self, name: &str) -> Result<bool>;
+    fn delete_compute_env(&self, name: &str) -> Result<bool>;
     /// Sets `desired_nodes` (nothing else, `updated_at` included); `false` if absent.
-    fn set_desired_nodes(&mut self, name: &str, desired: u32) -> Result<bool>;
+    fn set_desired_nodes(&self, name: &str, desired: u32) -> Result<bool>;
 
     /// Inserts a node or updates the one with the same `id` (keeping its `created_at`).
     /// [`StoreError::NameTaken`] if another node has that name.
-    fn upsert_node(&mut self, n: &NodeRecord) -> Result<()>;
+    fn upsert_node(&self, n: &NodeRecord) -> Result<()>;
     /// Every node, by name.
-    fn list_nodes(&mut self) -> Result<Vec<NodeRecord>>;
+    fn list_nodes(&self) -> Result<Vec<NodeRecord>>;
     /// Removes the node with this name; `false` if absent.
-    fn delete_node(&mut self, name: &str) -> Result<bool>;
-}
-
-/// Keys a change by the record it writes, so that a batch can be coalesced (last write wins).
-pub(crate) fn change_key(c: &Change) -> (u8, &JobId, usize, u32, u32) {
-    match c {
-        Change::Job { job, .. } => (0, job, 0, 0, 0),
-        Change::Task { job, task, .. } => (1, job, *task, 0, 0),
-        Change::Instance {
-            job, task, index, ..
-        } => (2, job, *task, *index, 0),
-        Change::Attempt {
-            job,
-            task,
-            index,
-            record,
-        } => (3, job, *task, *index, record.attempt),
-    }
+    fn delete_node(&self, name: &str) -> Result<bool>;
 }

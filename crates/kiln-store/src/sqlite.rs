@@ -1,24 +1,26 @@
 //! The embedded SQLite store.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use kiln_core::engine::{Attempt, Change, TaskSnapshot};
 use kiln_core::model::{JobSpec, SPEC_VERSION};
-use kiln_core::state::{Instance, Reason, State};
+use kiln_core::state::{Instance, State};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
-
-use crate::{
-    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, NodeRecord, Result, Store, StoreError,
-    StoredJob, TemplateRecord, change_key,
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
 };
 
-/// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+use crate::codec::{self, corrupt, parse_reason, parse_state, text};
+use crate::{
+    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, NodeRecord, Result, Store, StoreError,
+    StoredJob, TemplateRecord,
+};
 
-const SCHEMA: &str = "
+/// Version 1: jobs, tasks, instances, attempts, secrets, templates, compute environments,
+/// nodes.
+const V1: &str = "
 CREATE TABLE jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -102,16 +104,38 @@ CREATE TABLE nodes (
 ) WITHOUT ROWID;
 ";
 
+/// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
+/// column is a new step at the end; a step, once released, never changes.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// Schema version written to `PRAGMA user_version`: the number of steps.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// Enough for every distinct statement this store prepares (rusqlite's default is 16).
 const STATEMENT_CACHE: usize = 64;
 
-/// SQLite in WAL mode. Tick batches commit with `synchronous=NORMAL` (durable across a crash
-/// of the process; a power loss may lose the last ticks, which recovery re-runs); a job's
-/// acceptance commits with `synchronous=FULL`.
+/// At most this many idle read connections are kept.
+const MAX_IDLE_READERS: usize = 8;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// SQLite in WAL mode. Writes go through one connection (tick batches commit with
+/// `synchronous=NORMAL`: durable across a crash of the process; a power loss may lose the last
+/// ticks, which recovery re-runs; a job's acceptance commits with `synchronous=FULL`). Reads
+/// use connections of their own, so they never wait for a write, nor a write for them.
 pub struct SqliteStore {
-    conn: Connection,
-    /// Job id -> row key, filled as jobs are inserted or loaded.
-    seqs: HashMap<Arc<str>, i64>,
+    writer: Mutex<Connection>,
+    /// Idle read connections (none for an in-memory database, whose reads use the writer).
+    readers: Mutex<Vec<Connection>>,
+    path: Option<PathBuf>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Retries `f` while SQLite reports the database busy or locked, for up to 10 seconds.
@@ -133,7 +157,7 @@ fn busy_retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, migrating an older schema.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
@@ -141,15 +165,15 @@ impl SqliteStore {
                 source,
             })?;
         }
-        Self::init(Connection::open(path)?)
+        Self::init(Connection::open(path)?, Some(path.to_path_buf()))
     }
 
     /// An in-memory database, for tests.
     pub fn in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(mut conn: Connection) -> Result<Self> {
+    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Check the version before anything that writes to the file (switching to WAL rewrites
@@ -160,81 +184,111 @@ impl SqliteStore {
         busy_retry(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        if check_version(&conn)? == 0 {
-            // Holding the write lock, look again: another process may have created it meanwhile.
+        if check_version(&conn)? < SCHEMA_VERSION {
+            // Holding the write lock, look again: another process may have migrated meanwhile.
             busy_retry(|| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-                if version == 0 {
-                    tx.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+                for step in MIGRATIONS
+                    .iter()
+                    .skip(usize::try_from(version).unwrap_or(0))
+                {
+                    tx.execute_batch(step)?;
                 }
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 tx.commit()
             })?;
         }
         Ok(SqliteStore {
-            conn,
-            seqs: HashMap::new(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path,
         })
     }
 
-    /// Runs `f` with `synchronous=FULL`: for writes acknowledged to a user.
-    fn durably<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        let result = f(&mut self.conn);
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        result
+    /// Runs `f` on the writer connection.
+    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        f(&mut lock(&self.writer))
+    }
+
+    /// Runs `f` with `synchronous=FULL` on the writer: for writes acknowledged to a user.
+    fn durably<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.write(|conn| {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            let result = f(conn);
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            result
+        })
     }
 
     /// Runs one statement durably; `true` if it changed a row.
-    fn execute_durably(&mut self, sql: &str, p: impl rusqlite::Params) -> Result<bool> {
+    fn execute_durably(&self, sql: &str, p: impl rusqlite::Params) -> Result<bool> {
         self.durably(|conn| Ok(conn.prepare_cached(sql)?.execute(p)? > 0))
     }
 
-    fn seq(&mut self, id: &str) -> Result<Option<i64>> {
-        if let Some(&s) = self.seqs.get(id) {
-            return Ok(Some(s));
+    /// Runs `f` on a read connection of its own (the writer's for an in-memory database).
+    fn read<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let Some(path) = &self.path else {
+            return self.write(f);
+        };
+        let idle = lock(&self.readers).pop();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                c
+            }
+        };
+        let result = f(&mut conn);
+        let mut idle = lock(&self.readers);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
         }
-        let seq: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT seq FROM jobs WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        if let Some(s) = seq {
-            self.seqs.insert(Arc::from(id), s);
-        }
-        Ok(seq)
+        result
     }
+}
 
-    fn job_rows(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<JobRow>> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params, |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, seq, name, priority, state, reason, created, updated) = row?;
-            out.push(JobRow {
-                state: parse_state(&state)?,
-                reason: parse_reason(reason)?,
-                id,
-                seq: seq as u64,
-                name,
-                priority: priority.clamp(0, 100) as u8,
-                created_at: created as u64,
-                updated_at: updated as u64,
-            });
-        }
-        Ok(out)
+fn job_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<JobRow>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, i64>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, seq, name, priority, state, reason, created, updated) = row?;
+        out.push(JobRow {
+            state: parse_state(&state)?,
+            reason: parse_reason(reason)?,
+            id,
+            seq: seq as u64,
+            name,
+            priority: priority.clamp(0, 100) as u8,
+            created_at: created as u64,
+            updated_at: updated as u64,
+        });
     }
+    Ok(out)
+}
+
+fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM jobs WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
 }
 
 const JOB_COLUMNS: &str = "id, seq, name, priority, state, reason, created_at, updated_at";
@@ -386,40 +440,31 @@ fn all_rows<T>(
     Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
 }
 
-fn corrupt(what: &str, detail: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        what: what.to_string(),
-        detail: detail.to_string(),
-    }
-}
-
-fn parse_state(s: &str) -> Result<State> {
-    s.parse().map_err(|e| corrupt("state", e))
-}
-
-fn parse_reason(s: Option<String>) -> Result<Option<Reason>> {
-    s.map(|s| s.parse().map_err(|e| corrupt("reason", e)))
-        .transpose()
-}
-
-fn text(r: &Option<Reason>) -> Option<String> {
-    r.as_ref().map(ToString::to_string)
-}
-
 impl Store for SqliteStore {
-    fn insert_job(&mut self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow> {
-        if self.seq(id)?.is_some() {
-            return Err(StoreError::Duplicate(id.to_string()));
-        }
-        let spec_json = serde_json::to_string(spec).map_err(|e| corrupt("spec", e))?;
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        let result = (|| -> Result<i64> {
-            let tx = self.conn.transaction()?;
-            tx.execute(
-                "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at, updated_at)
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn insert_job(&self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow> {
+        let spec_json = codec::encode_spec(spec)?;
+        let seq = self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if seq_of(&tx, id)?.is_some() {
+                return Err(StoreError::Duplicate(id.to_string()));
+            }
+            tx.prepare_cached(
+                "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at,
+                     updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6)",
-                params![id, spec.name, spec.priority, SPEC_VERSION, spec_json, now as i64],
-            )?;
+            )?
+            .execute(params![
+                id,
+                spec.name,
+                spec.priority,
+                SPEC_VERSION,
+                spec_json,
+                now as i64
+            ])?;
             let seq = tx.last_insert_rowid();
             {
                 let mut stmt = tx.prepare_cached(
@@ -431,10 +476,7 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(seq)
-        })();
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let seq = result?;
-        self.seqs.insert(Arc::from(id), seq);
+        })?;
         Ok(JobRow {
             id: id.to_string(),
             seq: seq as u64,
@@ -447,326 +489,97 @@ impl Store for SqliteStore {
         })
     }
 
-    fn apply(&mut self, changes: &[Change]) -> Result<()> {
+    fn apply(&self, changes: &[Change]) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        // Coalesce: only the last change to each record is written.
-        let mut seen = HashSet::with_capacity(changes.len());
-        let mut latest: Vec<&Change> = changes
-            .iter()
-            .rev()
-            .filter(|c| seen.insert(change_key(c)))
-            .collect();
-        latest.reverse();
-        let mut seqs = Vec::with_capacity(latest.len());
-        for c in &latest {
-            let job = match c {
-                Change::Job { job, .. }
-                | Change::Task { job, .. }
-                | Change::Instance { job, .. }
-                | Change::Attempt { job, .. } => job,
-            };
-            let seq = self
-                .seq(job)?
-                .ok_or_else(|| corrupt("change", format!("unknown job {job}")))?;
-            seqs.push(seq);
-        }
-        let tx = self.conn.transaction()?;
-        for (c, seq) in latest.iter().zip(seqs) {
-            match c {
-                Change::Job {
-                    state, reason, at, ..
-                } => {
-                    tx.prepare_cached(
-                        "UPDATE jobs SET state = ?2, reason = ?3, updated_at = ?4 WHERE seq = ?1",
-                    )?
-                    .execute(params![
-                        seq,
-                        state.as_str(),
-                        text(reason),
-                        *at as i64
-                    ])?;
-                }
-                Change::Task {
-                    task,
-                    state,
-                    reason,
-                    stop,
-                    unstarted,
-                    ..
-                } => {
-                    tx.prepare_cached(
-                        "UPDATE tasks SET state = ?3, reason = ?4, stop = ?5, unstarted = ?6
-                         WHERE job = ?1 AND task = ?2",
-                    )?
-                    .execute(params![
-                        seq,
-                        *task as i64,
-                        state.as_str(),
-                        text(reason),
-                        text(stop),
-                        text(unstarted)
-                    ])?;
-                }
-                Change::Instance {
-                    task,
-                    index,
-                    record: i,
-                    ..
-                } => {
-                    tx.prepare_cached(
-                        "INSERT INTO instances (job, task, idx, state, reason, attempt, retries_used,
-                             resource_retries_used, exit_code, stop)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                         ON CONFLICT (job, task, idx) DO UPDATE SET state = excluded.state,
-                             reason = excluded.reason, attempt = excluded.attempt,
-                             retries_used = excluded.retries_used,
-                             resource_retries_used = excluded.resource_retries_used,
-                             exit_code = excluded.exit_code, stop = excluded.stop",
-                    )?
-                    .execute(params![
-                        seq,
-                        *task as i64,
-                        index,
-                        i.state.as_str(),
-                        text(&i.reason),
-                        i.attempt,
-                        i.retries_used,
-                        i.resource_retries_used,
-                        i.exit_code,
-                        text(&i.stop)
-                    ])?;
-                }
-                Change::Attempt {
-                    task,
-                    index,
-                    record: a,
-                    ..
-                } => {
-                    tx.prepare_cached(
-                        "INSERT INTO attempts (job, task, idx, attempt, state, reason, exit_code,
-                             node, pid, started_at, ended_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                         ON CONFLICT (job, task, idx, attempt) DO UPDATE SET state = excluded.state,
-                             reason = excluded.reason, exit_code = excluded.exit_code,
-                             node = excluded.node, pid = excluded.pid,
-                             ended_at = excluded.ended_at",
-                    )?
-                    .execute(params![
-                        seq,
-                        *task as i64,
-                        index,
-                        a.attempt,
-                        a.state.as_str(),
-                        text(&a.reason),
-                        a.exit_code,
-                        a.node,
-                        a.pid,
-                        a.started_at as i64,
-                        a.ended_at.map(|t| t as i64)
-                    ])?;
-                }
+        let latest = codec::coalesce(changes);
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let mut seqs: HashMap<&str, i64> = HashMap::new();
+            for c in latest {
+                let job = codec::change_job(c);
+                let seq = match seqs.get(&**job) {
+                    Some(&s) => s,
+                    None => {
+                        let s = seq_of(&tx, job)?
+                            .ok_or_else(|| corrupt("change", format!("unknown job {job}")))?;
+                        seqs.insert(job, s);
+                        s
+                    }
+                };
+                apply_one(&tx, seq, c)?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
-    fn job_row(&mut self, id: &str) -> Result<Option<JobRow>> {
-        Ok(self
-            .job_rows(
+    fn job_row(&self, id: &str) -> Result<Option<JobRow>> {
+        self.read(|conn| {
+            Ok(job_rows(
+                conn,
                 &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
                 [id],
             )?
             .pop())
+        })
     }
 
-    fn load_job(&mut self, id: &str) -> Result<Option<StoredJob>> {
-        let found: Option<(i64, String, i64)> = self
-            .conn
-            .query_row(
-                "SELECT seq, spec, spec_version FROM jobs WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    fn load_job(&self, id: &str) -> Result<Option<StoredJob>> {
+        // One read transaction: every query sees the same snapshot.
+        self.read(|conn| {
+            let tx = conn.transaction()?;
+            let found = load_job_in(&tx, id)?;
+            tx.commit()?;
+            Ok(found)
+        })
+    }
+
+    fn unfinished_jobs(&self) -> Result<Vec<JobRow>> {
+        self.read(|conn| {
+            job_rows(
+                conn,
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE state NOT IN ({}) ORDER BY seq",
+                    codec::terminal_sql()
+                ),
+                [],
             )
-            .optional()?;
-        let Some((seq, spec_json, spec_version)) = found else {
-            return Ok(None);
-        };
-        if spec_version != i64::from(SPEC_VERSION) {
-            return Err(corrupt(
-                "spec",
-                format!("job {id} has spec version {spec_version}, expected {SPEC_VERSION}"),
-            ));
-        }
-        self.seqs.insert(Arc::from(id), seq);
-        let spec: JobSpec = serde_json::from_str(&spec_json).map_err(|e| corrupt("spec", e))?;
-        // The engine relies on tasks being in DAG order; never hand it a spec that is not.
-        for (t, task) in spec.tasks.iter().enumerate() {
-            if task.deps.iter().any(|d| d.task >= t) {
-                return Err(corrupt(
-                    "spec",
-                    format!("job {id}: task {t} depends forward"),
-                ));
-            }
-        }
-        let row = self
-            .job_rows(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ?1"),
-                [seq],
-            )?
-            .pop()
-            .ok_or_else(|| corrupt("job", id))?;
-        let mut tasks = vec![TaskSnapshot::default(); spec.tasks.len()];
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT task, state, reason, stop, unstarted FROM tasks WHERE job = ?1",
-            )?;
-            let rows = stmt.query_map([seq], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })?;
+        })
+    }
+
+    fn unfinished_with_spec(&self, spec: &JobSpec) -> Result<Vec<JobRow>> {
+        let spec_json = codec::encode_spec(spec)?;
+        self.read(|conn| {
+            job_rows(
+                conn,
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE state NOT IN ({}) AND spec = ?1
+                     ORDER BY seq",
+                    codec::terminal_sql()
+                ),
+                [spec_json],
+            )
+        })
+    }
+
+    fn attempts(&self, job: &str, task: usize, index: u32) -> Result<Vec<Attempt>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT attempt, state, reason, exit_code, node, pid, started_at, ended_at
+                 FROM attempts WHERE job = {JOB_SEQ} AND task = ?2 AND idx = ?3 ORDER BY attempt"
+            ))?;
+            let rows = stmt.query_map(params![job, task as i64, index], |r| raw_attempt(r, 0))?;
+            let mut out = Vec::new();
             for row in rows {
-                let (t, state, reason, stop, unstarted) = row?;
-                let Some(snap) = usize::try_from(t).ok().and_then(|t| tasks.get_mut(t)) else {
-                    return Err(corrupt("task", format!("job {id} task {t}")));
-                };
-                snap.state = Some(parse_state(&state)?);
-                snap.reason = parse_reason(reason)?;
-                snap.stop = parse_reason(stop)?;
-                snap.unstarted = parse_reason(unstarted)?;
+                out.push(attempt_from(row?)?);
             }
-        }
-        // The last attempt of every instance that is not finished: needed to end it properly.
-        let mut last_attempts: HashMap<(i64, u32), Attempt> = HashMap::new();
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT a.task, a.idx, a.attempt, a.state, a.reason, a.exit_code, a.node, a.pid,
-                        a.started_at, a.ended_at
-                 FROM attempts a JOIN instances i
-                   ON i.job = a.job AND i.task = a.task AND i.idx = a.idx AND i.attempt = a.attempt
-                 WHERE a.job = ?1 AND i.state NOT IN ('SUCCEED')",
-            )?;
-            let rows = stmt.query_map([seq], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<i32>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, Option<u32>>(7)?,
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, Option<i64>>(9)?,
-                ))
-            })?;
-            for row in rows {
-                let (t, idx, attempt, state, reason, exit_code, node, pid, started, ended) = row?;
-                last_attempts.insert(
-                    (t, idx),
-                    Attempt {
-                        attempt,
-                        state: parse_state(&state)?,
-                        reason: parse_reason(reason)?,
-                        exit_code,
-                        node,
-                        pid,
-                        started_at: started as u64,
-                        ended_at: ended.map(|e| e as u64),
-                    },
-                );
-            }
-        }
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT task, idx, state, reason, attempt, retries_used, resource_retries_used,
-                        exit_code, stop
-                 FROM instances WHERE job = ?1",
-            )?;
-            let rows = stmt.query_map([seq], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, u32>(5)?,
-                    r.get::<_, u32>(6)?,
-                    r.get::<_, Option<i32>>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                ))
-            })?;
-            for row in rows {
-                let (t, idx, state, reason, attempt, retries, res_retries, exit_code, stop) = row?;
-                let Some(snap) = usize::try_from(t).ok().and_then(|t| tasks.get_mut(t)) else {
-                    return Err(corrupt("instance", format!("job {id} task {t}")));
-                };
-                let inst = Instance {
-                    state: parse_state(&state)?,
-                    reason: parse_reason(reason)?,
-                    attempt,
-                    retries_used: retries,
-                    resource_retries_used: res_retries,
-                    exit_code,
-                    stop: parse_reason(stop)?,
-                };
-                let att = last_attempts.remove(&(t, idx));
-                snap.instances.push((idx, inst, att));
-            }
-        }
-        Ok(Some(StoredJob {
-            row,
-            spec: Arc::new(spec),
-            tasks,
-        }))
+            Ok(out)
+        })
     }
 
-    fn unfinished_jobs(&mut self) -> Result<Vec<JobRow>> {
-        self.job_rows(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM jobs
-                 WHERE state NOT IN ('SUCCEED', 'FAILED', 'FAILED_INTERRUPTED') ORDER BY seq"
-            ),
-            [],
-        )
-    }
-
-    fn unfinished_with_spec(&mut self, spec: &JobSpec) -> Result<Vec<JobRow>> {
-        let spec_json = serde_json::to_string(spec).map_err(|e| corrupt("spec", e))?;
-        self.job_rows(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM jobs
-                 WHERE state NOT IN ('SUCCEED', 'FAILED', 'FAILED_INTERRUPTED') AND spec = ?1
-                 ORDER BY seq"
-            ),
-            [spec_json],
-        )
-    }
-
-    fn attempts(&mut self, job: &str, task: usize, index: u32) -> Result<Vec<Attempt>> {
-        let Some(seq) = self.seq(job)? else {
-            return Ok(Vec::new());
-        };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT attempt, state, reason, exit_code, node, pid, started_at, ended_at
-             FROM attempts WHERE job = ?1 AND task = ?2 AND idx = ?3 ORDER BY attempt",
-        )?;
-        let rows = stmt.query_map(params![seq, task as i64, index], |r| raw_attempt(r, 0))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(attempt_from(row?)?);
-        }
-        Ok(out)
-    }
-
-    fn list_jobs(&mut self, q: &JobQuery) -> Result<Vec<JobRow>> {
+    fn list_jobs(&self, q: &JobQuery) -> Result<Vec<JobRow>> {
         // One statement per combination of filters, so that each can use its index (`jobs_state`
         // is `(state, seq)`; `seq` is the rowid) and stay in the statement cache.
         let mut conds = Vec::new();
@@ -792,20 +605,21 @@ impl Store for SqliteStore {
         } else {
             format!("WHERE {}", conds.join(" AND "))
         };
-        self.job_rows(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY seq DESC LIMIT ?{limit}"),
-            params_from_iter(values),
-        )
+        self.read(|conn| {
+            job_rows(
+                conn,
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY seq DESC LIMIT ?{limit}"
+                ),
+                params_from_iter(values),
+            )
+        })
     }
 
-    fn delete_job(&mut self, id: &str) -> Result<bool> {
-        let deleted = self.durably(|conn| {
+    fn delete_job(&self, id: &str) -> Result<bool> {
+        self.durably(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let seq: Option<i64> = tx
-                .prepare_cached("SELECT seq FROM jobs WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?;
-            let Some(seq) = seq else {
+            let Some(seq) = seq_of(&tx, id)? else {
                 return Ok(false);
             };
             for sql in [
@@ -818,13 +632,11 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(true)
-        })?;
-        self.seqs.remove(id);
-        Ok(deleted)
+        })
     }
 
     fn instances_page(
-        &mut self,
+        &self,
         job: &str,
         task: usize,
         after: Option<u32>,
@@ -834,89 +646,39 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         };
         let after = after.map_or(-1, i64::from);
-        // One read transaction: both queries see the same snapshot.
-        let tx = self.conn.transaction()?;
-        let mut page: Vec<InstancePageItem> = Vec::new();
-        {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT idx, state, reason, attempt, retries_used, resource_retries_used,
-                        exit_code, stop
-                 FROM instances WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3
-                 ORDER BY idx LIMIT ?4"
-            ))?;
-            let rows = stmt.query_map(params![job, task, after, limit], |r| {
-                Ok((r.get::<_, u32>(0)?, raw_instance(r, 1)?))
-            })?;
-            for row in rows {
-                let (idx, raw) = row?;
-                page.push((idx, instance_from(raw)?, Vec::new()));
-            }
-        }
-        let Some(last) = page.last().map(|(i, _, _)| *i) else {
-            return Ok(page);
-        };
-        {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT idx, attempt, state, reason, exit_code, node, pid, started_at, ended_at
-                 FROM attempts WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3 AND idx <= ?4
-                 ORDER BY idx, attempt"
-            ))?;
-            let rows = stmt.query_map(params![job, task, after, last], |r| {
-                Ok((r.get::<_, u32>(0)?, raw_attempt(r, 1)?))
-            })?;
-            // Both sides are in index order: walk them together.
-            let mut slot = 0;
-            for row in rows {
-                let (idx, raw) = row?;
-                while page.get(slot).is_some_and(|(i, _, _)| *i < idx) {
-                    slot += 1;
-                }
-                match page.get_mut(slot) {
-                    Some((i, _, attempts)) if *i == idx => attempts.push(attempt_from(raw)?),
-                    // An attempt of an instance with no record: not ours to show.
-                    _ => {}
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(page)
+        self.read(|conn| {
+            // One read transaction: both queries see the same snapshot.
+            let tx = conn.transaction()?;
+            let page = instances_page_in(&tx, job, task, after, limit)?;
+            tx.commit()?;
+            Ok(page)
+        })
     }
 
-    fn task_counts(&mut self, job: &str) -> Result<Vec<BTreeMap<State, u32>>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT t.task, i.state, COUNT(i.idx)
-             FROM tasks t LEFT JOIN instances i ON i.job = t.job AND i.task = t.task
-             WHERE t.job = {JOB_SEQ}
-             GROUP BY t.task, i.state ORDER BY t.task"
-        ))?;
-        let rows = stmt.query_map([job], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, u32>(2)?,
-            ))
-        })?;
-        let mut out: Vec<BTreeMap<State, u32>> = Vec::new();
-        for row in rows {
-            let (t, state, n) = row?;
-            let t = usize::try_from(t).map_err(|e| corrupt("task", e))?;
-            // Tasks are numbered 0..n with no gaps.
-            if t == out.len() {
-                out.push(BTreeMap::new());
-            } else if t + 1 != out.len() {
-                return Err(corrupt(
-                    "task",
-                    format!("job {job}: task {t} out of sequence"),
-                ));
+    fn task_counts(&self, job: &str) -> Result<Vec<BTreeMap<State, u32>>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT t.task, i.state, COUNT(i.idx)
+                 FROM tasks t LEFT JOIN instances i ON i.job = t.job AND i.task = t.task
+                 WHERE t.job = {JOB_SEQ}
+                 GROUP BY t.task, i.state ORDER BY t.task"
+            ))?;
+            let rows = stmt.query_map([job], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
+            })?;
+            let mut grouped = Vec::new();
+            for row in rows {
+                grouped.push(row?);
             }
-            if let (Some(state), Some(counts)) = (state, out.last_mut()) {
-                counts.insert(parse_state(&state)?, n);
-            }
-        }
-        Ok(out)
+            codec::group_counts(job, grouped)
+        })
     }
 
-    fn put_secret(&mut self, name: &str, value: &str) -> Result<()> {
+    fn put_secret(&self, name: &str, value: &str) -> Result<()> {
         self.execute_durably(
             "INSERT INTO secrets (name, value) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -925,15 +687,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn get_secret(&mut self, name: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
-            .query_row([name], |r| r.get(0))
-            .optional()?)
+    fn get_secret(&self, name: &str) -> Result<Option<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?)
+        })
     }
 
-    fn put_template(&mut self, t: &TemplateRecord) -> Result<bool> {
+    fn put_template(&self, t: &TemplateRecord) -> Result<bool> {
         self.durably(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existed = tx
@@ -957,29 +720,32 @@ impl Store for SqliteStore {
         })
     }
 
-    fn get_template(&mut self, name: &str) -> Result<Option<TemplateRecord>> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE name = ?1"
-            ))?
-            .query_row([name], template_row)
-            .optional()?)
+    fn get_template(&self, name: &str) -> Result<Option<TemplateRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE name = ?1"
+                ))?
+                .query_row([name], template_row)
+                .optional()?)
+        })
     }
 
-    fn list_templates(&mut self) -> Result<Vec<TemplateRecord>> {
-        all_rows(
-            &self.conn,
-            &format!("SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY name"),
-            template_row,
-        )
+    fn list_templates(&self) -> Result<Vec<TemplateRecord>> {
+        self.read(|conn| {
+            all_rows(
+                conn,
+                &format!("SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY name"),
+                template_row,
+            )
+        })
     }
 
-    fn delete_template(&mut self, name: &str) -> Result<bool> {
+    fn delete_template(&self, name: &str) -> Result<bool> {
         self.execute_durably("DELETE FROM templates WHERE name = ?1", [name])
     }
 
-    fn put_compute_env(&mut self, e: &ComputeEnvRecord) -> Result<bool> {
+    fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
         self.durably(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existed = tx
@@ -1007,86 +773,317 @@ impl Store for SqliteStore {
         })
     }
 
-    fn get_compute_env(&mut self, name: &str) -> Result<Option<ComputeEnvRecord>> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {ENV_COLUMNS} FROM compute_envs WHERE name = ?1"
-            ))?
-            .query_row([name], env_row)
-            .optional()?)
+    fn get_compute_env(&self, name: &str) -> Result<Option<ComputeEnvRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {ENV_COLUMNS} FROM compute_envs WHERE name = ?1"
+                ))?
+                .query_row([name], env_row)
+                .optional()?)
+        })
     }
 
-    fn list_compute_envs(&mut self) -> Result<Vec<ComputeEnvRecord>> {
-        all_rows(
-            &self.conn,
-            &format!("SELECT {ENV_COLUMNS} FROM compute_envs ORDER BY name"),
-            env_row,
-        )
+    fn list_compute_envs(&self) -> Result<Vec<ComputeEnvRecord>> {
+        self.read(|conn| {
+            all_rows(
+                conn,
+                &format!("SELECT {ENV_COLUMNS} FROM compute_envs ORDER BY name"),
+                env_row,
+            )
+        })
     }
 
-    fn delete_compute_env(&mut self, name: &str) -> Result<bool> {
+    fn delete_compute_env(&self, name: &str) -> Result<bool> {
         self.execute_durably("DELETE FROM compute_envs WHERE name = ?1", [name])
     }
 
-    fn set_desired_nodes(&mut self, name: &str, desired: u32) -> Result<bool> {
+    fn set_desired_nodes(&self, name: &str, desired: u32) -> Result<bool> {
         self.execute_durably(
             "UPDATE compute_envs SET desired_nodes = ?2 WHERE name = ?1",
             params![name, desired],
         )
     }
 
-    fn upsert_node(&mut self, n: &NodeRecord) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let holder: Option<String> = tx
-            .prepare_cached("SELECT id FROM nodes WHERE name = ?1")?
-            .query_row([&n.name], |r| r.get(0))
-            .optional()?;
-        if holder.is_some_and(|id| id != n.id) {
-            return Err(StoreError::NameTaken {
-                kind: "node",
-                name: n.name.clone(),
-            });
+    fn upsert_node(&self, n: &NodeRecord) -> Result<()> {
+        self.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let holder: Option<String> = tx
+                .prepare_cached("SELECT id FROM nodes WHERE name = ?1")?
+                .query_row([&n.name], |r| r.get(0))
+                .optional()?;
+            if holder.is_some_and(|id| id != n.id) {
+                return Err(StoreError::NameTaken {
+                    kind: "node",
+                    name: n.name.clone(),
+                });
+            }
+            tx.prepare_cached(
+                "INSERT INTO nodes (id, name, state, compute_env, slots, millicpus, memory,
+                     last_seen, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state,
+                     compute_env = excluded.compute_env, slots = excluded.slots,
+                     millicpus = excluded.millicpus, memory = excluded.memory,
+                     last_seen = excluded.last_seen",
+            )?
+            .execute(params![
+                n.id,
+                n.name,
+                n.state,
+                n.compute_env,
+                n.slots,
+                n.millicpus as i64,
+                n.memory as i64,
+                n.last_seen as i64,
+                n.created_at as i64
+            ])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        self.read(|conn| {
+            all_rows(
+                conn,
+                &format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY name"),
+                node_row,
+            )
+        })
+    }
+
+    fn delete_node(&self, name: &str) -> Result<bool> {
+        self.write(|conn| {
+            let n = conn
+                .prepare_cached("DELETE FROM nodes WHERE name = ?1")?
+                .execute([name])?;
+            Ok(n > 0)
+        })
+    }
+}
+
+/// Writes one (coalesced) change of a tick.
+fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, c: &Change) -> Result<()> {
+    match c {
+        Change::Job {
+            state, reason, at, ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE jobs SET state = ?2, reason = ?3, updated_at = ?4 WHERE seq = ?1",
+            )?
+            .execute(params![seq, state.as_str(), text(reason), *at as i64])?;
         }
-        tx.prepare_cached(
-            "INSERT INTO nodes (id, name, state, compute_env, slots, millicpus, memory,
-                 last_seen, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state,
-                 compute_env = excluded.compute_env, slots = excluded.slots,
-                 millicpus = excluded.millicpus, memory = excluded.memory,
-                 last_seen = excluded.last_seen",
-        )?
-        .execute(params![
-            n.id,
-            n.name,
-            n.state,
-            n.compute_env,
-            n.slots,
-            n.millicpus as i64,
-            n.memory as i64,
-            n.last_seen as i64,
-            n.created_at as i64
-        ])?;
-        tx.commit()?;
-        Ok(())
+        Change::Task {
+            task,
+            state,
+            reason,
+            stop,
+            unstarted,
+            ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE tasks SET state = ?3, reason = ?4, stop = ?5, unstarted = ?6
+                 WHERE job = ?1 AND task = ?2",
+            )?
+            .execute(params![
+                seq,
+                *task as i64,
+                state.as_str(),
+                text(reason),
+                text(stop),
+                text(unstarted)
+            ])?;
+        }
+        Change::Instance {
+            task,
+            index,
+            record: i,
+            ..
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO instances (job, task, idx, state, reason, attempt, retries_used,
+                     resource_retries_used, exit_code, stop)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (job, task, idx) DO UPDATE SET state = excluded.state,
+                     reason = excluded.reason, attempt = excluded.attempt,
+                     retries_used = excluded.retries_used,
+                     resource_retries_used = excluded.resource_retries_used,
+                     exit_code = excluded.exit_code, stop = excluded.stop",
+            )?
+            .execute(params![
+                seq,
+                *task as i64,
+                index,
+                i.state.as_str(),
+                text(&i.reason),
+                i.attempt,
+                i.retries_used,
+                i.resource_retries_used,
+                i.exit_code,
+                text(&i.stop)
+            ])?;
+        }
+        Change::Attempt {
+            task,
+            index,
+            record: a,
+            ..
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO attempts (job, task, idx, attempt, state, reason, exit_code,
+                     node, pid, started_at, ended_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (job, task, idx, attempt) DO UPDATE SET state = excluded.state,
+                     reason = excluded.reason, exit_code = excluded.exit_code,
+                     node = excluded.node, pid = excluded.pid,
+                     ended_at = excluded.ended_at",
+            )?
+            .execute(params![
+                seq,
+                *task as i64,
+                index,
+                a.attempt,
+                a.state.as_str(),
+                text(&a.reason),
+                a.exit_code,
+                a.node,
+                a.pid,
+                a.started_at as i64,
+                a.ended_at.map(|t| t as i64)
+            ])?;
+        }
     }
+    Ok(())
+}
 
-    fn list_nodes(&mut self) -> Result<Vec<NodeRecord>> {
-        all_rows(
-            &self.conn,
-            &format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY name"),
-            node_row,
-        )
+fn load_job_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<StoredJob>> {
+    let found: Option<(i64, String, i64)> = tx
+        .prepare_cached("SELECT seq, spec, spec_version FROM jobs WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((seq, spec_json, spec_version)) = found else {
+        return Ok(None);
+    };
+    let spec = codec::decode_spec(id, &spec_json, spec_version)?;
+    let row = job_rows(
+        tx,
+        &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ?1"),
+        [seq],
+    )?
+    .pop()
+    .ok_or_else(|| corrupt("job", id))?;
+    let mut tasks = vec![TaskSnapshot::default(); spec.tasks.len()];
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT task, state, reason, stop, unstarted FROM tasks WHERE job = ?1",
+        )?;
+        let rows = stmt.query_map([seq], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (t, state, reason, stop, unstarted) = row?;
+            let Some(snap) = usize::try_from(t).ok().and_then(|t| tasks.get_mut(t)) else {
+                return Err(corrupt("task", format!("job {id} task {t}")));
+            };
+            snap.state = Some(parse_state(&state)?);
+            snap.reason = parse_reason(reason)?;
+            snap.stop = parse_reason(stop)?;
+            snap.unstarted = parse_reason(unstarted)?;
+        }
     }
+    // The last attempt of every instance that is not finished: needed to end it properly.
+    let mut last_attempts: HashMap<(i64, u32), Attempt> = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT a.task, a.idx, a.attempt, a.state, a.reason, a.exit_code, a.node, a.pid,
+                    a.started_at, a.ended_at
+             FROM attempts a JOIN instances i
+               ON i.job = a.job AND i.task = a.task AND i.idx = a.idx AND i.attempt = a.attempt
+             WHERE a.job = ?1 AND i.state NOT IN ('SUCCEED')",
+        )?;
+        let rows = stmt.query_map([seq], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, raw_attempt(r, 2)?))
+        })?;
+        for row in rows {
+            let (t, idx, raw) = row?;
+            last_attempts.insert((t, idx), attempt_from(raw)?);
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT task, idx, state, reason, attempt, retries_used, resource_retries_used,
+                    exit_code, stop
+             FROM instances WHERE job = ?1",
+        )?;
+        let rows = stmt.query_map([seq], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, u32>(1)?,
+                raw_instance(r, 2)?,
+            ))
+        })?;
+        for row in rows {
+            let (t, idx, raw) = row?;
+            let Some(snap) = usize::try_from(t).ok().and_then(|t| tasks.get_mut(t)) else {
+                return Err(corrupt("instance", format!("job {id} task {t}")));
+            };
+            let att = last_attempts.remove(&(t, idx));
+            snap.instances.push((idx, instance_from(raw)?, att));
+        }
+    }
+    Ok(Some(StoredJob {
+        row,
+        spec: Arc::new(spec),
+        tasks,
+    }))
+}
 
-    fn delete_node(&mut self, name: &str) -> Result<bool> {
-        let n = self
-            .conn
-            .prepare_cached("DELETE FROM nodes WHERE name = ?1")?
-            .execute([name])?;
-        Ok(n > 0)
+fn instances_page_in(
+    tx: &rusqlite::Transaction<'_>,
+    job: &str,
+    task: i64,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<InstancePageItem>> {
+    let mut page: Vec<InstancePageItem> = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT idx, state, reason, attempt, retries_used, resource_retries_used,
+                    exit_code, stop
+             FROM instances WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3
+             ORDER BY idx LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(params![job, task, after, limit], |r| {
+            Ok((r.get::<_, u32>(0)?, raw_instance(r, 1)?))
+        })?;
+        for row in rows {
+            let (idx, raw) = row?;
+            page.push((idx, instance_from(raw)?, Vec::new()));
+        }
     }
+    let Some(last) = page.last().map(|(i, _, _)| *i) else {
+        return Ok(page);
+    };
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT idx, attempt, state, reason, exit_code, node, pid, started_at, ended_at
+         FROM attempts WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3 AND idx <= ?4
+         ORDER BY idx, attempt"
+    ))?;
+    let rows = stmt.query_map(params![job, task, after, last], |r| {
+        Ok((r.get::<_, u32>(0)?, raw_attempt(r, 1)?))
+    })?;
+    let mut attempts = Vec::new();
+    for row in rows {
+        let (idx, raw) = row?;
+        attempts.push((idx, attempt_from(raw)?));
+    }
+    codec::attach_attempts(&mut page, attempts);
+    Ok(page)
 }

@@ -11,18 +11,18 @@ use rusqlite::Connection;
 
 #[test]
 fn in_memory_sqlite_conforms() {
-    let mut store = SqliteStore::in_memory().unwrap();
-    conformance::run(&mut store);
+    let store = SqliteStore::in_memory().unwrap();
+    conformance::run(&store);
 }
 
 #[test]
 fn file_sqlite_conforms_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/kiln.db");
-    let mut store = SqliteStore::open(&path).unwrap();
-    conformance::run(&mut store);
+    let store = SqliteStore::open(&path).unwrap();
+    conformance::run(&store);
     drop(store);
-    let mut store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
     assert!(store.load_job("job-conform1").unwrap().is_some());
     assert_eq!(store.list_templates().unwrap().len(), 2);
 }
@@ -68,15 +68,18 @@ fn concurrent_first_opens_create_the_schema_once() {
     for t in threads {
         t.join().unwrap().unwrap();
     }
-    assert_eq!(pragma(&path, "user_version"), "Integer(1)");
+    assert_eq!(
+        pragma(&path, "user_version"),
+        format!("Integer({})", kiln_store::sqlite::SCHEMA_VERSION)
+    );
 }
 
 #[test]
 fn two_stores_on_one_file_read_while_the_other_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kiln.db");
-    let mut writer = SqliteStore::open(&path).unwrap();
-    let mut reader = SqliteStore::open(&path).unwrap();
+    let writer = SqliteStore::open(&path).unwrap();
+    let reader = SqliteStore::open(&path).unwrap();
     assert_eq!(pragma(&path, "journal_mode"), r#"Text("wal")"#);
     let all = JobQuery {
         limit: 10,
@@ -149,7 +152,7 @@ fn two_stores_on_one_file_read_while_the_other_writes() {
 fn delete_job_leaves_no_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kiln.db");
-    let mut store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
     let job: Arc<str> = Arc::from("job-del");
     store
         .insert_job(&job, &conformance::sample_spec(), 1_000)

@@ -31,6 +31,11 @@ pub struct ServerArgs {
     /// `agent-token`) are kept.
     #[arg(long, env = "KILN_DATA_DIR")]
     data_dir: PathBuf,
+    /// Keep state in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`)
+    /// instead of SQLite in --data-dir; several servers may share it, one of them scheduling
+    /// at a time.
+    #[arg(long, env = "KILN_DB", value_name = "URL")]
+    db: Option<String>,
     /// CPUs of this host given to tasks that name no compute environment [default: all].
     #[arg(long)]
     cpus: Option<f64>,
@@ -150,6 +155,7 @@ pub fn server(args: ServerArgs) -> u8 {
         listen: args.listen,
         catalog,
         data_dir: args.data_dir.clone(),
+        db: args.db,
         node: Node::new(
             "local",
             (cpus * 1000.0).round() as u64,

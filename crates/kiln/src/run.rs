@@ -11,7 +11,6 @@ use kiln_core::model::{Image, JobSpec};
 use kiln_core::spec::SpecError;
 use kiln_core::state::State;
 use kiln_server::{Driver, LocalConfig};
-use kiln_store::Store;
 use serde_json::json;
 
 use crate::load::{error_json, load_spec, print_errors};
@@ -206,6 +205,7 @@ pub fn run(args: RunArgs) -> u8 {
             .any(|t| matches!(t.image, Image::Docker(_)))
     });
     let cfg = LocalConfig {
+        db: None,
         state_dir: state_dir.clone(),
         node,
         kill_grace: Duration::from_secs(args.kill_grace),

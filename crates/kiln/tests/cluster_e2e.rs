@@ -7,11 +7,38 @@ mod common;
 mod support;
 
 use common::procs_with_marker;
-use support::{Cluster, env_nodes, path, state, wait_until};
+use support::{Cluster, Db, ServerOptions, env_nodes, path, state, wait_until};
 
-#[test]
-fn a_job_spreads_over_two_agents() {
-    let mut c = Cluster::new();
+/// Every test here runs twice: on SQLite, and with `--db` on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(super::Db::Sqlite)
+                }
+                #[test]
+                fn postgres() {
+                    super::$name(super::Db::Postgres)
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    a_job_spreads_over_two_agents,
+    a_killed_agent_s_instances_run_again_elsewhere,
+    a_server_killed_mid_job_loses_nothing,
+    a_local_compute_environment_scales_from_zero_to_two_and_back,
+    templates_are_created_listed_used_with_overrides_and_deleted,
+    an_output_upload_that_failed_succeeds_on_retry_once_storage_is_back,
+    a_restarted_agent_kills_what_its_killed_process_left_running,
+);
+
+fn a_job_spreads_over_two_agents(db: Db) {
+    let mut c = Cluster::on(db);
     c.start_agent("alpha", 2);
     c.start_agent("beta", 2);
     let spec = c.spec(
@@ -33,9 +60,8 @@ fn a_job_spreads_over_two_agents() {
     assert!(["node-alpha", "node-beta"].contains(&out.trim()), "{out}");
 }
 
-#[test]
-fn a_killed_agent_s_instances_run_again_elsewhere() {
-    let mut c = Cluster::new();
+fn a_killed_agent_s_instances_run_again_elsewhere(db: Db) {
+    let mut c = Cluster::on(db);
     c.start_agent("doomed", 2);
     let spec = c.spec(
         "lost.yaml",
@@ -55,9 +81,8 @@ fn a_killed_agent_s_instances_run_again_elsewhere() {
     }
 }
 
-#[test]
-fn a_server_killed_mid_job_loses_nothing() {
-    let mut c = Cluster::new();
+fn a_server_killed_mid_job_loses_nothing(db: Db) {
+    let mut c = Cluster::on(db);
     c.start_agent("a1", 4);
     c.start_agent("a2", 4);
     let spec = c.spec(
@@ -88,9 +113,8 @@ fn a_server_killed_mid_job_loses_nothing() {
     assert_eq!(succeeded, 500, "exactly one succeeded attempt per instance");
 }
 
-#[test]
-fn a_local_compute_environment_scales_from_zero_to_two_and_back() {
-    let c = Cluster::new();
+fn a_local_compute_environment_scales_from_zero_to_two_and_back(db: Db) {
+    let c = Cluster::on(db);
     let env = c.spec(
         "elastic.yaml",
         "name: elastic\nprovider: local\ndesired_nodes: 0\nslots: 2\n",
@@ -128,9 +152,8 @@ fn a_local_compute_environment_scales_from_zero_to_two_and_back() {
     });
 }
 
-#[test]
-fn templates_are_created_listed_used_with_overrides_and_deleted() {
-    let c = Cluster::new();
+fn templates_are_created_listed_used_with_overrides_and_deleted(db: Db) {
+    let c = Cluster::on(db);
     let base = c.spec(
         "base.yaml",
         "name: base\ndescription: greets\ntask:\n  command: echo \"$GREETING from $BATCH_TASK_INSTANCE_INDEX\"\n  env: {GREETING: template}\n  timeout: 10m\n",
@@ -189,15 +212,14 @@ fn templates_are_created_listed_used_with_overrides_and_deleted() {
     assert_eq!(list["items"], serde_json::json!([]));
 }
 
-#[test]
-fn an_output_upload_that_failed_succeeds_on_retry_once_storage_is_back() {
+fn an_output_upload_that_failed_succeeds_on_retry_once_storage_is_back(db: Db) {
     use kiln_storage::testing::{ACCESS_KEY, REGION, SECRET_KEY, TestServer};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut s3 = rt.block_on(TestServer::start()).unwrap();
     s3.create_bucket("out").unwrap();
     let (root, addr) = (s3.root().to_path_buf(), s3.addr());
-    let c = Cluster::with_env(
-        [
+    let c = Cluster::with_options(ServerOptions {
+        env: [
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
             ("AWS_REGION", REGION.to_string()),
@@ -205,7 +227,8 @@ fn an_output_upload_that_failed_succeeds_on_retry_once_storage_is_back() {
         ]
         .map(|(k, v)| (k.to_string(), v))
         .to_vec(),
-    );
+        ..ServerOptions::default().on(db)
+    });
     let (started, go) = (c.dir.path().join("started"), c.dir.path().join("go"));
     let spec = c.spec(
         "upload.yaml",
@@ -238,9 +261,8 @@ fn an_output_upload_that_failed_succeeds_on_retry_once_storage_is_back() {
 
 /// An agent killed while its instance runs: when it starts again it kills the process group its
 /// previous process left (the server ran that attempt again already), so nothing runs twice.
-#[test]
-fn a_restarted_agent_kills_what_its_killed_process_left_running() {
-    let mut c = Cluster::new();
+fn a_restarted_agent_kills_what_its_killed_process_left_running(db: Db) {
+    let mut c = Cluster::on(db);
     c.start_agent("phoenix", 1);
     let mark = format!("orphan-{}", std::process::id());
     let spec = c.spec(

@@ -24,7 +24,7 @@ fn events(sb: &Sandbox, name: &str) -> Vec<(String, u32, u32)> {
 
 /// The one job of a state directory: (id, instances SUCCEED, active instances -> attempt).
 fn stored(db: &std::path::Path) -> (String, BTreeSet<u32>, BTreeMap<u32, u32>) {
-    let mut store = SqliteStore::open(db).expect("open store");
+    let store = SqliteStore::open(db).expect("open store");
     let rows = store.unfinished_jobs().expect("list");
     assert_eq!(rows.len(), 1, "{rows:?}");
     let job = store.load_job(&rows[0].id).expect("load").expect("job");
@@ -138,7 +138,7 @@ tasks:
         }
     }
     // The store keeps the interrupted attempt 1 of a re-run instance.
-    let mut store = SqliteStore::open(&sb.state_dir().join("kiln.db")).expect("open store");
+    let store = SqliteStore::open(&sb.state_dir().join("kiln.db")).expect("open store");
     for &index in active_before.keys() {
         let attempts = store.attempts(&job_id, 0, index).expect("attempts");
         let got: Vec<_> = attempts
@@ -414,7 +414,7 @@ tasks:
     );
     assert_ne!(summary["tasks"][0]["state"], "RUNNING", "{summary}");
     assert_ne!(summary["state"], "RUNNING", "{summary}");
-    let mut store = SqliteStore::open(&sb.state_dir().join("kiln.db")).unwrap();
+    let store = SqliteStore::open(&sb.state_dir().join("kiln.db")).unwrap();
     let row = store.unfinished_jobs().unwrap().remove(0);
     assert_ne!(row.state, State::Running, "stored job state");
     let job = store.load_job(&row.id).unwrap().unwrap();

@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use kiln_api::{ErrorBody, TaskTemplate, TemplateList, code, paths};
 use kiln_core::spec::{RawTask, SpecError, SpecErrors, Templates, parse_task_template_in};
-use kiln_store::{Store, TemplateRecord};
+use kiln_store::TemplateRecord;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, Shared, json};

@@ -37,7 +37,6 @@ use bollard::query_parameters::{
     RemoveContainerOptions,
 };
 use kiln_api::ComputeEnv;
-use kiln_store::Store;
 use tokio::sync::Notify;
 use tokio_stream::StreamExt;
 

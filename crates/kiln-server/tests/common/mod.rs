@@ -44,6 +44,7 @@ pub fn server() -> Server {
     };
     let cfg = LocalConfig {
         state_dir: dir.path().to_path_buf(),
+        db: None,
         node: Node::new("local", 4000, 1 << 34),
         kill_grace: Duration::from_secs(1),
         keep_work_dirs: false,

@@ -37,6 +37,15 @@ impl Drop for Proc {
     }
 }
 
+/// Where a test server keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// SQLite in the data directory.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL server (`KILN_TEST_PG_URL`), given as `--db`.
+    Postgres,
+}
+
 /// How the server process is started.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -46,6 +55,17 @@ pub struct ServerOptions {
     pub host: String,
     /// More flags for `kiln server`.
     pub args: Vec<String>,
+}
+
+impl ServerOptions {
+    /// The same options, with the state in `db`.
+    pub fn on(mut self, db: Db) -> Self {
+        if db == Db::Postgres {
+            let url = kiln_store::conformance::fresh_pg_database();
+            self.args.extend(["--db".to_string(), url]);
+        }
+        self
+    }
 }
 
 impl Default for ServerOptions {
@@ -76,6 +96,11 @@ impl Cluster {
             env,
             ..ServerOptions::default()
         })
+    }
+
+    /// A cluster whose server keeps its state in `db`.
+    pub fn on(db: Db) -> Self {
+        Self::with_options(ServerOptions::default().on(db))
     }
 
     pub fn with_options(opts: ServerOptions) -> Self {

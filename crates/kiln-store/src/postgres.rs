@@ -1,0 +1,1165 @@
+//! The PostgreSQL store: several servers on one database.
+//!
+//! Connections come from a pool (`deadpool-postgres` over `tokio-postgres`), driven by a small
+//! runtime of the store's own, so that every [`Store`] method can block like SQLite's: call
+//! them from plain threads (the driver's, or `spawn_blocking`), never from an async task.
+//! A tick's batch is one transaction of a few array statements (`UNNEST`), whatever its size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use kiln_core::engine::{Attempt, Change, TaskSnapshot};
+use kiln_core::model::{JobSpec, SPEC_VERSION};
+use kiln_core::state::{Instance, State};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+use crate::codec::{self, corrupt, parse_reason, parse_state, text};
+use crate::{
+    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, NodeRecord, Result, Store, StoreError,
+    StoredJob, TemplateRecord, redact,
+};
+
+/// Version 1: the same records as SQLite's version 1.
+const V1: &str = "
+CREATE TABLE jobs (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    priority BIGINT NOT NULL,
+    spec_version BIGINT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX jobs_state ON jobs(state, seq);
+CREATE TABLE tasks (
+    job BIGINT NOT NULL REFERENCES jobs(seq) ON DELETE CASCADE,
+    task BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    stop TEXT,
+    unstarted TEXT,
+    PRIMARY KEY (job, task)
+);
+CREATE TABLE instances (
+    job BIGINT NOT NULL,
+    task BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    attempt BIGINT NOT NULL,
+    retries_used BIGINT NOT NULL,
+    resource_retries_used BIGINT NOT NULL,
+    exit_code INTEGER,
+    stop TEXT,
+    PRIMARY KEY (job, task, idx)
+);
+CREATE TABLE attempts (
+    job BIGINT NOT NULL,
+    task BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    attempt BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    exit_code INTEGER,
+    node TEXT NOT NULL,
+    pid BIGINT,
+    started_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    PRIMARY KEY (job, task, idx, attempt)
+);
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE templates (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    task TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE compute_envs (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    provider TEXT NOT NULL,
+    desired_nodes BIGINT NOT NULL,
+    config TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    compute_env TEXT,
+    slots BIGINT NOT NULL,
+    millicpus BIGINT NOT NULL,
+    memory BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+";
+
+/// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
+/// `kiln_schema`). A step, once released, never changes.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes: the number of steps.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Connections per server.
+const POOL_SIZE: usize = 16;
+
+/// Held (per transaction) while the schema is created or migrated, so that servers starting
+/// together do it once.
+const MIGRATION_LOCK: i64 = 0x6b69_6c6e_0001;
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || e.code().is_none() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        // The server's message, with its detail if any.
+        match e.as_db_error() {
+            Some(d) => StoreError::Database(format!("{}: {}", d.code().code(), d.message())),
+            None => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// PostgreSQL through a connection pool.
+pub struct PgStore {
+    pool: Pool,
+    /// Drives the pool's connections; every call blocks on it.
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime may block; never do that inside another runtime.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+type Client = deadpool_postgres::Client;
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DB`), creating
+    /// or migrating its schema; a newer schema is refused and left alone.
+    pub fn open(url: &str) -> Result<Self> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact(url))))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kiln-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot start a runtime: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = {
+            let _enter = rt.enter();
+            Pool::builder(manager)
+                .max_size(POOL_SIZE)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .create_timeout(Some(std::time::Duration::from_secs(10)))
+                .wait_timeout(Some(std::time::Duration::from_secs(30)))
+                .build()
+                .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+        };
+        let store = PgStore { pool, rt: Some(rt) };
+        store.run(async {
+            let mut client = store.client().await?;
+            migrate(&mut client).await
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` to its end on the store's runtime, blocking the calling thread.
+    fn run<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        match &self.rt {
+            Some(rt) => rt.handle().block_on(f),
+            None => Err(StoreError::Unavailable("the store is closed".into())),
+        }
+    }
+
+    async fn client(&self) -> Result<Client> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Runs one statement; `true` if it changed a row.
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<bool> {
+        self.run(async {
+            let c = self.client().await?;
+            let stmt = c.prepare_cached(sql).await.map_err(db)?;
+            Ok(c.execute(&stmt, params).await.map_err(db)? > 0)
+        })
+    }
+
+    /// Every row of one query.
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.run(async {
+            let c = self.client().await?;
+            let stmt = c.prepare_cached(sql).await.map_err(db)?;
+            c.query(&stmt, params).await.map_err(db)
+        })
+    }
+}
+
+/// Creates the schema, or brings an older one up to date, under an advisory lock.
+async fn migrate(client: &mut Client) -> Result<()> {
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('kiln_schema') IS NOT NULL", &[])
+        .await
+        .map_err(db)?
+        .get(0);
+    let version: i64 = if exists {
+        tx.query_opt("SELECT version FROM kiln_schema", &[])
+            .await
+            .map_err(db)?
+            .map_or(0, |r| r.get(0))
+    } else {
+        0
+    };
+    if version > SCHEMA_VERSION {
+        // Dropping the transaction rolls it back: nothing was changed.
+        return Err(StoreError::TooNew {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if version == SCHEMA_VERSION {
+        return tx.commit().await.map_err(db);
+    }
+    if !exists {
+        tx.batch_execute("CREATE TABLE kiln_schema (version BIGINT NOT NULL)")
+            .await
+            .map_err(db)?;
+    }
+    for step in MIGRATIONS
+        .iter()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.batch_execute(step).await.map_err(db)?;
+    }
+    tx.execute("DELETE FROM kiln_schema", &[])
+        .await
+        .map_err(db)?;
+    tx.execute(
+        "INSERT INTO kiln_schema (version) VALUES ($1)",
+        &[&SCHEMA_VERSION],
+    )
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)
+}
+
+const JOB_COLUMNS: &str = "id, seq, name, priority, state, reason, created_at, updated_at";
+
+fn job_row(r: &Row) -> Result<JobRow> {
+    Ok(JobRow {
+        id: r.try_get(0).map_err(db)?,
+        seq: r.try_get::<_, i64>(1).map_err(db)? as u64,
+        name: r.try_get(2).map_err(db)?,
+        priority: r.try_get::<_, i64>(3).map_err(db)?.clamp(0, 100) as u8,
+        state: parse_state(r.try_get(4).map_err(db)?)?,
+        reason: parse_reason(r.try_get(5).map_err(db)?)?,
+        created_at: r.try_get::<_, i64>(6).map_err(db)? as u64,
+        updated_at: r.try_get::<_, i64>(7).map_err(db)? as u64,
+    })
+}
+
+fn job_rows(rows: Vec<Row>) -> Result<Vec<JobRow>> {
+    rows.iter().map(job_row).collect()
+}
+
+/// A `u32` column kept as `BIGINT`.
+fn u32_at(r: &Row, at: usize) -> Result<u32> {
+    let v: i64 = r.try_get(at).map_err(db)?;
+    u32::try_from(v).map_err(|e| corrupt("column", e))
+}
+
+/// The eight attempt columns starting at `at`:
+/// `attempt, state, reason, exit_code, node, pid, started_at, ended_at`.
+fn attempt_at(r: &Row, at: usize) -> Result<Attempt> {
+    let pid: Option<i64> = r.try_get(at + 5).map_err(db)?;
+    Ok(Attempt {
+        attempt: u32_at(r, at)?,
+        state: parse_state(r.try_get(at + 1).map_err(db)?)?,
+        reason: parse_reason(r.try_get(at + 2).map_err(db)?)?,
+        exit_code: r.try_get(at + 3).map_err(db)?,
+        node: r.try_get(at + 4).map_err(db)?,
+        pid: pid.and_then(|p| u32::try_from(p).ok()),
+        started_at: r.try_get::<_, i64>(at + 6).map_err(db)? as u64,
+        ended_at: r
+            .try_get::<_, Option<i64>>(at + 7)
+            .map_err(db)?
+            .map(|t| t as u64),
+    })
+}
+
+/// The seven instance columns starting at `at`:
+/// `state, reason, attempt, retries_used, resource_retries_used, exit_code, stop`.
+fn instance_at(r: &Row, at: usize) -> Result<Instance> {
+    Ok(Instance {
+        state: parse_state(r.try_get(at).map_err(db)?)?,
+        reason: parse_reason(r.try_get(at + 1).map_err(db)?)?,
+        attempt: u32_at(r, at + 2)?,
+        retries_used: u32_at(r, at + 3)?,
+        resource_retries_used: u32_at(r, at + 4)?,
+        exit_code: r.try_get(at + 5).map_err(db)?,
+        stop: parse_reason(r.try_get(at + 6).map_err(db)?)?,
+    })
+}
+
+const ATTEMPT_COLUMNS: &str = "attempt, state, reason, exit_code, node, pid, started_at, ended_at";
+const INSTANCE_COLUMNS: &str =
+    "state, reason, attempt, retries_used, resource_retries_used, exit_code, stop";
+
+/// The row key of a job, looked up inside a statement (`$1` is the job id).
+const JOB_SEQ: &str = "(SELECT seq FROM jobs WHERE id = $1)";
+
+const TEMPLATE_COLUMNS: &str = "name, description, task, created_at, updated_at";
+
+fn template_row(r: &Row) -> Result<TemplateRecord> {
+    Ok(TemplateRecord {
+        name: r.try_get(0).map_err(db)?,
+        description: r.try_get(1).map_err(db)?,
+        task_json: r.try_get(2).map_err(db)?,
+        created_at: r.try_get::<_, i64>(3).map_err(db)? as u64,
+        updated_at: r.try_get::<_, i64>(4).map_err(db)? as u64,
+    })
+}
+
+const ENV_COLUMNS: &str =
+    "name, description, provider, desired_nodes, config, created_at, updated_at";
+
+fn env_row(r: &Row) -> Result<ComputeEnvRecord> {
+    Ok(ComputeEnvRecord {
+        name: r.try_get(0).map_err(db)?,
+        description: r.try_get(1).map_err(db)?,
+        provider: r.try_get(2).map_err(db)?,
+        desired_nodes: u32_at(r, 3)?,
+        config_json: r.try_get(4).map_err(db)?,
+        created_at: r.try_get::<_, i64>(5).map_err(db)? as u64,
+        updated_at: r.try_get::<_, i64>(6).map_err(db)? as u64,
+    })
+}
+
+const NODE_COLUMNS: &str =
+    "id, name, state, compute_env, slots, millicpus, memory, last_seen, created_at";
+
+fn node_row(r: &Row) -> Result<NodeRecord> {
+    Ok(NodeRecord {
+        id: r.try_get(0).map_err(db)?,
+        name: r.try_get(1).map_err(db)?,
+        state: r.try_get(2).map_err(db)?,
+        compute_env: r.try_get(3).map_err(db)?,
+        slots: u32_at(r, 4)?,
+        millicpus: r.try_get::<_, i64>(5).map_err(db)? as u64,
+        memory: r.try_get::<_, i64>(6).map_err(db)? as u64,
+        last_seen: r.try_get::<_, i64>(7).map_err(db)? as u64,
+        created_at: r.try_get::<_, i64>(8).map_err(db)? as u64,
+    })
+}
+
+/// A `u64` as a `BIGINT` (saturating: ms timestamps and sizes stay far below).
+fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The columns of one tick's coalesced changes, one array per column and kind of record.
+#[derive(Default)]
+struct Batch {
+    job_seq: Vec<i64>,
+    job_state: Vec<&'static str>,
+    job_reason: Vec<Option<String>>,
+    job_at: Vec<i64>,
+
+    task_job: Vec<i64>,
+    task_no: Vec<i64>,
+    task_state: Vec<&'static str>,
+    task_reason: Vec<Option<String>>,
+    task_stop: Vec<Option<String>>,
+    task_unstarted: Vec<Option<String>>,
+
+    inst_job: Vec<i64>,
+    inst_task: Vec<i64>,
+    inst_idx: Vec<i64>,
+    inst_state: Vec<&'static str>,
+    inst_reason: Vec<Option<String>>,
+    inst_attempt: Vec<i64>,
+    inst_retries: Vec<i64>,
+    inst_resource_retries: Vec<i64>,
+    inst_exit: Vec<Option<i32>>,
+    inst_stop: Vec<Option<String>>,
+
+    att_job: Vec<i64>,
+    att_task: Vec<i64>,
+    att_idx: Vec<i64>,
+    att_attempt: Vec<i64>,
+    att_state: Vec<&'static str>,
+    att_reason: Vec<Option<String>>,
+    att_exit: Vec<Option<i32>>,
+    att_node: Vec<String>,
+    att_pid: Vec<Option<i64>>,
+    att_started: Vec<i64>,
+    att_ended: Vec<Option<i64>>,
+}
+
+impl Batch {
+    fn push(&mut self, seq: i64, c: &Change) {
+        match c {
+            Change::Job {
+                state, reason, at, ..
+            } => {
+                self.job_seq.push(seq);
+                self.job_state.push(state.as_str());
+                self.job_reason.push(text(reason));
+                self.job_at.push(big(*at));
+            }
+            Change::Task {
+                task,
+                state,
+                reason,
+                stop,
+                unstarted,
+                ..
+            } => {
+                self.task_job.push(seq);
+                self.task_no.push(*task as i64);
+                self.task_state.push(state.as_str());
+                self.task_reason.push(text(reason));
+                self.task_stop.push(text(stop));
+                self.task_unstarted.push(text(unstarted));
+            }
+            Change::Instance {
+                task,
+                index,
+                record: i,
+                ..
+            } => {
+                self.inst_job.push(seq);
+                self.inst_task.push(*task as i64);
+                self.inst_idx.push(i64::from(*index));
+                self.inst_state.push(i.state.as_str());
+                self.inst_reason.push(text(&i.reason));
+                self.inst_attempt.push(i64::from(i.attempt));
+                self.inst_retries.push(i64::from(i.retries_used));
+                self.inst_resource_retries
+                    .push(i64::from(i.resource_retries_used));
+                self.inst_exit.push(i.exit_code);
+                self.inst_stop.push(text(&i.stop));
+            }
+            Change::Attempt {
+                task,
+                index,
+                record: a,
+                ..
+            } => {
+                self.att_job.push(seq);
+                self.att_task.push(*task as i64);
+                self.att_idx.push(i64::from(*index));
+                self.att_attempt.push(i64::from(a.attempt));
+                self.att_state.push(a.state.as_str());
+                self.att_reason.push(text(&a.reason));
+                self.att_exit.push(a.exit_code);
+                self.att_node.push(a.node.clone());
+                self.att_pid.push(a.pid.map(i64::from));
+                self.att_started.push(big(a.started_at));
+                self.att_ended.push(a.ended_at.map(big));
+            }
+        }
+    }
+
+    /// Writes the batch in `tx`: at most four statements.
+    async fn write(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
+        if !self.job_seq.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE jobs SET state = u.state, reason = u.reason, updated_at = u.at
+                     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[])
+                         AS u(seq, state, reason, at)
+                     WHERE jobs.seq = u.seq",
+                )
+                .await
+                .map_err(db)?;
+            tx.execute(
+                &stmt,
+                &[
+                    &self.job_seq,
+                    &self.job_state,
+                    &self.job_reason,
+                    &self.job_at,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        }
+        if !self.task_job.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE tasks SET state = u.state, reason = u.reason, stop = u.stop,
+                         unstarted = u.unstarted
+                     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[]) AS u(job, task, state, reason, stop, unstarted)
+                     WHERE tasks.job = u.job AND tasks.task = u.task",
+                )
+                .await
+                .map_err(db)?;
+            tx.execute(
+                &stmt,
+                &[
+                    &self.task_job,
+                    &self.task_no,
+                    &self.task_state,
+                    &self.task_reason,
+                    &self.task_stop,
+                    &self.task_unstarted,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        }
+        if !self.inst_job.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO instances (job, task, idx, state, reason, attempt, retries_used,
+                         resource_retries_used, exit_code, stop)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                         $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[],
+                         $10::text[])
+                     ON CONFLICT (job, task, idx) DO UPDATE SET state = excluded.state,
+                         reason = excluded.reason, attempt = excluded.attempt,
+                         retries_used = excluded.retries_used,
+                         resource_retries_used = excluded.resource_retries_used,
+                         exit_code = excluded.exit_code, stop = excluded.stop",
+                )
+                .await
+                .map_err(db)?;
+            tx.execute(
+                &stmt,
+                &[
+                    &self.inst_job,
+                    &self.inst_task,
+                    &self.inst_idx,
+                    &self.inst_state,
+                    &self.inst_reason,
+                    &self.inst_attempt,
+                    &self.inst_retries,
+                    &self.inst_resource_retries,
+                    &self.inst_exit,
+                    &self.inst_stop,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        }
+        if !self.att_job.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO attempts (job, task, idx, attempt, state, reason, exit_code,
+                         node, pid, started_at, ended_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[],
+                         $4::bigint[], $5::text[], $6::text[], $7::int[], $8::text[],
+                         $9::bigint[], $10::bigint[], $11::bigint[])
+                     ON CONFLICT (job, task, idx, attempt) DO UPDATE SET
+                         state = excluded.state, reason = excluded.reason,
+                         exit_code = excluded.exit_code, node = excluded.node,
+                         pid = excluded.pid, ended_at = excluded.ended_at",
+                )
+                .await
+                .map_err(db)?;
+            tx.execute(
+                &stmt,
+                &[
+                    &self.att_job,
+                    &self.att_task,
+                    &self.att_idx,
+                    &self.att_attempt,
+                    &self.att_state,
+                    &self.att_reason,
+                    &self.att_exit,
+                    &self.att_node,
+                    &self.att_pid,
+                    &self.att_started,
+                    &self.att_ended,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+}
+
+/// Job ids to row keys, for the jobs named.
+async fn seqs_of(c: &impl GenericClient, ids: &[&str]) -> Result<HashMap<String, i64>> {
+    let stmt = c
+        .prepare_cached("SELECT id, seq FROM jobs WHERE id = ANY($1)")
+        .await
+        .map_err(db)?;
+    let rows = c.query(&stmt, &[&ids]).await.map_err(db)?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?)))
+        .collect()
+}
+
+async fn load_job_in(c: &impl GenericClient, id: &str) -> Result<Option<StoredJob>> {
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS}, spec, spec_version FROM jobs WHERE id = $1"
+        ))
+        .await
+        .map_err(db)?;
+    let Some(r) = c.query_opt(&stmt, &[&id]).await.map_err(db)? else {
+        return Ok(None);
+    };
+    let row = job_row(&r)?;
+    let spec = codec::decode_spec(id, r.try_get(8).map_err(db)?, r.try_get(9).map_err(db)?)?;
+    let seq = big(row.seq);
+    let mut tasks = vec![TaskSnapshot::default(); spec.tasks.len()];
+    let stmt = c
+        .prepare_cached("SELECT task, state, reason, stop, unstarted FROM tasks WHERE job = $1")
+        .await
+        .map_err(db)?;
+    for r in c.query(&stmt, &[&seq]).await.map_err(db)? {
+        let t: i64 = r.try_get(0).map_err(db)?;
+        let Some(snap) = usize::try_from(t).ok().and_then(|t| tasks.get_mut(t)) else {
+            return Err(corrupt("task", format!("job {id} task {t}")));
+        };
+        snap.state = Some(parse_state(r.try_get(1).map_err(db)?)?);
+        snap.reason = parse_reason(r.try_get(2).map_err(db)?)?;
+        snap.stop = parse_reason(r.try_get(3).map_err(db)?)?;
+        snap.unstarted = parse_reason(r.try_get(4).map_err(db)?)?;
+    }
+    // The last attempt of every instance that is not finished: needed to end it properly.
+    let stmt = c
+        .prepare_cached(
+            "SELECT a.task, a.idx, a.attempt, a.state, a.reason, a.exit_code, a.node, a.pid,
+                    a.started_at, a.ended_at
+             FROM attempts a JOIN instances i
+               ON i.job = a.job AND i.task = a.task AND i.idx = a.idx AND i.attempt = a.attempt
+             WHERE a.job = $1 AND i.state <> 'SUCCEED'",
+        )
+        .await
+        .map_err(db)?;
+    let mut last_attempts: HashMap<(i64, i64), Attempt> = HashMap::new();
+    for r in c.query(&stmt, &[&seq]).await.map_err(db)? {
+        let key = (r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?);
+        last_attempts.insert(key, attempt_at(&r, 2)?);
+    }
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT task, idx, {INSTANCE_COLUMNS} FROM instances WHERE job = $1"
+        ))
+        .await
+        .map_err(db)?;
+    for r in c.query(&stmt, &[&seq]).await.map_err(db)? {
+        let t: i64 = r.try_get(0).map_err(db)?;
+        let idx: i64 = r.try_get(1).map_err(db)?;
+        let Some(snap) = usize::try_from(t).ok().and_then(|t| tasks.get_mut(t)) else {
+            return Err(corrupt("instance", format!("job {id} task {t}")));
+        };
+        let att = last_attempts.remove(&(t, idx));
+        let index = u32::try_from(idx).map_err(|e| corrupt("instance", e))?;
+        snap.instances.push((index, instance_at(&r, 2)?, att));
+    }
+    Ok(Some(StoredJob {
+        row,
+        spec: Arc::new(spec),
+        tasks,
+    }))
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn insert_job(&self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow> {
+        let spec_json = codec::encode_spec(spec)?;
+        let seq = self.run(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at,
+                         updated_at)
+                     VALUES ($1, $2, $3, $4, $5, 'SUBMITTED', $6, $6)
+                     ON CONFLICT (id) DO NOTHING RETURNING seq",
+                )
+                .await
+                .map_err(db)?;
+            let inserted = tx
+                .query_opt(
+                    &stmt,
+                    &[
+                        &id,
+                        &spec.name,
+                        &i64::from(spec.priority),
+                        &i64::from(SPEC_VERSION),
+                        &spec_json,
+                        &big(now),
+                    ],
+                )
+                .await
+                .map_err(db)?;
+            let Some(row) = inserted else {
+                return Err(StoreError::Duplicate(id.to_string()));
+            };
+            let seq: i64 = row.try_get(0).map_err(db)?;
+            let numbers: Vec<i64> = (0..spec.tasks.len() as i64).collect();
+            let names: Vec<&str> = spec.tasks.iter().map(|t| t.name.as_str()).collect();
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO tasks (job, task, name, state)
+                     SELECT $1, t, n, 'SUBMITTED' FROM UNNEST($2::bigint[], $3::text[]) AS u(t, n)",
+                )
+                .await
+                .map_err(db)?;
+            tx.execute(&stmt, &[&seq, &numbers, &names])
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(seq)
+        })?;
+        Ok(JobRow {
+            id: id.to_string(),
+            seq: seq as u64,
+            name: spec.name.clone(),
+            priority: spec.priority,
+            state: State::Submitted,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    fn apply(&self, changes: &[Change]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let latest = codec::coalesce(changes);
+        self.run(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let mut ids: Vec<&str> = latest.iter().map(|c| &**codec::change_job(c)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let seqs = seqs_of(&tx, &ids).await?;
+            let mut batch = Batch::default();
+            for change in latest {
+                let job = codec::change_job(change);
+                let seq = *seqs
+                    .get(&**job)
+                    .ok_or_else(|| corrupt("change", format!("unknown job {job}")))?;
+                batch.push(seq, change);
+            }
+            batch.write(&tx).await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    fn load_job(&self, id: &str) -> Result<Option<StoredJob>> {
+        self.run(async {
+            let mut c = self.client().await?;
+            // One snapshot for every query.
+            let tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db)?;
+            let found = load_job_in(&tx, id).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(found)
+        })
+    }
+
+    fn job_row(&self, id: &str) -> Result<Option<JobRow>> {
+        Ok(job_rows(self.query(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"),
+            &[&id],
+        )?)?
+        .pop())
+    }
+
+    fn unfinished_jobs(&self) -> Result<Vec<JobRow>> {
+        job_rows(self.query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state NOT IN ({}) ORDER BY seq",
+                codec::terminal_sql()
+            ),
+            &[],
+        )?)
+    }
+
+    fn unfinished_with_spec(&self, spec: &JobSpec) -> Result<Vec<JobRow>> {
+        let spec_json = codec::encode_spec(spec)?;
+        job_rows(self.query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state NOT IN ({}) AND spec = $1
+                 ORDER BY seq",
+                codec::terminal_sql()
+            ),
+            &[&spec_json],
+        )?)
+    }
+
+    fn attempts(&self, job: &str, task: usize, index: u32) -> Result<Vec<Attempt>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts
+                 WHERE job = {JOB_SEQ} AND task = $2 AND idx = $3 ORDER BY attempt"
+            ),
+            &[&job, &(task as i64), &i64::from(index)],
+        )?;
+        rows.iter().map(|r| attempt_at(r, 0)).collect()
+    }
+
+    fn list_jobs(&self, q: &JobQuery) -> Result<Vec<JobRow>> {
+        let state = q.state.map(|s| s.as_str());
+        let after = q.after_seq.map(big);
+        let limit = i64::from(q.limit);
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let mut conds = Vec::new();
+        if let Some(state) = &state {
+            params.push(state);
+            conds.push(format!("state = ${}", params.len()));
+        }
+        if let Some(prefix) = &q.name_prefix {
+            params.push(prefix);
+            // Not LIKE: no wildcards, and case-sensitive as in every backend.
+            conds.push(format!("starts_with(name, ${})", params.len()));
+        }
+        if let Some(after) = &after {
+            params.push(after);
+            conds.push(format!("seq < ${}", params.len()));
+        }
+        params.push(&limit);
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        job_rows(self.query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY seq DESC LIMIT ${}",
+                params.len()
+            ),
+            &params,
+        )?)
+    }
+
+    fn delete_job(&self, id: &str) -> Result<bool> {
+        self.run(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let Some(row) = tx
+                .query_opt("SELECT seq FROM jobs WHERE id = $1 FOR UPDATE", &[&id])
+                .await
+                .map_err(db)?
+            else {
+                return Ok(false);
+            };
+            let seq: i64 = row.try_get(0).map_err(db)?;
+            for sql in [
+                "DELETE FROM attempts WHERE job = $1",
+                "DELETE FROM instances WHERE job = $1",
+                "DELETE FROM tasks WHERE job = $1",
+                "DELETE FROM jobs WHERE seq = $1",
+            ] {
+                let stmt = tx.prepare_cached(sql).await.map_err(db)?;
+                tx.execute(&stmt, &[&seq]).await.map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
+    }
+
+    fn instances_page(
+        &self,
+        job: &str,
+        task: usize,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<InstancePageItem>> {
+        let Ok(task) = i64::try_from(task) else {
+            return Ok(Vec::new());
+        };
+        let after = after.map_or(-1, i64::from);
+        let limit = i64::from(limit);
+        self.run(async {
+            let mut c = self.client().await?;
+            // Both queries see the same snapshot.
+            let tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db)?;
+            let stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT idx, {INSTANCE_COLUMNS} FROM instances
+                     WHERE job = {JOB_SEQ} AND task = $2 AND idx > $3 ORDER BY idx LIMIT $4"
+                ))
+                .await
+                .map_err(db)?;
+            let mut page: Vec<InstancePageItem> = Vec::new();
+            for r in tx
+                .query(&stmt, &[&job, &task, &after, &limit])
+                .await
+                .map_err(db)?
+            {
+                page.push((u32_at(&r, 0)?, instance_at(&r, 1)?, Vec::new()));
+            }
+            if let Some(last) = page.last().map(|(i, _, _)| i64::from(*i)) {
+                let stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT idx, {ATTEMPT_COLUMNS} FROM attempts
+                         WHERE job = {JOB_SEQ} AND task = $2 AND idx > $3 AND idx <= $4
+                         ORDER BY idx, attempt"
+                    ))
+                    .await
+                    .map_err(db)?;
+                let mut attempts = Vec::new();
+                for r in tx
+                    .query(&stmt, &[&job, &task, &after, &last])
+                    .await
+                    .map_err(db)?
+                {
+                    attempts.push((u32_at(&r, 0)?, attempt_at(&r, 1)?));
+                }
+                codec::attach_attempts(&mut page, attempts);
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(page)
+        })
+    }
+
+    fn task_counts(&self, job: &str) -> Result<Vec<BTreeMap<State, u32>>> {
+        let rows = self.query(
+            &format!(
+                "SELECT t.task, i.state, COUNT(i.idx)
+                 FROM tasks t LEFT JOIN instances i ON i.job = t.job AND i.task = t.task
+                 WHERE t.job = {JOB_SEQ}
+                 GROUP BY t.task, i.state ORDER BY t.task"
+            ),
+            &[&job],
+        )?;
+        let mut grouped = Vec::with_capacity(rows.len());
+        for r in rows {
+            let n: i64 = r.try_get(2).map_err(db)?;
+            grouped.push((
+                r.try_get(0).map_err(db)?,
+                r.try_get(1).map_err(db)?,
+                u32::try_from(n).unwrap_or(u32::MAX),
+            ));
+        }
+        codec::group_counts(job, grouped)
+    }
+
+    fn put_secret(&self, name: &str, value: &str) -> Result<()> {
+        self.execute(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&name, &value],
+        )?;
+        Ok(())
+    }
+
+    fn get_secret(&self, name: &str) -> Result<Option<String>> {
+        let rows = self.query("SELECT value FROM secrets WHERE name = $1", &[&name])?;
+        rows.first().map(|r| r.try_get(0).map_err(db)).transpose()
+    }
+
+    fn put_template(&self, t: &TemplateRecord) -> Result<bool> {
+        let rows = self.query(
+            "INSERT INTO templates (name, description, task, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description,
+                 task = excluded.task, updated_at = excluded.updated_at
+             RETURNING (xmax = 0)",
+            &[
+                &t.name,
+                &t.description,
+                &t.task_json,
+                &big(t.created_at),
+                &big(t.updated_at),
+            ],
+        )?;
+        inserted(&rows)
+    }
+
+    fn get_template(&self, name: &str) -> Result<Option<TemplateRecord>> {
+        self.query(
+            &format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE name = $1"),
+            &[&name],
+        )?
+        .first()
+        .map(template_row)
+        .transpose()
+    }
+
+    fn list_templates(&self) -> Result<Vec<TemplateRecord>> {
+        self.query(
+            &format!("SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY name"),
+            &[],
+        )?
+        .iter()
+        .map(template_row)
+        .collect()
+    }
+
+    fn delete_template(&self, name: &str) -> Result<bool> {
+        self.execute("DELETE FROM templates WHERE name = $1", &[&name])
+    }
+
+    fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
+        let rows = self.query(
+            "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description,
+                 provider = excluded.provider, desired_nodes = excluded.desired_nodes,
+                 config = excluded.config, updated_at = excluded.updated_at
+             RETURNING (xmax = 0)",
+            &[
+                &e.name,
+                &e.description,
+                &e.provider,
+                &i64::from(e.desired_nodes),
+                &e.config_json,
+                &big(e.created_at),
+                &big(e.updated_at),
+            ],
+        )?;
+        inserted(&rows)
+    }
+
+    fn get_compute_env(&self, name: &str) -> Result<Option<ComputeEnvRecord>> {
+        self.query(
+            &format!("SELECT {ENV_COLUMNS} FROM compute_envs WHERE name = $1"),
+            &[&name],
+        )?
+        .first()
+        .map(env_row)
+        .transpose()
+    }
+
+    fn list_compute_envs(&self) -> Result<Vec<ComputeEnvRecord>> {
+        self.query(
+            &format!("SELECT {ENV_COLUMNS} FROM compute_envs ORDER BY name"),
+            &[],
+        )?
+        .iter()
+        .map(env_row)
+        .collect()
+    }
+
+    fn delete_compute_env(&self, name: &str) -> Result<bool> {
+        self.execute("DELETE FROM compute_envs WHERE name = $1", &[&name])
+    }
+
+    fn set_desired_nodes(&self, name: &str, desired: u32) -> Result<bool> {
+        self.execute(
+            "UPDATE compute_envs SET desired_nodes = $2 WHERE name = $1",
+            &[&name, &i64::from(desired)],
+        )
+    }
+
+    fn upsert_node(&self, n: &NodeRecord) -> Result<()> {
+        self.run(async {
+            let c = self.client().await?;
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO nodes (id, name, state, compute_env, slots, millicpus, memory,
+                         last_seen, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                         state = excluded.state, compute_env = excluded.compute_env,
+                         slots = excluded.slots, millicpus = excluded.millicpus,
+                         memory = excluded.memory, last_seen = excluded.last_seen",
+                )
+                .await
+                .map_err(db)?;
+            match c
+                .execute(
+                    &stmt,
+                    &[
+                        &n.id,
+                        &n.name,
+                        &n.state,
+                        &n.compute_env,
+                        &i64::from(n.slots),
+                        &big(n.millicpus),
+                        &big(n.memory),
+                        &big(n.last_seen),
+                        &big(n.created_at),
+                    ],
+                )
+                .await
+            {
+                Ok(_) => Ok(()),
+                // The only other unique key is the name.
+                Err(e) if is_unique_violation(&e) => Err(StoreError::NameTaken {
+                    kind: "node",
+                    name: n.name.clone(),
+                }),
+                Err(e) => Err(db(e)),
+            }
+        })
+    }
+
+    fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        self.query(
+            &format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY name"),
+            &[],
+        )?
+        .iter()
+        .map(node_row)
+        .collect()
+    }
+
+    fn delete_node(&self, name: &str) -> Result<bool> {
+        self.execute("DELETE FROM nodes WHERE name = $1", &[&name])
+    }
+}
+
+/// The answer of an upsert's `RETURNING (xmax = 0)`: whether it inserted.
+fn inserted(rows: &[Row]) -> Result<bool> {
+    rows.first()
+        .map(|r| r.try_get(0).map_err(db))
+        .transpose()
+        .map(|v| v.unwrap_or(false))
+}

@@ -1,0 +1,154 @@
+//! The PostgreSQL store against a real server (`KILN_TEST_PG_URL`, started by
+//! `scripts/services/postgres.sh`); each test has a database of its own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use kiln_core::engine::{Attempt, Change};
+use kiln_core::state::{Instance, State};
+use kiln_store::conformance::{self, fresh_pg_database};
+use kiln_store::{PgStore, Store, StoreError};
+
+/// Runs one SQL query on `url` and returns the first column of each row as text.
+fn sql(url: &str, query: &str) -> Vec<Option<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let mut out = Vec::new();
+        for msg in client.simple_query(query).await.unwrap() {
+            if let tokio_postgres::SimpleQueryMessage::Row(r) = msg {
+                out.push(r.get(0).map(str::to_string));
+            }
+        }
+        drop(client);
+        let _ = conn.await;
+        out
+    })
+}
+
+fn one(url: &str, query: &str) -> String {
+    sql(url, query)[0].clone().unwrap_or_default()
+}
+
+#[test]
+fn postgres_conforms_and_survives_reopen() {
+    let url = fresh_pg_database();
+    let store = PgStore::open(&url).unwrap();
+    conformance::run(&store);
+    drop(store);
+    let store = PgStore::open(&url).unwrap();
+    assert!(store.load_job("job-conform1").unwrap().is_some());
+    assert_eq!(store.list_templates().unwrap().len(), 2);
+}
+
+#[test]
+fn newer_schema_is_refused_and_left_alone() {
+    let url = fresh_pg_database();
+    sql(
+        &url,
+        "CREATE TABLE kiln_schema (version BIGINT NOT NULL); INSERT INTO kiln_schema VALUES (99)",
+    );
+    match PgStore::open(&url) {
+        Err(StoreError::TooNew { found: 99, known }) => assert!(known < 99),
+        Err(e) => panic!("expected TooNew, got {e}"),
+        Ok(_) => panic!("a newer database was opened"),
+    }
+    assert_eq!(one(&url, "SELECT version FROM kiln_schema"), "99");
+    assert_eq!(
+        one(
+            &url,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "1",
+        "nothing but kiln_schema"
+    );
+}
+
+#[test]
+fn concurrent_first_opens_create_the_schema_once() {
+    let url = Arc::new(fresh_pg_database());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url).map(drop))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(
+        one(&url, "SELECT version FROM kiln_schema"),
+        kiln_store::postgres::SCHEMA_VERSION.to_string()
+    );
+    assert_eq!(one(&url, "SELECT count(*) FROM kiln_schema"), "1");
+}
+
+#[test]
+fn a_bad_url_or_an_absent_server_is_a_clear_error() {
+    match kiln_store::open(Some("mysql://x@y/z"), std::path::Path::new("/nonexistent")) {
+        Err(StoreError::InvalidUrl(m)) => assert!(m.contains("postgres://"), "{m}"),
+        other => panic!("expected InvalidUrl, got {:?}", other.err()),
+    }
+    // Nothing listens on port 1; the password never shows in the message.
+    match PgStore::open("postgres://kiln:hunter2@127.0.0.1:1/kiln") {
+        Err(e @ StoreError::Unavailable(_)) => assert!(!e.to_string().contains("hunter2"), "{e}"),
+        Err(e) => panic!("expected Unavailable, got {e}"),
+        Ok(_) => panic!("opened a database on port 1"),
+    }
+}
+
+#[test]
+fn a_tick_of_thousands_of_changes_commits_at_once() {
+    let url = fresh_pg_database();
+    let store = PgStore::open(&url).unwrap();
+    let job: Arc<str> = Arc::from("job-big");
+    let mut spec = conformance::sample_spec();
+    spec.tasks[0].instances = 5_000;
+    store.insert_job(&job, &spec, 1).unwrap();
+    let mut changes = Vec::new();
+    for index in 0..5_000 {
+        changes.push(Change::Instance {
+            job: job.clone(),
+            task: 0,
+            index,
+            record: Instance {
+                state: State::Succeed,
+                attempt: 1,
+                exit_code: Some(0),
+                ..Instance::fresh()
+            },
+        });
+        changes.push(Change::Attempt {
+            job: job.clone(),
+            task: 0,
+            index,
+            record: Attempt {
+                attempt: 1,
+                state: State::Succeed,
+                reason: None,
+                exit_code: Some(0),
+                node: "n".into(),
+                pid: None,
+                started_at: 2,
+                ended_at: Some(3),
+            },
+        });
+    }
+    store.apply(&changes).unwrap();
+    assert_eq!(
+        store.task_counts(&job).unwrap()[0].get(&State::Succeed),
+        Some(&5_000)
+    );
+    assert_eq!(one(&url, "SELECT count(*) FROM attempts"), "5000");
+    assert!(store.delete_job(&job).unwrap());
+    for table in ["jobs", "tasks", "instances", "attempts"] {
+        assert_eq!(one(&url, &format!("SELECT count(*) FROM {table}")), "0");
+    }
+}
