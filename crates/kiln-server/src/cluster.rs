@@ -88,16 +88,20 @@ impl Agents {
         }
     }
 
-    /// Queues a kill for the agent called `node`. Returns true when the attempt was still in
-    /// the outbox: it never reached the agent, so it is simply dropped (and the caller reports
-    /// it stopped).
-    pub(crate) fn kill(&mut self, node: &str, key: AttemptKey) -> bool {
+    /// Queues a kill for the agent called `node` of attempt `key` (of the job's task number
+    /// `task`). Returns true when the attempt was still in the outbox: it never reached the
+    /// agent, so it is simply dropped (and the caller reports it stopped).
+    pub(crate) fn kill(&mut self, node: &str, task: usize, key: AttemptKey) -> bool {
         let Some(a) = self.by_name_mut(node) else {
             return false;
         };
         let before = a.outbox.len();
-        a.outbox
-            .retain(|d| !(*d.job == *key.job && d.index == key.index && d.attempt == key.attempt));
+        a.outbox.retain(|d| {
+            !(*d.job == *key.job
+                && d.task == task
+                && d.index == key.index
+                && d.attempt == key.attempt)
+        });
         if a.outbox.len() == before {
             a.kills.push(key);
             false
@@ -542,3 +546,71 @@ fn outcome_of(kind: AttemptEventKind) -> Outcome {
 /// Shared between the driver and the HTTP layer: notified whenever new work was queued for
 /// some agent.
 pub type LeaseNotify = Arc<tokio::sync::Notify>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dispatch(task: usize, index: u32) -> Dispatch {
+        Dispatch {
+            job: Arc::from("job-1"),
+            task,
+            index,
+            attempt: 1,
+            node: 1,
+        }
+    }
+
+    fn agents_with_outbox(outbox: Vec<Dispatch>) -> Agents {
+        let mut agents = Agents::default();
+        agents.by_id.insert(
+            "node-a".into(),
+            Agent {
+                id: "node-a".into(),
+                name: "a".into(),
+                compute_env: None,
+                slots: 4,
+                cpus: 4.0,
+                memory: 1 << 30,
+                state: NodeState::Running,
+                last_seen: 0,
+                outbox: outbox.into(),
+                kills: Vec::new(),
+                leased: HashMap::new(),
+            },
+        );
+        agents
+    }
+
+    fn key(task: &str, index: u32) -> AttemptKey {
+        AttemptKey {
+            job: "job-1".into(),
+            task: task.into(),
+            index,
+            attempt: 1,
+        }
+    }
+
+    /// Killing instance 0 of one task drops that task's queued dispatch only, never the
+    /// queued dispatch of instance 0 of another task of the same job on the same node (which
+    /// would then stay STARTING for ever).
+    #[test]
+    fn a_kill_drops_only_the_queued_dispatch_of_its_own_task() {
+        let mut agents = agents_with_outbox(vec![dispatch(0, 0), dispatch(1, 0)]);
+        assert!(agents.kill("a", 1, key("second", 0)));
+        let a = agents
+            .by_name("a")
+            .map(|a| a.outbox.clone())
+            .unwrap_or_default();
+        assert_eq!(a, [dispatch(0, 0)]);
+        assert!(agents.by_name("a").is_some_and(|a| a.kills.is_empty()));
+        // Not queued any more: the kill goes to the agent.
+        assert!(!agents.kill("a", 1, key("second", 0)));
+        assert!(
+            agents
+                .by_name("a")
+                .is_some_and(|a| a.kills == [key("second", 0)])
+        );
+        assert!(!agents.kill("nobody", 0, key("first", 0)));
+    }
+}

@@ -433,7 +433,7 @@ impl Driver {
                     attempt,
                 };
                 let node = att.node.clone();
-                if self.agents.kill(&node, key) {
+                if self.agents.kill(&node, task, key) {
                     // Never handed to the agent: it ends here.
                     let ev = Event::Ended {
                         task,
