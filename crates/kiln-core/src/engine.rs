@@ -49,6 +49,11 @@ pub enum Change {
         stop: Option<Reason>,
         /// When set, every instance never dispatched ended `FAILED` with this reason.
         unstarted: Option<Reason>,
+        /// Why ready instances did not dispatch in the last scheduling pass.
+        blocked: Option<Reason>,
+        /// Every instance of the task (dispatched or not) counted by state, as
+        /// [`JobRun::task_view`] counts them: what readers show without the engine.
+        counts: Counts,
     },
     Instance {
         job: JobId,
@@ -579,6 +584,11 @@ impl Engine {
         self.jobs.retain(|j| &*j.id != id);
     }
 
+    /// Drops every job in `ids` from memory at once.
+    pub fn forget_all(&mut self, ids: &std::collections::HashSet<JobId>) {
+        self.jobs.retain(|j| !ids.contains(&j.id));
+    }
+
     /// The scheduler: places ready instances on nodes with room, highest job priority first,
     /// then oldest job, then deepest task in the DAG (file order among equals), then lowest
     /// instance index. Records why ready work
@@ -727,6 +737,10 @@ struct TaskRun {
     unstarted: Option<Reason>,
     /// Why ready work did not dispatch in the last scheduling pass.
     blocked: Option<Reason>,
+    /// Some instance changed since the task record was last persisted (its counts may have).
+    dirty: bool,
+    /// The counts and `blocked` of the task record last persisted.
+    shown: (Counts, Option<Reason>),
 }
 
 impl TaskRun {
@@ -830,6 +844,8 @@ impl JobRun {
                     stop: None,
                     unstarted: None,
                     blocked: None,
+                    dirty: false,
+                    shown: (Counts::new(), None),
                 }
             })
             .collect();
@@ -1089,8 +1105,11 @@ impl JobRun {
         }
     }
 
-    fn persist_task(&self, t: usize, changes: &mut Vec<Change>) {
-        let task = &self.tasks[t];
+    fn persist_task(&mut self, t: usize, changes: &mut Vec<Change>) {
+        let counts = self.counts(t);
+        let task = &mut self.tasks[t];
+        task.dirty = false;
+        task.shown = (counts.clone(), task.blocked.clone());
         changes.push(Change::Task {
             job: self.id.clone(),
             task: t,
@@ -1098,10 +1117,13 @@ impl JobRun {
             reason: task.reason.clone(),
             stop: task.stop.clone(),
             unstarted: task.unstarted.clone(),
+            blocked: task.blocked.clone(),
+            counts,
         });
     }
 
-    fn push_slot(&self, t: usize, index: u32, changes: &mut Vec<Change>, with_attempt: bool) {
+    fn push_slot(&mut self, t: usize, index: u32, changes: &mut Vec<Change>, with_attempt: bool) {
+        self.tasks[t].dirty = true;
         if let Some(slot) = self.tasks[t].live.get(&index) {
             changes.push(Change::Instance {
                 job: self.id.clone(),
@@ -1251,6 +1273,7 @@ impl JobRun {
                 ended_at: None,
             });
             task.n_active += 1;
+            task.dirty = true;
             dispatches.push(Dispatch {
                 job: self.id.clone(),
                 task: t,
@@ -1427,6 +1450,7 @@ impl JobRun {
         for t in 0..self.tasks.len() {
             let task = &self.tasks[t];
             if task.state.is_terminal() {
+                self.persist_if_shown_changed(t, changes);
                 continue;
             }
             let (state, reason) = if task.n_active > 0 {
@@ -1448,6 +1472,8 @@ impl JobRun {
                 task.state = state;
                 task.reason = reason;
                 self.persist_task(t, changes);
+            } else {
+                self.persist_if_shown_changed(t, changes);
             }
         }
         let (state, reason) = self.derive_job_state();
@@ -1460,6 +1486,20 @@ impl JobRun {
                 reason,
                 at: now,
             });
+        }
+    }
+
+    /// Persists task `t` again if its counts or `blocked` differ from its last record.
+    fn persist_if_shown_changed(&mut self, t: usize, changes: &mut Vec<Change>) {
+        let task = &self.tasks[t];
+        if !task.dirty && task.blocked == task.shown.1 {
+            return;
+        }
+        let counts = self.counts(t);
+        let task = &mut self.tasks[t];
+        task.dirty = false;
+        if counts != task.shown.0 || task.blocked != task.shown.1 {
+            self.persist_task(t, changes);
         }
     }
 
@@ -1508,7 +1548,21 @@ impl JobRun {
     /// A view of task `t`, with its instances counted by state.
     pub fn task_view(&self, t: usize) -> Option<TaskView> {
         let task = self.tasks.get(t)?;
+        Some(TaskView {
+            name: self.spec.tasks[t].name.clone(),
+            state: task.state,
+            reason: task.reason.clone(),
+            instances: task.n,
+            counts: self.counts(t),
+        })
+    }
+
+    /// Every instance of task `t` (an unknown task has none) counted by state.
+    fn counts(&self, t: usize) -> Counts {
         let mut counts = Counts::new();
+        let Some(task) = self.tasks.get(t) else {
+            return counts;
+        };
         let mut add = |s: State, n: u32| {
             if n > 0 {
                 *counts.entry(s).or_default() += n;
@@ -1542,13 +1596,7 @@ impl JobRun {
             + fresh_ready
             + fresh_cursor;
         add(State::Pending, task.n.saturating_sub(accounted));
-        Some(TaskView {
-            name: self.spec.tasks[t].name.clone(),
-            state: task.state,
-            reason: task.reason.clone(),
-            instances: task.n,
-            counts,
-        })
+        counts
     }
 
     pub fn task_views(&self) -> Vec<TaskView> {

@@ -78,6 +78,7 @@ type TaskRow = (State, Option<Reason>, Option<Reason>, Option<Reason>);
 struct Persisted {
     job: Option<(State, Option<Reason>)>,
     tasks: BTreeMap<usize, TaskRow>,
+    counts: BTreeMap<usize, kiln_core::engine::Counts>,
     instances: BTreeMap<(usize, u32), Instance>,
     attempts: BTreeMap<(usize, u32, u32), Attempt>,
 }
@@ -93,8 +94,10 @@ impl Persisted {
                     reason,
                     stop,
                     unstarted,
+                    counts,
                     ..
                 } => {
+                    self.counts.insert(*task, counts.clone());
                     self.tasks.insert(
                         *task,
                         (*state, reason.clone(), stop.clone(), unstarted.clone()),
@@ -346,8 +349,17 @@ impl Sim {
                 assert_eq!(v.counts.get(&State::Succeed), Some(&v.instances));
             }
         }
-        // The persisted job agrees with memory.
+        // The persisted job agrees with memory, and so do the persisted counts of its tasks
+        // (what readers show without the engine).
         assert_eq!(self.persisted.job.as_ref().map(|j| j.0), Some(job.state()));
+        for (t, v) in job.task_views().into_iter().enumerate() {
+            assert_eq!(
+                self.persisted.counts.get(&t),
+                Some(&v.counts),
+                "task {}",
+                v.name
+            );
+        }
     }
 }
 

@@ -29,7 +29,9 @@ use utoipa::OpenApi;
 
 use crate::cluster::{AgentCallError, LeaseNotify};
 use crate::driver::{DriverGone, Handle};
-use crate::jobs::{JobOpError, rfc3339};
+use crate::jobs::JobOpError;
+use crate::views;
+use crate::wire::job_summary;
 
 mod envs;
 mod templates;
@@ -73,6 +75,9 @@ impl Tokens {
 /// What every handler shares.
 pub struct ApiState {
     pub handle: Handle,
+    /// Reads (and the writes that need no scheduler) go here directly, never through the
+    /// driver thread.
+    pub store: Arc<dyn kiln_store::Store>,
     pub tokens: Tokens,
     /// Where attempts' output is kept (`logs/JOB/TASK/INDEX.ATTEMPT.stdout`).
     pub logs: PathBuf,
@@ -83,6 +88,25 @@ pub struct ApiState {
 }
 
 type Shared = Arc<ApiState>;
+
+/// Runs `f` on the store on the blocking pool: a read (or a write that needs no scheduler)
+/// that never waits for a tick.
+pub(crate) async fn on_store<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    st: &Shared,
+    f: impl FnOnce(&dyn kiln_store::Store) -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(&st.store);
+    tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(Into::into)
+}
+
+impl From<kiln_store::StoreError> for ApiError {
+    fn from(e: kiln_store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
 
 /// An error answer.
 #[derive(Debug)]
@@ -389,32 +413,17 @@ async fn list_jobs(
         ),
         None => None,
     };
-    let rows = st
-        .handle
-        .call(move |d| {
-            d.store().list_jobs(&kiln_store::JobQuery {
-                state,
-                name_prefix: None,
-                after_seq: after,
-                limit: limit + 1,
-            })
+    let rows = on_store(&st, move |store| {
+        store.list_jobs(&kiln_store::JobQuery {
+            state,
+            name_prefix: None,
+            after_seq: after,
+            limit: limit + 1,
         })
-        .await?
-        .map_err(ApiError::internal)?;
+    })
+    .await?;
     let more = rows.len() > limit as usize;
-    let items: Vec<JobSummary> = rows
-        .iter()
-        .take(limit as usize)
-        .map(|r| JobSummary {
-            id: r.id.clone(),
-            name: r.name.clone(),
-            state: r.state.to_string(),
-            reason: r.reason.as_ref().map(ToString::to_string),
-            priority: r.priority,
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
-        })
-        .collect();
+    let items: Vec<JobSummary> = rows.iter().take(limit as usize).map(job_summary).collect();
     let next = more
         .then(|| rows.get(limit as usize - 1).map(|r| r.seq.to_string()))
         .flatten();
@@ -427,7 +436,9 @@ async fn show_job(
     Path(id): Path<String>,
 ) -> Result<Json<kiln_api::JobDetail>, ApiError> {
     check_id(&id)?;
-    Ok(Json(st.handle.call(move |d| d.job_detail(&id)).await??))
+    Ok(Json(
+        on_store(&st, move |s| views::job_detail(s, &id)).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/jobs/{id}", responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -441,16 +452,12 @@ async fn delete_job(
 }
 
 async fn summary(st: &Shared, id: String) -> Result<Json<JobSummary>, ApiError> {
-    let d = st.handle.call(move |d| d.job_detail(&id)).await??;
-    Ok(Json(JobSummary {
-        id: d.id,
-        name: d.name,
-        state: d.state,
-        reason: d.reason,
-        priority: d.priority,
-        created_at: d.created_at,
-        updated_at: d.updated_at,
-    }))
+    let row = on_store(st, move |s| {
+        s.job_row(&id)?
+            .ok_or_else(|| JobOpError::NotFound(format!("no job `{id}`")))
+    })
+    .await?;
+    Ok(Json(job_summary(&row)))
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/terminate", responses((status = 200, body = JobSummary), (status = 409, body = ErrorBody)))]
@@ -494,9 +501,7 @@ async fn why(
         return Err(ApiError::bad("index needs task").field("index"));
     }
     Ok(Json(
-        st.handle
-            .call(move |d| d.why(&id, q.task.as_deref(), q.index))
-            .await??,
+        on_store(&st, move |s| views::why(s, &id, q.task.as_deref(), q.index)).await?,
     ))
 }
 
@@ -526,9 +531,7 @@ async fn instances(
         None => 0,
     };
     Ok(Json(
-        st.handle
-            .call(move |d| d.instances(&id, &task, from, limit))
-            .await??,
+        on_store(&st, move |s| views::instances(s, &id, &task, from, limit)).await?,
     ))
 }
 
@@ -567,10 +570,7 @@ async fn logs(
         return Err(ApiError::bad(format!("`{task}` is not a valid task name")).field("task"));
     }
     let (i, t) = (id.clone(), task.clone());
-    let (latest, _) = st
-        .handle
-        .call(move |d| d.latest_attempt(&i, &t, index))
-        .await??;
+    let (latest, _) = on_store(&st, move |s| views::latest_attempt(s, &i, &t, index)).await?;
     let attempt = q.attempt.unwrap_or(latest);
     let path = st
         .logs
@@ -579,7 +579,7 @@ async fn logs(
         .join(format!("{index}.{attempt}.{stream}"));
     let follow = q.follow.unwrap_or(false);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let handle = st.handle.clone();
+    let reader = Arc::clone(&st);
     tokio::spawn(async move {
         let mut offset = 0u64;
         loop {
@@ -596,12 +596,9 @@ async fn logs(
                 return;
             }
             let (i, t) = (id.clone(), task.clone());
-            let still = handle
-                .call(move |d| d.latest_attempt(&i, &t, index))
+            let still = on_store(&reader, move |s| views::latest_attempt(s, &i, &t, index))
                 .await
-                .ok()
-                .and_then(Result::ok)
-                .is_some_and(|(a, active)| active && a == attempt);
+                .is_ok_and(|(a, active)| active && a == attempt);
             if !still {
                 // One last read for what was written before the end was recorded.
                 let rest = read_from(&path, offset).await;

@@ -21,6 +21,10 @@ use kiln_store::{Store, StoreError};
 use crate::cluster::{Agents, LeaseNotify};
 use crate::envs::Providers;
 
+/// How long a finished job stays in the engine's memory (for late reports of its attempts)
+/// before the server forgets it; it stays in the store, where every read finds it.
+pub const FORGET_FINISHED_AFTER: Duration = Duration::from_secs(5);
+
 /// Milliseconds since the Unix epoch: the only clock the engine ever sees.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -147,6 +151,8 @@ pub struct Driver {
     pub(crate) agents: Agents,
     pub(crate) providers: Providers,
     last_reconcile: Instant,
+    /// When the server first saw each finished job still in the engine.
+    finished: HashMap<JobId, Instant>,
     lease_notify: LeaseNotify,
     cluster: ClusterConfig,
     /// The instance types compute environments may name.
@@ -200,6 +206,7 @@ impl Driver {
             agents: Agents::default(),
             providers: Providers::default(),
             last_reconcile: Instant::now(),
+            finished: HashMap::new(),
             lease_notify: LeaseNotify::default(),
             cluster: ClusterConfig::default(),
             catalog: Catalog::builtin(),
@@ -516,11 +523,39 @@ impl Driver {
             if self.last_reconcile.elapsed() >= Duration::from_millis(500) {
                 self.last_reconcile = Instant::now();
                 self.reconcile_envs();
+                self.forget_finished();
             }
             if self.stopping && self.kills.is_empty() {
                 return Ok(());
             }
         }
+    }
+
+    /// Drops from the engine the jobs that finished more than [`FORGET_FINISHED_AFTER`] ago,
+    /// so that the server's memory follows the work in flight, not its history.
+    fn forget_finished(&mut self) {
+        let now = Instant::now();
+        let done: Vec<JobId> = self
+            .engine
+            .jobs()
+            .iter()
+            .filter(|j| j.state().is_terminal())
+            .map(|j| j.id.clone())
+            .collect();
+        let mut still = HashMap::with_capacity(done.len());
+        let mut gone = std::collections::HashSet::new();
+        for id in done {
+            let since = self.finished.get(&id).copied().unwrap_or(now);
+            if now.duration_since(since) >= FORGET_FINISHED_AFTER {
+                gone.insert(id);
+            } else {
+                still.insert(id, since);
+            }
+        }
+        if !gone.is_empty() {
+            self.engine.forget_all(&gone);
+        }
+        self.finished = still;
     }
 
     /// Kills every attempt at once and waits (bounded) for them to go, without recording

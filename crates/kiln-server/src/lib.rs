@@ -7,5 +7,7 @@ pub mod driver;
 pub mod envs;
 pub mod jobs;
 pub mod server;
+pub mod views;
+pub mod wire;
 
 pub use driver::{ClusterConfig, Driver, DriverGone, Handle, LocalConfig, RunEnd, StopRequest};

@@ -143,6 +143,7 @@ pub fn run_server(
     }
     let state = Arc::new(ApiState {
         handle: driver.handle(),
+        store: driver.shared_store(),
         tokens,
         logs: driver.logs_dir(),
         lease_notify: driver.lease_notify(),

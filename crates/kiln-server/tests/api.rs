@@ -69,6 +69,63 @@ async fn submit_run_show_list_logs_and_delete() {
     assert_eq!(err["error"]["code"], "not_found");
 }
 
+/// Reads come from the store: they answer while the scheduler is busy, and a finished job
+/// leaves the scheduler's memory yet reads as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_never_wait_for_the_scheduler_and_finished_jobs_leave_its_memory() {
+    let s = server();
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", HELLO).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    wait_state(&s.app, &id, |st| st == "SUCCEED").await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.handle.call(|d| d.engine().jobs().len()).await.unwrap() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the finished job stayed in memory"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Hold the driver thread for a while; every read still answers meanwhile.
+    let busy = s.handle.clone();
+    let held = tokio::spawn(async move {
+        busy.call(|_| std::thread::sleep(Duration::from_secs(5)))
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    let (status, job) = admin(&s.app, Method::GET, &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["state"], "SUCCEED");
+    assert_eq!(job["tasks"][0]["counts"], json!({"SUCCEED": 3}));
+    assert_eq!(job["tasks"][1]["counts"], json!({"SUCCEED": 1}));
+    let (status, page) = admin(
+        &s.app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/tasks/a/instances"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    let (status, why) = admin(&s.app, Method::GET, &format!("/v1/jobs/{id}/why"), "").await;
+    assert_eq!(status, StatusCode::OK, "{why}");
+    assert_eq!(why["state"], "SUCCEED");
+    let (status, _) = admin(&s.app, Method::GET, "/v1/jobs", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "reads waited for the driver: {:?}",
+        start.elapsed()
+    );
+    held.await.unwrap();
+    // Reading it did not bring it back into the scheduler.
+    assert_eq!(s.handle.call(|d| d.engine().jobs().len()).await.unwrap(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_and_delete_rules() {
     let s = server();

@@ -155,3 +155,43 @@ pub(crate) fn group_counts(
     }
     Ok(out)
 }
+
+/// Counts by state as stored: `{"RUNNING": 2, "SUCCEED": 5}`.
+pub(crate) fn encode_counts(counts: &std::collections::BTreeMap<State, u32>) -> String {
+    let named: std::collections::BTreeMap<&str, u32> =
+        counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    serde_json::to_string(&named).unwrap_or_else(|_| "{}".into())
+}
+
+pub(crate) fn decode_counts(json: Option<&str>) -> Result<std::collections::BTreeMap<State, u32>> {
+    let Some(json) = json else {
+        return Ok(std::collections::BTreeMap::new());
+    };
+    let named: std::collections::BTreeMap<String, u32> =
+        serde_json::from_str(json).map_err(|e| corrupt("counts", e))?;
+    named
+        .into_iter()
+        .map(|(s, n)| Ok((parse_state(&s)?, n)))
+        .collect()
+}
+
+/// A task record from its stored columns.
+pub(crate) fn task_record(
+    name: String,
+    state: &str,
+    reason: Option<String>,
+    stop: Option<String>,
+    unstarted: Option<String>,
+    blocked: Option<String>,
+    counts: Option<&str>,
+) -> Result<crate::TaskRecord> {
+    Ok(crate::TaskRecord {
+        name,
+        state: parse_state(state)?,
+        reason: parse_reason(reason)?,
+        stop: parse_reason(stop)?,
+        unstarted: parse_reason(unstarted)?,
+        blocked: parse_reason(blocked)?,
+        counts: decode_counts(counts)?,
+    })
+}

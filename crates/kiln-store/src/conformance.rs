@@ -103,6 +103,12 @@ fn jobs_and_changes(store: &dyn Store) {
             reason: None,
             stop: None,
             unstarted: None,
+            blocked: Some(Reason::ConcurrencyLimit),
+            counts: BTreeMap::from([
+                (State::Running, 1),
+                (State::Succeed, 1),
+                (State::Runnable, 1),
+            ]),
         },
         Change::Attempt {
             job: job.clone(),
@@ -159,6 +165,25 @@ fn jobs_and_changes(store: &dyn Store) {
     assert_eq!(insts[0].1.state, State::Succeed);
     assert_eq!(insts[1].1, running);
     assert_eq!(insts[1].2, Some(att(2, State::Running, None)));
+
+    let view = store.job_view(&job).unwrap().expect("job stored");
+    assert_eq!(view.row, loaded.row);
+    assert_eq!(*view.spec, spec);
+    assert_eq!(view.tasks.len(), 2);
+    let (a, b) = (&view.tasks[0], &view.tasks[1]);
+    assert_eq!((a.name.as_str(), a.state), ("a", State::Running));
+    assert_eq!(a.blocked, Some(Reason::ConcurrencyLimit));
+    assert_eq!(
+        a.counts,
+        BTreeMap::from([
+            (State::Running, 1),
+            (State::Succeed, 1),
+            (State::Runnable, 1)
+        ])
+    );
+    assert_eq!((b.name.as_str(), b.state), ("b", State::Submitted));
+    assert!(b.counts.is_empty() && b.blocked.is_none() && b.stop.is_none());
+    assert!(store.job_view("job-missing").unwrap().is_none());
 
     let attempts = store.attempts(&job, 0, 1).unwrap();
     assert_eq!(attempts.len(), 2);

@@ -105,6 +105,29 @@ pub struct StoredJob {
     pub tasks: Vec<TaskSnapshot>,
 }
 
+/// A task's stored record, as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub name: String,
+    pub state: State,
+    pub reason: Option<Reason>,
+    pub stop: Option<Reason>,
+    pub unstarted: Option<Reason>,
+    /// Why ready instances did not dispatch in the scheduler's last pass.
+    pub blocked: Option<Reason>,
+    /// Every instance counted by state as the scheduler last saw it (empty until it did).
+    pub counts: BTreeMap<State, u32>,
+}
+
+/// A job with its spec and its tasks' records, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub row: JobRow,
+    pub spec: Arc<JobSpec>,
+    /// In task order.
+    pub tasks: Vec<TaskRecord>,
+}
+
 /// A page of jobs, newest first (`seq` descending).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobQuery {
@@ -179,6 +202,8 @@ pub trait Store: Send + Sync {
     fn apply(&self, changes: &[Change]) -> Result<()>;
     /// A job with its tasks' and instances' records, if it exists.
     fn load_job(&self, id: &str) -> Result<Option<StoredJob>>;
+    /// A job with its spec and task records (no instances), if it exists.
+    fn job_view(&self, id: &str) -> Result<Option<JobView>>;
     /// A job's row alone (no tasks or instances), if it exists.
     fn job_row(&self, id: &str) -> Result<Option<JobRow>>;
     /// Jobs not in a terminal state, oldest first.

@@ -20,8 +20,8 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, NodeRecord, Result, Store, StoreError,
-    StoredJob, TemplateRecord, redact,
+    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, JobView, NodeRecord, Result, Store,
+    StoreError, StoredJob, TemplateRecord, redact,
 };
 
 /// Version 1: the same records as SQLite's version 1.
@@ -111,7 +111,14 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// Version 2: what readers show of a task without the scheduler (its counts by state, and
+/// why its ready instances wait).
+const V2: &str = "
+ALTER TABLE tasks ADD COLUMN blocked TEXT;
+ALTER TABLE tasks ADD COLUMN counts TEXT;
+";
 
 /// The schema version this build writes: the number of steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -409,6 +416,8 @@ struct Batch {
     task_reason: Vec<Option<String>>,
     task_stop: Vec<Option<String>>,
     task_unstarted: Vec<Option<String>>,
+    task_blocked: Vec<Option<String>>,
+    task_counts: Vec<String>,
 
     inst_job: Vec<i64>,
     inst_task: Vec<i64>,
@@ -451,8 +460,12 @@ impl Batch {
                 reason,
                 stop,
                 unstarted,
+                blocked,
+                counts,
                 ..
             } => {
+                self.task_blocked.push(text(blocked));
+                self.task_counts.push(codec::encode_counts(counts));
                 self.task_job.push(seq);
                 self.task_no.push(*task as i64);
                 self.task_state.push(state.as_str());
@@ -527,9 +540,10 @@ impl Batch {
             let stmt = tx
                 .prepare_cached(
                     "UPDATE tasks SET state = u.state, reason = u.reason, stop = u.stop,
-                         unstarted = u.unstarted
+                         unstarted = u.unstarted, blocked = u.blocked, counts = u.counts
                      FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[]) AS u(job, task, state, reason, stop, unstarted)
+                                 $6::text[], $7::text[], $8::text[])
+                         AS u(job, task, state, reason, stop, unstarted, blocked, counts)
                      WHERE tasks.job = u.job AND tasks.task = u.task",
                 )
                 .await
@@ -543,6 +557,8 @@ impl Batch {
                     &self.task_reason,
                     &self.task_stop,
                     &self.task_unstarted,
+                    &self.task_blocked,
+                    &self.task_counts,
                 ],
             )
             .await
@@ -802,6 +818,56 @@ impl Store for PgStore {
             let found = load_job_in(&tx, id).await?;
             tx.commit().await.map_err(db)?;
             Ok(found)
+        })
+    }
+
+    fn job_view(&self, id: &str) -> Result<Option<JobView>> {
+        self.run(async {
+            let mut c = self.client().await?;
+            let tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db)?;
+            let stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS}, spec, spec_version FROM jobs WHERE id = $1"
+                ))
+                .await
+                .map_err(db)?;
+            let Some(r) = tx.query_opt(&stmt, &[&id]).await.map_err(db)? else {
+                return Ok(None);
+            };
+            let row = job_row(&r)?;
+            let spec =
+                codec::decode_spec(id, r.try_get(8).map_err(db)?, r.try_get(9).map_err(db)?)?;
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT name, state, reason, stop, unstarted, blocked, counts
+                     FROM tasks WHERE job = $1 ORDER BY task",
+                )
+                .await
+                .map_err(db)?;
+            let mut tasks = Vec::with_capacity(spec.tasks.len());
+            for r in tx.query(&stmt, &[&big(row.seq)]).await.map_err(db)? {
+                tasks.push(codec::task_record(
+                    r.try_get(0).map_err(db)?,
+                    r.try_get(1).map_err(db)?,
+                    r.try_get(2).map_err(db)?,
+                    r.try_get(3).map_err(db)?,
+                    r.try_get(4).map_err(db)?,
+                    r.try_get(5).map_err(db)?,
+                    r.try_get(6).map_err(db)?,
+                )?);
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(Some(JobView {
+                row,
+                spec: Arc::new(spec),
+                tasks,
+            }))
         })
     }
 

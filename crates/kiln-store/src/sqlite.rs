@@ -14,8 +14,8 @@ use rusqlite::{
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, NodeRecord, Result, Store, StoreError,
-    StoredJob, TemplateRecord,
+    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, JobView, NodeRecord, Result, Store,
+    StoreError, StoredJob, TemplateRecord,
 };
 
 /// Version 1: jobs, tasks, instances, attempts, secrets, templates, compute environments,
@@ -106,7 +106,14 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// Version 2: what readers show of a task without the scheduler (its counts by state, and
+/// why its ready instances wait).
+const V2: &str = "
+ALTER TABLE tasks ADD COLUMN blocked TEXT;
+ALTER TABLE tasks ADD COLUMN counts TEXT;
+";
 
 /// Schema version written to `PRAGMA user_version`: the number of steps.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -515,6 +522,63 @@ impl Store for SqliteStore {
         })
     }
 
+    fn job_view(&self, id: &str) -> Result<Option<JobView>> {
+        self.read(|conn| {
+            let tx = conn.transaction()?;
+            let found: Option<(i64, String, i64)> = tx
+                .prepare_cached("SELECT seq, spec, spec_version FROM jobs WHERE id = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let Some((seq, spec_json, spec_version)) = found else {
+                return Ok(None);
+            };
+            let spec = codec::decode_spec(id, &spec_json, spec_version)?;
+            let row = job_rows(
+                &tx,
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ?1"),
+                [seq],
+            )?
+            .pop()
+            .ok_or_else(|| corrupt("job", id))?;
+            let mut tasks = Vec::with_capacity(spec.tasks.len());
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT name, state, reason, stop, unstarted, blocked, counts
+                     FROM tasks WHERE job = ?1 ORDER BY task",
+                )?;
+                let rows = stmt.query_map([seq], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (name, state, reason, stop, unstarted, blocked, counts) = row?;
+                    tasks.push(codec::task_record(
+                        name,
+                        &state,
+                        reason,
+                        stop,
+                        unstarted,
+                        blocked,
+                        counts.as_deref(),
+                    )?);
+                }
+            }
+            tx.commit()?;
+            Ok(Some(JobView {
+                row,
+                spec: Arc::new(spec),
+                tasks,
+            }))
+        })
+    }
+
     fn job_row(&self, id: &str) -> Result<Option<JobRow>> {
         self.read(|conn| {
             Ok(job_rows(
@@ -880,10 +944,13 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, c: &Change) -> Result<()>
             reason,
             stop,
             unstarted,
+            blocked,
+            counts,
             ..
         } => {
             tx.prepare_cached(
-                "UPDATE tasks SET state = ?3, reason = ?4, stop = ?5, unstarted = ?6
+                "UPDATE tasks SET state = ?3, reason = ?4, stop = ?5, unstarted = ?6,
+                     blocked = ?7, counts = ?8
                  WHERE job = ?1 AND task = ?2",
             )?
             .execute(params![
@@ -892,7 +959,9 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, c: &Change) -> Result<()>
                 state.as_str(),
                 text(reason),
                 text(stop),
-                text(unstarted)
+                text(unstarted),
+                text(blocked),
+                codec::encode_counts(counts)
             ])?;
         }
         Change::Instance {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use kiln_core::engine::{Attempt, Change};
 use kiln_core::state::{Instance, State};
 use kiln_store::conformance::{self, fresh_pg_database};
+use kiln_store::postgres::{MIGRATIONS, SCHEMA_VERSION};
 use kiln_store::{PgStore, Store, StoreError};
 
 /// Runs one SQL query on `url` and returns the first column of each row as text.
@@ -85,7 +86,7 @@ fn concurrent_first_opens_create_the_schema_once() {
     }
     assert_eq!(
         one(&url, "SELECT version FROM kiln_schema"),
-        kiln_store::postgres::SCHEMA_VERSION.to_string()
+        SCHEMA_VERSION.to_string()
     );
     assert_eq!(one(&url, "SELECT count(*) FROM kiln_schema"), "1");
 }
@@ -151,4 +152,27 @@ fn a_tick_of_thousands_of_changes_commits_at_once() {
     for table in ["jobs", "tasks", "instances", "attempts"] {
         assert_eq!(one(&url, &format!("SELECT count(*) FROM {table}")), "0");
     }
+}
+
+#[test]
+fn an_older_schema_is_migrated_and_keeps_its_jobs() {
+    let url = fresh_pg_database();
+    sql(
+        &url,
+        &format!(
+            "{} CREATE TABLE kiln_schema (version BIGINT NOT NULL); INSERT INTO kiln_schema VALUES (1);
+             INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at, updated_at)
+             VALUES ('job-old', 'old', 50, 0, '{{}}', 'SUCCEED', 1, 2);",
+            MIGRATIONS[0]
+        ),
+    );
+    let store = PgStore::open(&url).unwrap();
+    assert_eq!(
+        one(&url, "SELECT version FROM kiln_schema"),
+        SCHEMA_VERSION.to_string()
+    );
+    let row = store.job_row("job-old").unwrap().unwrap();
+    assert_eq!((row.name.as_str(), row.state), ("old", State::Succeed));
+    assert!(store.delete_job("job-old").unwrap());
+    conformance::run(&store);
 }

@@ -198,3 +198,30 @@ fn delete_job_leaves_no_rows() {
         assert_eq!(n, rows, "{table}");
     }
 }
+
+#[test]
+fn an_older_database_is_migrated_and_keeps_its_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiln.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(kiln_store::sqlite::MIGRATIONS[0])
+            .unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at, updated_at)
+             VALUES ('job-old', 'old', 50, 0, '{}', 'SUCCEED', 1, 2);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        pragma(&path, "user_version"),
+        format!("Integer({})", kiln_store::sqlite::SCHEMA_VERSION)
+    );
+    let row = store.job_row("job-old").unwrap().unwrap();
+    assert_eq!((row.name.as_str(), row.state), ("old", State::Succeed));
+    assert!(store.delete_job("job-old").unwrap());
+    // The new columns are there and usable.
+    conformance::run(&store);
+}

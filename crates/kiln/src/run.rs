@@ -419,7 +419,7 @@ fn summarize(runner: &mut Driver, run: &JobRun, state_dir: &Path, format: Format
     let tasks: Vec<kiln_api::TaskDetail> = views
         .iter()
         .cloned()
-        .map(kiln_server::jobs::task_detail)
+        .map(kiln_server::wire::task_detail)
         .collect();
     if format != Format::Table {
         let failed: Vec<_> = failed

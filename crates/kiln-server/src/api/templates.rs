@@ -17,7 +17,7 @@ use kiln_core::spec::{RawTask, SpecError, SpecErrors, Templates, parse_task_temp
 use kiln_store::TemplateRecord;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Shared, json};
+use super::{ApiError, Shared, json, on_store};
 use crate::driver::now_ms;
 
 /// Longest template description, as for a job's.
@@ -39,15 +39,10 @@ pub(super) fn routes() -> Router<Shared> {
         .route(paths::TEMPLATE, get(show_template).delete(delete_template))
 }
 
-/// Every stored template that can be read, by name, for `parse_job`. Runs the store read on the
-/// driver thread; a record that does not decode is logged and left out (a task naming it then
+/// Every stored template that can be read, by name, for `parse_job`. Reads the store directly; a record that does not decode is logged and left out (a task naming it then
 /// gets the usual "unknown task template" error).
 pub(super) async fn load(st: &Shared) -> Result<Templates, ApiError> {
-    let records = st
-        .handle
-        .call(|d| d.store().list_templates())
-        .await?
-        .map_err(ApiError::internal)?;
+    let records = on_store(st, |s| s.list_templates()).await?;
     let mut out = Templates::new();
     for r in records {
         match serde_json::from_str::<Stored>(&r.task_json) {
@@ -149,17 +144,13 @@ pub(super) async fn create_template(
         created_at: now,
         updated_at: now,
     };
-    // Check and write in one driver call: nothing else runs on the store in between.
-    let created = st
-        .handle
-        .call(move |d| -> Result<bool, kiln_store::StoreError> {
-            if d.store().get_template(&record.name)?.is_some() {
-                return Ok(false);
-            }
-            d.store().put_template(&record)
-        })
-        .await?
-        .map_err(ApiError::internal)?;
+    let created = on_store(&st, move |s| -> Result<bool, kiln_store::StoreError> {
+        if s.get_template(&record.name)?.is_some() {
+            return Ok(false);
+        }
+        s.put_template(&record)
+    })
+    .await?;
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -179,11 +170,7 @@ pub(super) async fn create_template(
 pub(super) async fn list_templates(
     State(st): State<Shared>,
 ) -> Result<Json<TemplateList>, ApiError> {
-    let records = st
-        .handle
-        .call(|d| d.store().list_templates())
-        .await?
-        .map_err(ApiError::internal)?;
+    let records = on_store(&st, |s| s.list_templates()).await?;
     let items = records
         .into_iter()
         .map(answer)
@@ -199,11 +186,8 @@ pub(super) async fn show_template(
 ) -> Result<Json<TaskTemplate>, ApiError> {
     check_name(&name)?;
     let n = name.clone();
-    let record = st
-        .handle
-        .call(move |d| d.store().get_template(&n))
+    let record = on_store(&st, move |s| s.get_template(&n))
         .await?
-        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no task template `{name}`")))?;
     Ok(Json(answer(record)?))
 }
@@ -217,11 +201,7 @@ pub(super) async fn delete_template(
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
     let n = name.clone();
-    let deleted = st
-        .handle
-        .call(move |d| d.store().delete_template(&n))
-        .await?
-        .map_err(ApiError::internal)?;
+    let deleted = on_store(&st, move |s| s.delete_template(&n)).await?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -22,6 +22,8 @@ pub const AGENT: &str = "agent-secret";
 
 pub struct Server {
     pub app: Router,
+    /// The driver behind the router, to look at (or hold up) the scheduler.
+    pub handle: kiln_server::Handle,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -57,6 +59,7 @@ pub fn server() -> Server {
         let mut driver = Driver::open(cfg).unwrap().with_cluster(cluster);
         let state = Arc::new(ApiState {
             handle: driver.handle(),
+            store: driver.shared_store(),
             tokens: Tokens {
                 admin: digest(ADMIN),
                 agent: digest(AGENT),
@@ -78,6 +81,7 @@ pub fn server() -> Server {
     });
     let state = rx.recv().unwrap();
     Server {
+        handle: state.handle.clone(),
         app: router(state),
         stop,
         thread: Some(thread),
