@@ -23,7 +23,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub struct AttemptKey {
     /// The job id (`job-…`).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub job: String,
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
     pub task: String,
     /// 0-based instance index.
     pub index: u32,
@@ -45,9 +47,12 @@ impl fmt::Display for AttemptKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// The node's name; `local` is the built-in executor's.
+    #[schema(pattern = r"^(?!local$)[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
     pub compute_env: Option<String>,
     /// How many attempts the agent runs at once.
+    #[schema(minimum = 1)]
     pub slots: u32,
     pub cpus: f64,
     /// Bytes.
@@ -97,6 +102,7 @@ pub struct HeartbeatResponse {
 pub struct LeaseRequest {
     pub node_id: String,
     /// At most this many attempts (the agent's free slots).
+    #[schema(minimum = 1)]
     pub max: u32,
 }
 
@@ -225,6 +231,9 @@ pub enum AttemptEventKind {
     ImageNotFound { image: String },
 }
 
+/// The largest offset a log chunk may be written at (1 TiB): no attempt's output is larger.
+pub const MAX_LOG_OFFSET: u64 = 1 << 40;
+
 /// Standard output's name in [`LogChunk::stream`] and the `stream=` query parameter.
 pub const STDOUT: &str = "stdout";
 /// Standard error's name in [`LogChunk::stream`] and the `stream=` query parameter.
@@ -236,10 +245,15 @@ pub const STDERR: &str = "stderr";
 pub struct LogChunk {
     pub key: AttemptKey,
     /// `stdout` or `stderr`.
+    #[schema(pattern = "^(stdout|stderr)$")]
     pub stream: String,
     /// Byte offset of the chunk's first byte in its stream.
+    #[schema(maximum = 1099511627776_u64)]
     pub offset: u64,
-    /// The bytes, base64 (standard alphabet, padded).
+    /// The bytes, base64 (standard alphabet, padded, no stray bits in the last character).
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     pub data_b64: String,
 }
 

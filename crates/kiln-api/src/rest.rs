@@ -173,9 +173,12 @@ pub struct Why {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskTemplate {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
     pub name: String,
+    #[schema(max_length = 200)]
     pub description: Option<String>,
-    /// Task fields of the job spec (DESIGN §2), checked by the server.
+    /// Task fields of the job spec (`command`, `instances`, `env`, …), checked by the server.
+    #[schema(value_type = Object)]
     pub task: serde_json::Value,
 }
 
@@ -188,19 +191,24 @@ pub struct TemplateList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComputeEnv {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
     pub name: String,
     pub description: Option<String>,
     /// `local`, `static` or `docker`.
+    #[schema(pattern = "^(local|static|docker)$")]
     pub provider: String,
     /// Defaults to 0 when omitted.
     #[serde(default)]
+    #[schema(maximum = 1000)]
     pub desired_nodes: u32,
     /// A catalog instance type; exclusive with `resources`.
     pub instance_type: Option<String>,
     /// Explicit resources (`{"cpus": …, "memory": …}`); exclusive with `instance_type`.
+    #[schema(value_type = Option<Object>)]
     pub resources: Option<serde_json::Value>,
     pub image: Option<String>,
     pub network: Option<String>,
+    #[schema(minimum = 1)]
     pub slots: Option<u32>,
 }
 
@@ -209,6 +217,7 @@ pub struct ComputeEnv {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ComputeEnvDetail {
     #[serde(flatten)]
+    #[schema(inline)]
     pub env: ComputeEnv,
     #[serde(default)]
     pub nodes: Vec<NodeRef>,
@@ -231,6 +240,7 @@ pub struct NodeRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleRequest {
+    #[schema(maximum = 1000)]
     pub desired_nodes: u32,
 }
 

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_api::{
     ErrorBody, Health, HeartbeatRequest, JobList, JobSummary, LeaseRequest, LeaseResponse,
@@ -25,7 +24,9 @@ use kiln_core::spec::{MAX_SPEC_BYTES, SpecErrors};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use utoipa::OpenApi;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::cluster::{AgentCallError, LeaseNotify};
 use crate::driver::{DriverGone, Handle};
@@ -33,8 +34,13 @@ use crate::jobs::JobOpError;
 use crate::views;
 use crate::wire::job_summary;
 
+mod doc;
 mod envs;
+mod extract;
 mod templates;
+
+pub use doc::openapi_doc;
+use extract::{ApiPath as Path, ApiQuery as Query};
 
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +240,28 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Attempt keys from an agent: a job id and a task name as the API allows them.
+fn check_keys<'a>(
+    keys: impl Iterator<Item = &'a kiln_api::AttemptKey>,
+    field: &str,
+) -> Result<(), ApiError> {
+    for k in keys {
+        if check_id(&k.job).is_err() || check_task(&k.task).is_err() {
+            return Err(ApiError::bad(format!("invalid attempt key {k}")).field(field));
+        }
+    }
+    Ok(())
+}
+
+/// A task name: 1-60 of `[A-Za-z0-9._-]`, as the spec allows.
+fn check_task(task: &str) -> Result<(), ApiError> {
+    if valid_name(task) && task.len() <= 60 {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!("`{task}` is not a valid task name")).field("task"))
+    }
+}
+
 async fn authorize(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -260,74 +288,48 @@ async fn agent_only(st: State<Shared>, headers: HeaderMap, req: Request, next: N
     authorize(st, headers, req, next, Role::Agent).await
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Kiln",
-        description = "Self-hosted batch compute: the REST API and the agent protocol"
-    ),
-    paths(
-        health,
-        openapi,
-        submit,
-        list_jobs,
-        show_job,
-        delete_job,
-        terminate,
-        retry,
-        why,
-        instances,
-        logs,
-        nodes,
-        register,
-        heartbeat,
-        lease,
-        report,
-        append_logs,
-        templates::create_template,
-        templates::list_templates,
-        templates::show_template,
-        templates::delete_template,
-        envs::create_env,
-        envs::list_envs,
-        envs::show_env,
-        envs::scale_env,
-        envs::delete_env
-    )
-)]
-struct ApiDoc;
+/// The routes that take the admin token, each documented by its `#[utoipa::path]`.
+fn admin_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(openapi))
+        .routes(routes!(submit, list_jobs))
+        .routes(routes!(show_job, delete_job))
+        .routes(routes!(terminate))
+        .routes(routes!(retry))
+        .routes(routes!(why))
+        .routes(routes!(instances))
+        .routes(routes!(logs))
+        .routes(routes!(nodes))
+        .merge(templates::routes())
+        .merge(envs::routes())
+}
 
-/// The OpenAPI document, generated from the handlers and the wire types.
-pub fn openapi_doc() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(kiln_api::WireSchemas::openapi());
-    doc
+/// The agent protocol: routes that take the agent token.
+fn agent_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(heartbeat))
+        .routes(routes!(lease))
+        .routes(routes!(report))
+        .routes(routes!(append_logs))
+}
+
+/// Routes anyone may call.
+fn public_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(health))
 }
 
 /// Every route. Tests call it with `tower::ServiceExt::oneshot`; no socket needed.
 pub fn router(state: Shared) -> Router {
-    let admin = Router::new()
-        .route(paths::OPENAPI, get(openapi))
-        .route(paths::JOBS, post(submit).get(list_jobs))
-        .route(paths::JOB, get(show_job).delete(delete_job))
-        .route(paths::JOB_TERMINATE, post(terminate))
-        .route(paths::JOB_RETRY, post(retry))
-        .route(paths::JOB_WHY, get(why))
-        .route(paths::INSTANCES, get(instances))
-        .route(paths::LOGS, get(logs))
-        .route(paths::NODES, get(nodes))
-        .merge(templates::routes())
-        .merge(envs::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), admin_only));
-    let agent = Router::new()
-        .route(paths::AGENT_REGISTER, post(register))
-        .route(paths::AGENT_HEARTBEAT, post(heartbeat))
-        .route(paths::AGENT_LEASE, post(lease))
-        .route(paths::AGENT_REPORT, post(report))
-        .route(paths::AGENT_LOGS, post(append_logs))
-        .route_layer(middleware::from_fn_with_state(state.clone(), agent_only));
+    let (admin, _) = admin_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin_only))
+        .split_for_parts();
+    let (agent, _) = agent_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), agent_only))
+        .split_for_parts();
+    let (public, _) = public_routes().split_for_parts();
     Router::new()
-        .route(paths::HEALTH, get(health))
+        .merge(public)
         .merge(admin)
         .merge(agent)
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -342,7 +344,8 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
+/// The server is up (no token needed).
+#[utoipa::path(get, path = paths::HEALTH, responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -350,14 +353,59 @@ async fn health() -> Json<Health> {
     })
 }
 
-#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "this document")))]
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi_doc())
+/// This document.
+#[utoipa::path(get, path = paths::OPENAPI, responses((status = 200, description = "this document", content_type = "application/json", body = Object)))]
+async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_doc().clone())
 }
 
-/// Submit a job: the body is a job spec (YAML or JSON, native or Tencent format).
-#[utoipa::path(post, path = "/v1/jobs", request_body(content = String, description = "a job spec"),
-    responses((status = 201, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+/// `{id}`: a job.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct JobPath {
+    /// The job's id (`job-…`).
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    id: String,
+}
+
+/// `{id}/tasks/{task}`: a task of a job.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TaskPath {
+    /// The job's id (`job-…`).
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    id: String,
+    /// The task's name.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    task: String,
+}
+
+/// `{id}/tasks/{task}/instances/{index}`: a task instance.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct InstancePath {
+    /// The job's id (`job-…`).
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    id: String,
+    /// The task's name.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    task: String,
+    /// The instance's index, from 0.
+    index: u32,
+}
+
+/// Submit a job: the body is a job spec (YAML or JSON, native or Tencent format). A spec the
+/// schema admits may still be refused with 400 (an unknown task in the DAG, a cycle, …): the
+/// error names the field.
+#[utoipa::path(post, path = paths::JOBS,
+    request_body(description = "a job spec, native or Tencent format", content(
+        (Object = "application/json"),
+        (String = "application/yaml"),
+    )),
+    responses(
+        (status = 201, description = "the job was accepted", body = SubmitResponse),
+        (status = 400, description = "the spec is invalid", body = ErrorBody),
+    ))]
 async fn submit(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
@@ -381,20 +429,29 @@ async fn submit(
     ))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only jobs in this state.
+    #[param(
+        pattern = "^(SUBMITTED|PENDING|RUNNABLE|STARTING|RUNNING|SUCCEED|FAILED|FAILED_INTERRUPTED)$"
+    )]
     state: Option<String>,
+    /// At most this many jobs [default: 50].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}$")]
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = JobList)))]
+/// Jobs, newest first, a page at a time.
+#[utoipa::path(get, path = paths::JOBS, params(ListQuery), responses((status = 200, body = JobList)))]
 async fn list_jobs(
     State(st): State<Shared>,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
     let state = match q.state.as_deref() {
         Some(s) => Some(
             s.parse::<kiln_core::state::State>()
@@ -430,10 +487,11 @@ async fn list_jobs(
     Ok(Json(JobList { items, next }))
 }
 
-#[utoipa::path(get, path = "/v1/jobs/{id}", responses((status = 200, body = kiln_api::JobDetail), (status = 404, body = ErrorBody)))]
+/// A job with its tasks and their instance counts.
+#[utoipa::path(get, path = paths::JOB, params(JobPath), responses((status = 200, body = kiln_api::JobDetail), (status = 404, body = ErrorBody)))]
 async fn show_job(
     State(st): State<Shared>,
-    Path(id): Path<String>,
+    Path(JobPath { id }): Path<JobPath>,
 ) -> Result<Json<kiln_api::JobDetail>, ApiError> {
     check_id(&id)?;
     Ok(Json(
@@ -441,10 +499,14 @@ async fn show_job(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/jobs/{id}", responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// Delete a finished job with its records and logs.
+#[utoipa::path(delete, path = paths::JOB, params(JobPath), responses(
+    (status = 204, description = "deleted"),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "the job has not finished", body = ErrorBody)))]
 async fn delete_job(
     State(st): State<Shared>,
-    Path(id): Path<String>,
+    Path(JobPath { id }): Path<JobPath>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
     st.handle.call(move |d| d.delete_job(&id)).await??;
@@ -460,10 +522,14 @@ async fn summary(st: &Shared, id: String) -> Result<Json<JobSummary>, ApiError> 
     Ok(Json(job_summary(&row)))
 }
 
-#[utoipa::path(post, path = "/v1/jobs/{id}/terminate", responses((status = 200, body = JobSummary), (status = 409, body = ErrorBody)))]
+/// Stop what runs; the rest ends `FAILED` with `TERMINATED_BY_USER`.
+#[utoipa::path(post, path = paths::JOB_TERMINATE, params(JobPath), responses(
+    (status = 200, body = JobSummary),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "the job has finished", body = ErrorBody)))]
 async fn terminate(
     State(st): State<Shared>,
-    Path(id): Path<String>,
+    Path(JobPath { id }): Path<JobPath>,
 ) -> Result<Json<JobSummary>, ApiError> {
     check_id(&id)?;
     let i = id.clone();
@@ -471,10 +537,14 @@ async fn terminate(
     summary(&st, id).await
 }
 
-#[utoipa::path(post, path = "/v1/jobs/{id}/retry", responses((status = 200, body = JobSummary), (status = 409, body = ErrorBody)))]
+/// Run again what did not succeed in a failed job, and what depends on it.
+#[utoipa::path(post, path = paths::JOB_RETRY, params(JobPath), responses(
+    (status = 200, body = JobSummary),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "the job has not failed", body = ErrorBody)))]
 async fn retry(
     State(st): State<Shared>,
-    Path(id): Path<String>,
+    Path(JobPath { id }): Path<JobPath>,
 ) -> Result<Json<JobSummary>, ApiError> {
     check_id(&id)?;
     let i = id.clone();
@@ -482,21 +552,27 @@ async fn retry(
     summary(&st, id).await
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct WhyQuery {
+    /// Ask about this task instead of the whole job.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
     task: Option<String>,
+    /// Ask about this instance of `task` (needs `task`).
     index: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/v1/jobs/{id}/why", params(WhyQuery), responses((status = 200, body = kiln_api::Why)))]
+/// Why a job, task or instance is in its state (`index` needs `task`: 400 without it).
+#[utoipa::path(get, path = paths::JOB_WHY, params(JobPath, WhyQuery), responses(
+    (status = 200, body = kiln_api::Why),
+    (status = 404, body = ErrorBody)))]
 async fn why(
     State(st): State<Shared>,
-    Path(id): Path<String>,
-    q: Result<Query<WhyQuery>, axum::extract::rejection::QueryRejection>,
+    Path(JobPath { id }): Path<JobPath>,
+    Query(q): Query<WhyQuery>,
 ) -> Result<Json<kiln_api::Why>, ApiError> {
     check_id(&id)?;
-    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
     if q.index.is_some() && q.task.is_none() {
         return Err(ApiError::bad("index needs task").field("index"));
     }
@@ -505,21 +581,29 @@ async fn why(
     ))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,9}$")]
     cursor: Option<String>,
+    /// At most this many instances [default: 100].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/v1/jobs/{id}/tasks/{task}/instances", params(PageQuery), responses((status = 200, body = kiln_api::InstanceList)))]
+/// A task's instances in index order, a page at a time, each with its attempts.
+#[utoipa::path(get, path = paths::INSTANCES, params(TaskPath, PageQuery), responses(
+    (status = 200, body = kiln_api::InstanceList),
+    (status = 404, body = ErrorBody)))]
 async fn instances(
     State(st): State<Shared>,
-    Path((id, task)): Path<(String, String)>,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    Path(TaskPath { id, task }): Path<TaskPath>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<kiln_api::InstanceList>, ApiError> {
     check_id(&id)?;
-    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    check_task(&task)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad("limit must be between 1 and 1000").field("limit"));
@@ -535,28 +619,31 @@ async fn instances(
     ))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct LogQuery {
+    /// Which output [default: stdout].
+    #[param(pattern = "^(stdout|stderr)$")]
     stream: Option<String>,
+    /// Stream the output until the attempt ends.
     follow: Option<bool>,
+    /// This attempt's output instead of the latest's.
     attempt: Option<u32>,
 }
 
 /// The output of an instance's latest attempt (or `attempt=N`); `follow=true` streams it until
 /// the attempt ends.
-#[utoipa::path(get, path = "/v1/jobs/{id}/tasks/{task}/instances/{index}/logs", params(LogQuery),
-    responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = paths::LOGS, params(InstancePath, LogQuery), responses(
+    (status = 200, content_type = "text/plain", body = String),
+    (status = 404, body = ErrorBody)))]
 async fn logs(
     State(st): State<Shared>,
-    Path((id, task, index)): Path<(String, String, String)>,
-    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    Path(InstancePath { id, task, index }): Path<InstancePath>,
+    Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
     check_id(&id)?;
-    let index: u32 = index
-        .parse()
-        .map_err(|_| ApiError::bad(format!("`{index}` is not an instance index")).field("index"))?;
-    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    check_task(&task)?;
     let stream = match q.stream.as_deref().unwrap_or("stdout") {
         s @ ("stdout" | "stderr") => s.to_string(),
         other => {
@@ -566,9 +653,6 @@ async fn logs(
             );
         }
     };
-    if !valid_name(&task) {
-        return Err(ApiError::bad(format!("`{task}` is not a valid task name")).field("task"));
-    }
     let (i, t) = (id.clone(), task.clone());
     let (latest, _) = on_store(&st, move |s| views::latest_attempt(s, &i, &t, index)).await?;
     let attempt = q.attempt.unwrap_or(latest);
@@ -633,13 +717,15 @@ async fn read_from(path: &std::path::Path, offset: u64) -> Vec<u8> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/nodes", responses((status = 200, body = NodeList)))]
+/// The built-in executor and every agent.
+#[utoipa::path(get, path = paths::NODES, responses((status = 200, body = NodeList)))]
 async fn nodes(State(st): State<Shared>) -> Result<Json<NodeList>, ApiError> {
     let items = st.handle.call(|d| d.node_infos()).await?;
     Ok(Json(NodeList { items }))
 }
 
-#[utoipa::path(post, path = "/v1/agent/register", request_body = RegisterRequest, responses((status = 200, body = kiln_api::RegisterResponse)))]
+/// A node joins (or comes back).
+#[utoipa::path(post, path = paths::AGENT_REGISTER, request_body = RegisterRequest, responses((status = 200, body = kiln_api::RegisterResponse)))]
 async fn register(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
@@ -650,20 +736,23 @@ async fn register(
             ApiError::bad(format!("`{}` is not a valid node name", req.name)).field("name"),
         );
     }
+    check_keys(req.running.iter(), "running")?;
     Ok(Json(st.handle.call(move |d| d.register_agent(req)).await??))
 }
 
-#[utoipa::path(post, path = "/v1/agent/heartbeat", request_body = HeartbeatRequest, responses((status = 200, body = kiln_api::HeartbeatResponse)))]
+/// A node is alive and says what it runs.
+#[utoipa::path(post, path = paths::AGENT_HEARTBEAT, request_body = HeartbeatRequest, responses((status = 200, body = kiln_api::HeartbeatResponse), (status = 404, description = "unknown node", body = ErrorBody)))]
 async fn heartbeat(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<kiln_api::HeartbeatResponse>, ApiError> {
     let req: HeartbeatRequest = json(b)?;
+    check_keys(req.running.iter(), "running")?;
     Ok(Json(st.handle.call(move |d| d.heartbeat(&req)).await?))
 }
 
 /// Hands out work dispatched to the node; waits up to the lease wait for some to arrive.
-#[utoipa::path(post, path = "/v1/agent/lease", request_body = LeaseRequest, responses((status = 200, body = LeaseResponse)))]
+#[utoipa::path(post, path = paths::AGENT_LEASE, request_body = LeaseRequest, responses((status = 200, body = LeaseResponse), (status = 404, description = "unknown node", body = ErrorBody)))]
 async fn lease(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
@@ -689,12 +778,14 @@ async fn lease(
     }
 }
 
-#[utoipa::path(post, path = "/v1/agent/report", request_body = ReportRequest, responses((status = 200, body = ReportResponse)))]
+/// What a node's attempts did.
+#[utoipa::path(post, path = paths::AGENT_REPORT, request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 404, description = "unknown node", body = ErrorBody)))]
 async fn report(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     let req: ReportRequest = json(b)?;
+    check_keys(req.events.iter().map(|e| &e.key), "events")?;
     let node = req.node_id.clone();
     let accepted = st
         .handle
@@ -711,20 +802,21 @@ async fn report(
 }
 
 /// Output of attempts running on an agent, written at its offsets into the server's copy.
-#[utoipa::path(post, path = "/v1/agent/logs", request_body = LogAppendRequest, responses((status = 200, body = LogAppendResponse)))]
+#[utoipa::path(post, path = paths::AGENT_LOGS, request_body = LogAppendRequest, responses((status = 200, body = LogAppendResponse)))]
 async fn append_logs(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LogAppendResponse>, ApiError> {
     let req: LogAppendRequest = json(b)?;
     let mut writes = Vec::with_capacity(req.chunks.len());
+    check_keys(req.chunks.iter().map(|c| &c.key), "chunks")?;
     for chunk in &req.chunks {
         let k = &chunk.key;
-        if !valid_name(&k.job) || !valid_name(&k.task) {
-            return Err(ApiError::bad("invalid job or task name in a log chunk").field("chunks"));
-        }
         if chunk.stream != "stdout" && chunk.stream != "stderr" {
             return Err(ApiError::bad("stream must be stdout or stderr").field("chunks"));
+        }
+        if chunk.offset > kiln_api::MAX_LOG_OFFSET {
+            return Err(ApiError::bad("offset is beyond the largest log").field("chunks"));
         }
         let data = chunk
             .data()

@@ -83,6 +83,9 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// The most nodes an environment may ask for.
+pub const MAX_DESIRED_NODES: u32 = 1000;
+
 /// Checks a compute environment's fields before anything is stored or started, and returns the
 /// shape of its nodes. Every refusal names its field.
 pub fn check_env(e: &ComputeEnv, catalog: &Catalog) -> Result<NodeShape, JobOpError> {
@@ -104,6 +107,12 @@ pub fn check_env(e: &ComputeEnv, catalog: &Catalog) -> Result<NodeShape, JobOpEr
     };
     if e.slots == Some(0) {
         return Err(invalid("slots", "slots must be at least 1"));
+    }
+    if e.desired_nodes > MAX_DESIRED_NODES {
+        return Err(invalid(
+            "desired_nodes",
+            format!("desired_nodes must be at most {MAX_DESIRED_NODES}"),
+        ));
     }
     let shape = node_shape(e, catalog)?;
     if !docker {

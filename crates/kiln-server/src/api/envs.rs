@@ -1,22 +1,33 @@
 //! `/v1/compute-envs`: create, list, show, scale and delete compute environments.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use kiln_api::{ComputeEnv, ComputeEnvDetail, ComputeEnvList, ErrorBody, ScaleRequest, paths};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, Shared, json, valid_name};
-use crate::envs::check_env;
+use super::{ApiError, Path, Shared, json, valid_name};
+use crate::envs::{MAX_DESIRED_NODES, check_env};
 
-pub(super) fn routes() -> Router<Shared> {
-    Router::new()
-        .route(paths::COMPUTE_ENVS, post(create_env).get(list_envs))
-        .route(paths::COMPUTE_ENV, get(show_env).delete(delete_env))
-        .route(paths::COMPUTE_ENV_SCALE, post(scale_env))
+pub(super) fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(create_env, list_envs))
+        .routes(routes!(show_env, delete_env))
+        .routes(routes!(scale_env))
+}
+
+/// `{name}`: a compute environment.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct EnvPath {
+    /// The environment's name.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    name: String,
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -32,8 +43,11 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 
 /// Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
 /// environment needs `image`, present on the server's Docker Engine, which must answer.
-#[utoipa::path(post, path = "/v1/compute-envs", request_body = ComputeEnv,
-    responses((status = 201, body = ComputeEnvDetail), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = paths::COMPUTE_ENVS, request_body = ComputeEnv,
+    responses(
+        (status = 201, body = ComputeEnvDetail),
+        (status = 400, description = "a field is invalid (also one the schema cannot say: a docker environment without `image`, an unknown instance type)", body = ErrorBody),
+        (status = 409, description = "the name is taken", body = ErrorBody)))]
 pub(super) async fn create_env(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
@@ -50,33 +64,38 @@ pub(super) async fn create_env(
     Ok((StatusCode::CREATED, Json(detail)))
 }
 
-#[utoipa::path(get, path = "/v1/compute-envs", responses((status = 200, body = ComputeEnvList)))]
+/// Every compute environment with its nodes.
+#[utoipa::path(get, path = paths::COMPUTE_ENVS, responses((status = 200, body = ComputeEnvList)))]
 pub(super) async fn list_envs(State(st): State<Shared>) -> Result<Json<ComputeEnvList>, ApiError> {
     let items = st.handle.call(|d| d.list_envs()).await??;
     Ok(Json(ComputeEnvList { items }))
 }
 
-#[utoipa::path(get, path = "/v1/compute-envs/{name}", responses((status = 200, body = ComputeEnvDetail), (status = 404, body = ErrorBody)))]
+/// A compute environment with its nodes.
+#[utoipa::path(get, path = paths::COMPUTE_ENV, params(EnvPath), responses((status = 200, body = ComputeEnvDetail), (status = 404, body = ErrorBody)))]
 pub(super) async fn show_env(
     State(st): State<Shared>,
-    Path(name): Path<String>,
+    Path(EnvPath { name }): Path<EnvPath>,
 ) -> Result<Json<ComputeEnvDetail>, ApiError> {
     check_name(&name)?;
     Ok(Json(st.handle.call(move |d| d.get_env(&name)).await??))
 }
 
 /// Grow or shrink the environment; shrinking drains nodes before they leave.
-#[utoipa::path(post, path = "/v1/compute-envs/{name}/scale", request_body = ScaleRequest,
+#[utoipa::path(post, path = paths::COMPUTE_ENV_SCALE, params(EnvPath), request_body = ScaleRequest,
     responses((status = 200, body = ComputeEnvDetail), (status = 404, body = ErrorBody)))]
 pub(super) async fn scale_env(
     State(st): State<Shared>,
-    Path(name): Path<String>,
+    Path(EnvPath { name }): Path<EnvPath>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ComputeEnvDetail>, ApiError> {
     check_name(&name)?;
     let req: ScaleRequest = json(b)?;
-    if req.desired_nodes > 1000 {
-        return Err(ApiError::bad("desired_nodes must be at most 1000").field("desired_nodes"));
+    if req.desired_nodes > MAX_DESIRED_NODES {
+        return Err(
+            ApiError::bad(format!("desired_nodes must be at most {MAX_DESIRED_NODES}"))
+                .field("desired_nodes"),
+        );
     }
     Ok(Json(
         st.handle
@@ -85,10 +104,11 @@ pub(super) async fn scale_env(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/compute-envs/{name}", responses((status = 204), (status = 404, body = ErrorBody)))]
+/// Delete a compute environment; its nodes are drained and stopped.
+#[utoipa::path(delete, path = paths::COMPUTE_ENV, params(EnvPath), responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete_env(
     State(st): State<Shared>,
-    Path(name): Path<String>,
+    Path(EnvPath { name }): Path<EnvPath>,
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
     st.handle.call(move |d| d.delete_env(&name)).await??;

@@ -6,18 +6,20 @@
 //! [`RawTask`] they were validated into (`raw`, what submit merges). Submit reads `raw`, so a
 //! template Kiln accepted is never re-validated against rules that may have changed since.
 
+use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use kiln_api::{ErrorBody, TaskTemplate, TemplateList, code, paths};
 use kiln_core::spec::{RawTask, SpecError, SpecErrors, Templates, parse_task_template_in};
 use kiln_store::TemplateRecord;
 use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, Shared, json, on_store};
+use super::{ApiError, Path, Shared, json, on_store};
 use crate::driver::now_ms;
 
 /// Longest template description, as for a job's.
@@ -33,10 +35,19 @@ struct Stored {
 }
 
 /// The template routes; the caller adds the admin check.
-pub(super) fn routes() -> Router<Shared> {
-    Router::new()
-        .route(paths::TEMPLATES, get(list_templates).post(create_template))
-        .route(paths::TEMPLATE, get(show_template).delete(delete_template))
+pub(super) fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(list_templates, create_template))
+        .routes(routes!(show_template, delete_template))
+}
+
+/// `{name}`: a task template.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct TemplatePath {
+    /// The template's name.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    name: String,
 }
 
 /// Every stored template that can be read, by name, for `parse_job`. Reads the store directly; a record that does not decode is logged and left out (a task naming it then
@@ -107,8 +118,11 @@ fn answer(r: TemplateRecord) -> Result<TaskTemplate, ApiError> {
 }
 
 /// Store a task template; a name in use is a conflict (delete it first).
-#[utoipa::path(post, path = "/v1/task-templates", request_body = TaskTemplate,
-    responses((status = 201, body = TaskTemplate), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = paths::TEMPLATES, request_body = TaskTemplate,
+    responses(
+        (status = 201, body = TaskTemplate),
+        (status = 400, description = "a field is invalid (also a task field the schema leaves open)", body = ErrorBody),
+        (status = 409, description = "the name is taken", body = ErrorBody)))]
 pub(super) async fn create_template(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
@@ -166,7 +180,7 @@ pub(super) async fn create_template(
 }
 
 /// Every task template, by name.
-#[utoipa::path(get, path = "/v1/task-templates", responses((status = 200, body = TemplateList)))]
+#[utoipa::path(get, path = paths::TEMPLATES, responses((status = 200, body = TemplateList)))]
 pub(super) async fn list_templates(
     State(st): State<Shared>,
 ) -> Result<Json<TemplateList>, ApiError> {
@@ -178,11 +192,12 @@ pub(super) async fn list_templates(
     Ok(Json(TemplateList { items }))
 }
 
-#[utoipa::path(get, path = "/v1/task-templates/{name}",
+/// A task template.
+#[utoipa::path(get, path = paths::TEMPLATE, params(TemplatePath),
     responses((status = 200, body = TaskTemplate), (status = 404, body = ErrorBody)))]
 pub(super) async fn show_template(
     State(st): State<Shared>,
-    Path(name): Path<String>,
+    Path(TemplatePath { name }): Path<TemplatePath>,
 ) -> Result<Json<TaskTemplate>, ApiError> {
     check_name(&name)?;
     let n = name.clone();
@@ -193,11 +208,11 @@ pub(super) async fn show_template(
 }
 
 /// Delete a task template; jobs submitted with it keep their copy.
-#[utoipa::path(delete, path = "/v1/task-templates/{name}",
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = paths::TEMPLATE, params(TemplatePath),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete_template(
     State(st): State<Shared>,
-    Path(name): Path<String>,
+    Path(TemplatePath { name }): Path<TemplatePath>,
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
     let n = name.clone();
