@@ -54,6 +54,7 @@ pub fn run(store: &dyn Store) {
     templates(store);
     compute_envs(store);
     nodes(store);
+    leases(store);
 }
 
 /// The job "job-conform1" is stored, changed, loaded and finished.
@@ -725,6 +726,120 @@ fn nodes(store: &dyn Store) {
     // The freed name can be taken now.
     store.upsert_node(&clash).unwrap();
     assert_eq!(store.list_nodes().unwrap().len(), 2);
+}
+
+/// The scheduler lease: terms, renewals, expiry, release, and fenced writes.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn leases(store: &dyn Store) {
+    let free = store.lease().unwrap();
+    assert_eq!((free.holder.as_str(), free.epoch), ("", 0));
+    assert!(free.expired);
+    let long = 60_000;
+    assert_eq!(
+        store.claim_lease("a", "http://a", long, None).unwrap(),
+        Some(1)
+    );
+    let held = store.lease().unwrap();
+    assert_eq!(
+        (
+            held.holder.as_str(),
+            held.url.as_str(),
+            held.epoch,
+            held.expired
+        ),
+        ("a", "http://a", 1, false)
+    );
+    // Held: nobody else takes it, nor renews a's term.
+    assert_eq!(
+        store.claim_lease("b", "http://b", long, None).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.claim_lease("b", "http://b", long, Some(1)).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.claim_lease("a", "http://a", long, Some(1)).unwrap(),
+        Some(1)
+    );
+
+    // A leader's writes go through while its term lasts; a stale epoch writes nothing.
+    let job: Arc<str> = Arc::from("job-fenced");
+    store.insert_job(&job, &named("fenced"), 9_000).unwrap();
+    assert_eq!(
+        ids(&store.submitted_jobs().unwrap()).last().copied(),
+        Some("job-fenced")
+    );
+    let running = |at| Change::Job {
+        job: job.clone(),
+        state: State::Running,
+        reason: None,
+        at,
+    };
+    store.apply_fenced(&[running(9_001)], 1).unwrap();
+    assert!(
+        ids(&store.submitted_jobs().unwrap())
+            .iter()
+            .all(|&i| i != "job-fenced")
+    );
+    let failed = Change::Job {
+        job: job.clone(),
+        state: State::Failed,
+        reason: None,
+        at: 9_002,
+    };
+    assert!(matches!(
+        store.apply_fenced(std::slice::from_ref(&failed), 0),
+        Err(StoreError::Fenced {
+            held: 0,
+            current: 1
+        })
+    ));
+    assert_eq!(
+        store.job_row(&job).unwrap().expect("job").state,
+        State::Running
+    );
+
+    // A term that runs out can be taken by another, as the next epoch; the old one is over.
+    assert_eq!(
+        store.claim_lease("a", "http://a", 1, Some(1)).unwrap(),
+        Some(1)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    assert!(store.lease().unwrap().expired);
+    assert_eq!(
+        store.claim_lease("b", "http://b", long, None).unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.claim_lease("a", "http://a", long, Some(1)).unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.apply_fenced(std::slice::from_ref(&failed), 1),
+        Err(StoreError::Fenced {
+            held: 1,
+            current: 2
+        })
+    ));
+    store.apply_fenced(&[failed], 2).unwrap();
+    assert_eq!(
+        store.job_row(&job).unwrap().expect("job").state,
+        State::Failed
+    );
+
+    // A released term ends at once; the next taker gets the next epoch.
+    store.release_lease("a", 2).unwrap();
+    assert!(!store.lease().unwrap().expired, "only the holder releases");
+    store.release_lease("b", 2).unwrap();
+    assert!(store.lease().unwrap().expired);
+    assert_eq!(
+        store.claim_lease("a", "http://a2", long, None).unwrap(),
+        Some(3)
+    );
+    assert_eq!(store.lease().unwrap().url, "http://a2");
+    store.release_lease("a", 3).unwrap();
+    assert!(store.delete_job(&job).unwrap());
 }
 
 /// A new, empty PostgreSQL database on the test server named by `KILN_TEST_PG_URL` (started

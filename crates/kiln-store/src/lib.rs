@@ -48,6 +48,10 @@ pub enum StoreError {
     /// A unique name is held by another record (e.g. a node name under another node id).
     #[error("{kind} name `{name}` is taken by another {kind}")]
     NameTaken { kind: &'static str, name: String },
+    /// A scheduling write by a leader whose lease another server has taken since (its epoch
+    /// is stale): nothing of it was written.
+    #[error("the scheduler lease moved on (this server's epoch {held}, the store's {current})")]
+    Fenced { held: u64, current: u64 },
     /// `--db` names something this build cannot open.
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
@@ -128,6 +132,21 @@ pub struct JobView {
     pub tasks: Vec<TaskRecord>,
 }
 
+/// The scheduler's lease, as the store holds it: which server schedules, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The holding server's id (empty: never held).
+    pub holder: String,
+    /// The holding server's API URL, for clients and agents to find the leader.
+    pub url: String,
+    /// Bumped each time the lease changes hands; every scheduling write carries it.
+    pub epoch: u64,
+    /// ms since the epoch by the store's clock.
+    pub expires_at: u64,
+    /// Whether it had expired when read (by the store's clock).
+    pub expired: bool,
+}
+
 /// A page of jobs, newest first (`seq` descending).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobQuery {
@@ -200,6 +219,31 @@ pub trait Store: Send + Sync {
     fn insert_job(&self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow>;
     /// Persists a batch of engine changes atomically.
     fn apply(&self, changes: &[Change]) -> Result<()>;
+    /// Like [`Store::apply`], by the leader of `epoch`: refused with [`StoreError::Fenced`]
+    /// (writing nothing) unless `epoch` is still the lease's, checked in the same
+    /// transaction. Attempts first written here record `epoch`.
+    fn apply_fenced(&self, changes: &[Change], epoch: u64) -> Result<()>;
+
+    /// Takes or renews the scheduler lease for `holder` for `ttl_ms` by the store's clock.
+    /// With `held: Some(epoch)` it renews that term, and answers `None` if the term is over
+    /// (expired, or taken by another). With `None` it takes the lease if it is free or
+    /// expired, as a new term with the next epoch (recorded in the terms history). Returns
+    /// the epoch held.
+    fn claim_lease(
+        &self,
+        holder: &str,
+        url: &str,
+        ttl_ms: u64,
+        held: Option<u64>,
+    ) -> Result<Option<u64>>;
+    /// Ends `holder`'s term `epoch` now (a clean shutdown), so another server may take over
+    /// at once. Nothing if the term is already over.
+    fn release_lease(&self, holder: &str, epoch: u64) -> Result<()>;
+    /// The lease as stored.
+    fn lease(&self) -> Result<Lease>;
+    /// Jobs accepted but not yet taken by a scheduler (`SUBMITTED`), oldest first: what a
+    /// leader adopts from submissions taken by other servers.
+    fn submitted_jobs(&self) -> Result<Vec<JobRow>>;
     /// A job with its tasks' and instances' records, if it exists.
     fn load_job(&self, id: &str) -> Result<Option<StoredJob>>;
     /// A job with its spec and task records (no instances), if it exists.

@@ -20,8 +20,8 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, JobView, NodeRecord, Result, Store,
-    StoreError, StoredJob, TemplateRecord, redact,
+    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Result,
+    Store, StoreError, StoredJob, TemplateRecord, redact,
 };
 
 /// Version 1: the same records as SQLite's version 1.
@@ -111,7 +111,32 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// Version 3: the scheduler lease with its fencing epoch and the history of its terms; the
+/// epoch each attempt was dispatched under, and when the store first recorded it.
+const V3: &str = "
+CREATE TABLE leader (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    url TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+INSERT INTO leader (id, holder, url, epoch, expires_at) VALUES (1, '', '', 0, 0);
+CREATE TABLE leader_terms (
+    epoch BIGINT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    url TEXT NOT NULL,
+    granted_at BIGINT NOT NULL
+);
+ALTER TABLE attempts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN recorded_at BIGINT;
+";
+
+/// The database's clock in ms since the epoch (the same for every server), inside a
+/// statement.
+const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /// Version 2: what readers show of a task without the scheduler (its counts by state, and
 /// why its ready instances wait).
@@ -215,6 +240,46 @@ impl PgStore {
 
     async fn client(&self) -> Result<Client> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// One tick's batch; with `fence`, only while that epoch holds the lease (checked under a
+    /// lock on the lease row, which a takeover waits for).
+    fn apply_with(&self, changes: &[Change], fence: Option<u64>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let latest = codec::coalesce(changes);
+        self.run(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            if let Some(held) = fence {
+                let stmt = tx
+                    .prepare_cached("SELECT epoch FROM leader WHERE id = 1 FOR SHARE")
+                    .await
+                    .map_err(db)?;
+                let current: i64 = tx.query_one(&stmt, &[]).await.map_err(db)?.get(0);
+                if current as u64 != held {
+                    return Err(StoreError::Fenced {
+                        held,
+                        current: current as u64,
+                    });
+                }
+            }
+            let mut ids: Vec<&str> = latest.iter().map(|c| &**codec::change_job(c)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let seqs = seqs_of(&tx, &ids).await?;
+            let mut batch = Batch::default();
+            for change in latest {
+                let job = codec::change_job(change);
+                let seq = *seqs
+                    .get(&**job)
+                    .ok_or_else(|| corrupt("change", format!("unknown job {job}")))?;
+                batch.push(seq, change);
+            }
+            batch.write(&tx, big(fence.unwrap_or(0))).await?;
+            tx.commit().await.map_err(db)
+        })
     }
 
     /// Runs one statement; `true` if it changed a row.
@@ -512,8 +577,8 @@ impl Batch {
         }
     }
 
-    /// Writes the batch in `tx`: at most four statements.
-    async fn write(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
+    /// Writes the batch in `tx`: at most four statements. New attempts record `epoch`.
+    async fn write(&self, tx: &deadpool_postgres::Transaction<'_>, epoch: i64) -> Result<()> {
         if !self.job_seq.is_empty() {
             let stmt = tx
                 .prepare_cached(
@@ -600,17 +665,17 @@ impl Batch {
         }
         if !self.att_job.is_empty() {
             let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO attempts (job, task, idx, attempt, state, reason, exit_code,
-                         node, pid, started_at, ended_at)
-                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[],
-                         $4::bigint[], $5::text[], $6::text[], $7::int[], $8::text[],
-                         $9::bigint[], $10::bigint[], $11::bigint[])
-                     ON CONFLICT (job, task, idx, attempt) DO UPDATE SET
-                         state = excluded.state, reason = excluded.reason,
-                         exit_code = excluded.exit_code, node = excluded.node,
-                         pid = excluded.pid, ended_at = excluded.ended_at",
-                )
+                .prepare_cached(&format!(
+                    "INSERT INTO attempts (job, task, idx, attempt, state, reason,
+                             exit_code, node, pid, started_at, ended_at, epoch, recorded_at)
+                         SELECT *, $12::bigint, {NOW_MS} FROM UNNEST($1::bigint[],
+                             $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                             $7::int[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[])
+                         ON CONFLICT (job, task, idx, attempt) DO UPDATE SET
+                             state = excluded.state, reason = excluded.reason,
+                             exit_code = excluded.exit_code, node = excluded.node,
+                             pid = excluded.pid, ended_at = excluded.ended_at"
+                ))
                 .await
                 .map_err(db)?;
             tx.execute(
@@ -627,6 +692,7 @@ impl Batch {
                     &self.att_pid,
                     &self.att_started,
                     &self.att_ended,
+                    &epoch,
                 ],
             )
             .await
@@ -780,28 +846,115 @@ impl Store for PgStore {
     }
 
     fn apply(&self, changes: &[Change]) -> Result<()> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let latest = codec::coalesce(changes);
+        self.apply_with(changes, None)
+    }
+
+    fn apply_fenced(&self, changes: &[Change], epoch: u64) -> Result<()> {
+        self.apply_with(changes, Some(epoch))
+    }
+
+    fn claim_lease(
+        &self,
+        holder: &str,
+        url: &str,
+        ttl_ms: u64,
+        held: Option<u64>,
+    ) -> Result<Option<u64>> {
+        let ttl = big(ttl_ms);
         self.run(async {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(db)?;
-            let mut ids: Vec<&str> = latest.iter().map(|c| &**codec::change_job(c)).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let seqs = seqs_of(&tx, &ids).await?;
-            let mut batch = Batch::default();
-            for change in latest {
-                let job = codec::change_job(change);
-                let seq = *seqs
-                    .get(&**job)
-                    .ok_or_else(|| corrupt("change", format!("unknown job {job}")))?;
-                batch.push(seq, change);
-            }
-            batch.write(&tx).await?;
-            tx.commit().await.map_err(db)
+            let epoch = match held {
+                Some(epoch) => {
+                    let stmt = tx
+                        .prepare_cached(&format!(
+                            "UPDATE leader SET expires_at = {NOW_MS} + $3
+                             WHERE id = 1 AND holder = $1 AND epoch = $2
+                               AND expires_at > {NOW_MS}"
+                        ))
+                        .await
+                        .map_err(db)?;
+                    let renewed = tx
+                        .execute(&stmt, &[&holder, &big(epoch), &ttl])
+                        .await
+                        .map_err(db)?;
+                    (renewed > 0).then_some(epoch)
+                }
+                None => {
+                    // Waits for the row lock a leader's tick holds, so that tick commits (or
+                    // fails) before the term changes hands.
+                    let stmt = tx
+                        .prepare_cached(&format!(
+                            "UPDATE leader SET holder = $1, url = $2, epoch = epoch + 1,
+                                 expires_at = {NOW_MS} + $3
+                             WHERE id = 1 AND expires_at <= {NOW_MS} RETURNING epoch"
+                        ))
+                        .await
+                        .map_err(db)?;
+                    let taken = tx
+                        .query_opt(&stmt, &[&holder, &url, &ttl])
+                        .await
+                        .map_err(db)?;
+                    match taken {
+                        Some(r) => {
+                            let epoch: i64 = r.try_get(0).map_err(db)?;
+                            let stmt = tx
+                                .prepare_cached(&format!(
+                                    "INSERT INTO leader_terms (epoch, holder, url, granted_at)
+                                     VALUES ($1, $2, $3, {NOW_MS})"
+                                ))
+                                .await
+                                .map_err(db)?;
+                            tx.execute(&stmt, &[&epoch, &holder, &url])
+                                .await
+                                .map_err(db)?;
+                            Some(epoch as u64)
+                        }
+                        None => None,
+                    }
+                }
+            };
+            tx.commit().await.map_err(db)?;
+            Ok(epoch)
         })
+    }
+
+    fn release_lease(&self, holder: &str, epoch: u64) -> Result<()> {
+        self.execute(
+            &format!(
+                "UPDATE leader SET expires_at = {NOW_MS} - 1
+                 WHERE id = 1 AND holder = $1 AND epoch = $2"
+            ),
+            &[&holder, &big(epoch)],
+        )?;
+        Ok(())
+    }
+
+    fn lease(&self) -> Result<Lease> {
+        let rows = self.query(
+            &format!(
+                "SELECT holder, url, epoch, expires_at, expires_at <= {NOW_MS} FROM leader
+                 WHERE id = 1"
+            ),
+            &[],
+        )?;
+        let r = rows
+            .first()
+            .ok_or_else(|| corrupt("leader", "no lease row"))?;
+        Ok(Lease {
+            holder: r.try_get(0).map_err(db)?,
+            url: r.try_get(1).map_err(db)?,
+            epoch: r.try_get::<_, i64>(2).map_err(db)? as u64,
+            expires_at: r.try_get::<_, i64>(3).map_err(db)? as u64,
+            expired: r.try_get(4).map_err(db)?,
+        })
+    }
+
+    fn submitted_jobs(&self) -> Result<Vec<JobRow>> {
+        job_rows(self.query(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'SUBMITTED' ORDER BY seq"),
+            &[],
+        )?)
     }
 
     fn load_job(&self, id: &str) -> Result<Option<StoredJob>> {

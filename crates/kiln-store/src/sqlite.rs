@@ -14,8 +14,8 @@ use rusqlite::{
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, JobView, NodeRecord, Result, Store,
-    StoreError, StoredJob, TemplateRecord,
+    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Result,
+    Store, StoreError, StoredJob, TemplateRecord,
 };
 
 /// Version 1: jobs, tasks, instances, attempts, secrets, templates, compute environments,
@@ -106,7 +106,31 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// Version 3: the scheduler lease with its fencing epoch and the history of its terms; the
+/// epoch each attempt was dispatched under, and when the store first recorded it.
+const V3: &str = "
+CREATE TABLE leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    url TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+INSERT INTO leader (id, holder, url, epoch, expires_at) VALUES (1, '', '', 0, 0);
+CREATE TABLE leader_terms (
+    epoch INTEGER PRIMARY KEY,
+    holder TEXT NOT NULL,
+    url TEXT NOT NULL,
+    granted_at INTEGER NOT NULL
+);
+ALTER TABLE attempts ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN recorded_at INTEGER;
+";
+
+/// The store's clock in ms since the epoch, inside a statement.
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
 /// Version 2: what readers show of a task without the scheduler (its counts by state, and
 /// why its ready instances wait).
@@ -258,6 +282,49 @@ impl SqliteStore {
         }
         result
     }
+
+    /// One tick's batch; with `fence`, only while that epoch holds the lease.
+    fn apply_with(&self, changes: &[Change], fence: Option<u64>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let latest = codec::coalesce(changes);
+        self.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(held) = fence {
+                let current: i64 = tx
+                    .prepare_cached("SELECT epoch FROM leader WHERE id = 1")?
+                    .query_row([], |r| r.get(0))?;
+                if current as u64 != held {
+                    return Err(StoreError::Fenced {
+                        held,
+                        current: current as u64,
+                    });
+                }
+            }
+            let epoch = big(fence.unwrap_or(0));
+            let mut seqs: HashMap<&str, i64> = HashMap::new();
+            for c in latest {
+                let job = codec::change_job(c);
+                let seq = match seqs.get(&**job) {
+                    Some(&s) => s,
+                    None => {
+                        let s = seq_of(&tx, job)?
+                            .ok_or_else(|| corrupt("change", format!("unknown job {job}")))?;
+                        seqs.insert(job, s);
+                        s
+                    }
+                };
+                apply_one(&tx, seq, epoch, c)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}
+
+fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn job_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<JobRow>> {
@@ -497,28 +564,93 @@ impl Store for SqliteStore {
     }
 
     fn apply(&self, changes: &[Change]) -> Result<()> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let latest = codec::coalesce(changes);
+        self.apply_with(changes, None)
+    }
+
+    fn apply_fenced(&self, changes: &[Change], epoch: u64) -> Result<()> {
+        self.apply_with(changes, Some(epoch))
+    }
+
+    fn claim_lease(
+        &self,
+        holder: &str,
+        url: &str,
+        ttl_ms: u64,
+        held: Option<u64>,
+    ) -> Result<Option<u64>> {
+        let ttl = big(ttl_ms);
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            let mut seqs: HashMap<&str, i64> = HashMap::new();
-            for c in latest {
-                let job = codec::change_job(c);
-                let seq = match seqs.get(&**job) {
-                    Some(&s) => s,
-                    None => {
-                        let s = seq_of(&tx, job)?
-                            .ok_or_else(|| corrupt("change", format!("unknown job {job}")))?;
-                        seqs.insert(job, s);
-                        s
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let epoch = match held {
+                Some(epoch) => {
+                    let renewed = tx
+                        .prepare_cached(&format!(
+                            "UPDATE leader SET expires_at = {NOW_MS} + ?3
+                             WHERE id = 1 AND holder = ?1 AND epoch = ?2 AND expires_at > {NOW_MS}"
+                        ))?
+                        .execute(params![holder, big(epoch), ttl])?;
+                    (renewed > 0).then_some(epoch)
+                }
+                None => {
+                    let taken: Option<i64> = tx
+                        .prepare_cached(&format!(
+                            "UPDATE leader SET holder = ?1, url = ?2, epoch = epoch + 1,
+                                 expires_at = {NOW_MS} + ?3
+                             WHERE id = 1 AND expires_at <= {NOW_MS} RETURNING epoch"
+                        ))?
+                        .query_row(params![holder, url, ttl], |r| r.get(0))
+                        .optional()?;
+                    if let Some(epoch) = taken {
+                        tx.prepare_cached(&format!(
+                            "INSERT INTO leader_terms (epoch, holder, url, granted_at)
+                             VALUES (?1, ?2, ?3, {NOW_MS})"
+                        ))?
+                        .execute(params![epoch, holder, url])?;
                     }
-                };
-                apply_one(&tx, seq, c)?;
-            }
+                    taken.map(|e| e as u64)
+                }
+            };
             tx.commit()?;
+            Ok(epoch)
+        })
+    }
+
+    fn release_lease(&self, holder: &str, epoch: u64) -> Result<()> {
+        self.write(|conn| {
+            conn.prepare_cached(&format!(
+                "UPDATE leader SET expires_at = {NOW_MS} - 1 WHERE id = 1 AND holder = ?1 AND epoch = ?2"
+            ))?
+            .execute(params![holder, big(epoch)])?;
             Ok(())
+        })
+    }
+
+    fn lease(&self) -> Result<Lease> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT holder, url, epoch, expires_at, expires_at <= {NOW_MS} FROM leader
+                     WHERE id = 1"
+                ))?
+                .query_row([], |r| {
+                    Ok(Lease {
+                        holder: r.get(0)?,
+                        url: r.get(1)?,
+                        epoch: r.get::<_, i64>(2)? as u64,
+                        expires_at: r.get::<_, i64>(3)? as u64,
+                        expired: r.get(4)?,
+                    })
+                })?)
+        })
+    }
+
+    fn submitted_jobs(&self) -> Result<Vec<JobRow>> {
+        self.read(|conn| {
+            job_rows(
+                conn,
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'SUBMITTED' ORDER BY seq"),
+                [],
+            )
         })
     }
 
@@ -928,7 +1060,7 @@ impl Store for SqliteStore {
 }
 
 /// Writes one (coalesced) change of a tick.
-fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, c: &Change) -> Result<()> {
+fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, epoch: i64, c: &Change) -> Result<()> {
     match c {
         Change::Job {
             state, reason, at, ..
@@ -999,15 +1131,15 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, c: &Change) -> Result<()>
             record: a,
             ..
         } => {
-            tx.prepare_cached(
+            tx.prepare_cached(&format!(
                 "INSERT INTO attempts (job, task, idx, attempt, state, reason, exit_code,
-                     node, pid, started_at, ended_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     node, pid, started_at, ended_at, epoch, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, {NOW_MS})
                  ON CONFLICT (job, task, idx, attempt) DO UPDATE SET state = excluded.state,
                      reason = excluded.reason, exit_code = excluded.exit_code,
                      node = excluded.node, pid = excluded.pid,
-                     ended_at = excluded.ended_at",
-            )?
+                     ended_at = excluded.ended_at"
+            ))?
             .execute(params![
                 seq,
                 *task as i64,
@@ -1019,7 +1151,8 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, c: &Change) -> Result<()>
                 a.node,
                 a.pid,
                 a.started_at as i64,
-                a.ended_at.map(|t| t as i64)
+                a.ended_at.map(|t| t as i64),
+                epoch
             ])?;
         }
     }
