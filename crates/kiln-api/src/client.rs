@@ -51,15 +51,37 @@ impl ClientError {
     }
 }
 
+/// One server's base URL, checked, without a trailing `/`.
+fn parse_base(base_url: &str) -> Result<String, ClientError> {
+    let url =
+        Url::parse(base_url).map_err(|e| ClientError::InvalidUrl(format!("{base_url}: {e}")))?;
+    if url.scheme() != "http" {
+        return Err(ClientError::InvalidUrl(format!(
+            "{base_url}: only http:// is supported, not {}://",
+            url.scheme()
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ClientError::InvalidUrl(format!(
+            "{base_url}: a server URL has no query or fragment"
+        )));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
 /// How long an ordinary request may take. Requests that wait by design (`lease`, `logs`
 /// with `follow`) have none; the caller bounds them.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// A client of one Kiln server. Cheap to clone (the connection pool is shared).
+/// A client of a Kiln control plane: one server, or several sharing one database (then a
+/// call that cannot reach the one in use, or that it refuses as a standby, goes to the next).
+/// Cheap to clone (the connection pool and the choice of server are shared).
 #[derive(Clone)]
 pub struct Client {
-    /// The server's base URL, without a trailing `/` (it may have a path prefix).
-    base: String,
+    /// The servers' base URLs, without a trailing `/` (they may have a path prefix).
+    bases: std::sync::Arc<[String]>,
+    /// Which of `bases` calls go to.
+    current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     token: Option<String>,
     http: reqwest::Client,
 }
@@ -67,14 +89,15 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.base)
+            .field("bases", &self.bases)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
 
 impl Client {
-    /// A client of the server at `base_url` (`http://host:port`, optionally with a path prefix),
+    /// A client of the server at `base_url` (`http://host:port`, optionally with a path prefix;
+    /// several separated by commas for servers sharing one database),
     /// sending `Authorization: Bearer TOKEN` when `token` is given. No overall request timeout is
     /// set, since `lease` long-polls and `logs` follows; the connect timeout is
     /// [`CONNECT_TIMEOUT`]. Only `http://` is supported (this build has no TLS).
@@ -93,27 +116,65 @@ impl Client {
         token: Option<String>,
         http: reqwest::Client,
     ) -> Result<Client, ClientError> {
-        let url = Url::parse(base_url)
-            .map_err(|e| ClientError::InvalidUrl(format!("{base_url}: {e}")))?;
-        if url.scheme() != "http" {
-            return Err(ClientError::InvalidUrl(format!(
-                "{base_url}: only http:// is supported, not {}://",
-                url.scheme()
-            )));
+        let mut bases = Vec::new();
+        for one in base_url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            bases.push(parse_base(one)?);
         }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(ClientError::InvalidUrl(format!(
-                "{base_url}: a server URL has no query or fragment"
-            )));
+        if bases.is_empty() {
+            return Err(ClientError::InvalidUrl("no server URL given".into()));
         }
-        let base = url.as_str().trim_end_matches('/').to_string();
         let token = token.filter(|t| !t.is_empty());
-        Ok(Client { base, token, http })
+        Ok(Client {
+            bases: bases.into(),
+            current: Default::default(),
+            token,
+            http,
+        })
     }
 
-    /// The server's base URL, without a trailing `/`.
+    /// The base URL of the server calls go to now, without a trailing `/`.
     pub fn base_url(&self) -> &str {
-        &self.base
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.bases[i % self.bases.len()]
+    }
+
+    /// After `error` from the server at index `used`: whether to try the next server (it could
+    /// not be reached, or it is a standby), moving on to it.
+    fn fail_over(&self, used: usize, error: &ClientError) -> bool {
+        let retry = match error {
+            ClientError::Transport(_) => true,
+            ClientError::Http { status, error } => *status == 503 && error.code == code::NOT_LEADER,
+            _ => false,
+        };
+        if retry && self.bases.len() > 1 {
+            let next = (used + 1) % self.bases.len();
+            let _ = self.current.compare_exchange(
+                used,
+                next,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sends the request `build` makes (against [`Client::base_url`]), trying each server
+    /// once until one answers as the leader would.
+    async fn call(
+        &self,
+        build: impl Fn(&Self) -> Result<RequestBuilder, ClientError>,
+    ) -> Result<Response, ClientError> {
+        let mut tries = self.bases.len();
+        loop {
+            let used = self.current.load(std::sync::atomic::Ordering::Relaxed) % self.bases.len();
+            let result = self.send(build(self)?).await;
+            match result {
+                Err(e) if tries > 1 && self.fail_over(used, &e) => tries -= 1,
+                other => return other,
+            }
+        }
     }
 
     // ---- REST -------------------------------------------------------------------------------
@@ -128,12 +189,14 @@ impl Client {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<SubmitResponse, ClientError> {
-        let url = self.url(paths::JOBS, &[])?;
-        let rb = self
-            .request(Method::POST, url)
-            .header(CONTENT_TYPE, content_type)
-            .body(body);
-        decode(self.send(rb).await?).await
+        let resp = self
+            .call(|c| {
+                Ok(c.request(Method::POST, c.url(paths::JOBS, &[])?)
+                    .header(CONTENT_TYPE, content_type)
+                    .body(body.clone()))
+            })
+            .await?;
+        decode(resp).await
     }
 
     pub async fn jobs(
@@ -198,16 +261,18 @@ impl Client {
         follow: bool,
     ) -> Result<Response, ClientError> {
         let follow = follow.then_some("true");
-        let url = self.url(
-            &paths::logs(id, task, index),
-            &[("stream", Some(stream)), ("follow", follow)],
-        )?;
-        let rb = if follow.is_some() {
-            self.request_untimed(Method::GET, url)
-        } else {
-            self.request(Method::GET, url)
-        };
-        self.send(rb).await
+        self.call(|c| {
+            let url = c.url(
+                &paths::logs(id, task, index),
+                &[("stream", Some(stream)), ("follow", follow)],
+            )?;
+            Ok(if follow.is_some() {
+                c.request_untimed(Method::GET, url)
+            } else {
+                c.request(Method::GET, url)
+            })
+        })
+        .await
     }
 
     /// Why a job (or one of its tasks, or one instance) is in its state.
@@ -294,9 +359,15 @@ impl Client {
 
     /// Long-polls: the server answers when it has work or after `lease_wait_ms`.
     pub async fn lease(&self, req: &LeaseRequest) -> Result<LeaseResponse, ClientError> {
-        let url = self.url(paths::AGENT_LEASE, &[])?;
-        let rb = self.request_untimed(Method::POST, url).json(req);
-        decode(self.send(rb).await?).await
+        let resp = self
+            .call(|c| {
+                Ok(
+                    c.request_untimed(Method::POST, c.url(paths::AGENT_LEASE, &[])?)
+                        .json(req),
+                )
+            })
+            .await?;
+        decode(resp).await
     }
 
     pub async fn report(&self, req: &ReportRequest) -> Result<ReportResponse, ClientError> {
@@ -313,7 +384,7 @@ impl Client {
     // ---- plumbing ---------------------------------------------------------------------------
 
     fn url(&self, path: &str, query: &[(&str, Option<&str>)]) -> Result<Url, ClientError> {
-        let full = format!("{}{path}", self.base);
+        let full = format!("{}{path}", self.base_url());
         let mut url =
             Url::parse(&full).map_err(|e| ClientError::InvalidUrl(format!("{full}: {e}")))?;
         if query.iter().any(|(_, v)| v.is_some()) {
@@ -366,8 +437,10 @@ impl Client {
         path: &str,
         query: &[(&str, Option<&str>)],
     ) -> Result<T, ClientError> {
-        let url = self.url(path, query)?;
-        decode(self.send(self.request(Method::GET, url)).await?).await
+        let resp = self
+            .call(|c| Ok(c.request(Method::GET, c.url(path, query)?)))
+            .await?;
+        decode(resp).await
     }
 
     async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -375,22 +448,23 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let url = self.url(path, &[])?;
-        decode(
-            self.send(self.request(Method::POST, url).json(body))
-                .await?,
-        )
-        .await
+        let resp = self
+            .call(|c| Ok(c.request(Method::POST, c.url(path, &[])?).json(body)))
+            .await?;
+        decode(resp).await
     }
 
     async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let url = self.url(path, &[])?;
-        decode(self.send(self.request(Method::POST, url)).await?).await
+        let resp = self
+            .call(|c| Ok(c.request(Method::POST, c.url(path, &[])?)))
+            .await?;
+        decode(resp).await
     }
 
     async fn delete_at(&self, path: &str) -> Result<(), ClientError> {
-        let url = self.url(path, &[])?;
-        let resp = self.send(self.request(Method::DELETE, url)).await?;
+        let resp = self
+            .call(|c| Ok(c.request(Method::DELETE, c.url(path, &[])?)))
+            .await?;
         // Drain whatever body there is so the connection goes back to the pool.
         resp.bytes()
             .await

@@ -21,6 +21,8 @@ pub mod code {
     pub const UNAUTHORIZED: &str = "unauthorized";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const INTERNAL: &str = "internal";
+    /// This server is a standby: another server of the same database schedules (503).
+    pub const NOT_LEADER: &str = "not_leader";
 }
 
 /// The body of every error answer: `{"error": {"code", "message", "field"}}`.
@@ -273,4 +275,7 @@ pub struct Health {
     /// `ok`.
     pub status: String,
     pub version: String,
+    /// `leader` (this server schedules) or `standby` (another server of its database does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }

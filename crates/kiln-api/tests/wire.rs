@@ -157,6 +157,7 @@ fn rest_types_round_trip() {
     round_trip(&Health {
         status: "ok".into(),
         version: "0.1.0".into(),
+        role: Some("standby".into()),
     });
 }
 

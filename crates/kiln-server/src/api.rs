@@ -84,6 +84,8 @@ pub struct ApiState {
     /// Reads (and the writes that need no scheduler) go here directly, never through the
     /// driver thread.
     pub store: Arc<dyn kiln_store::Store>,
+    /// Whether this server schedules (see `Driver::leading`).
+    pub leading: Arc<std::sync::atomic::AtomicBool>,
     pub tokens: Tokens,
     /// Where attempts' output is kept (`logs/JOB/TASK/INDEX.ATTEMPT.stdout`).
     pub logs: PathBuf,
@@ -146,6 +148,10 @@ impl ApiError {
             "internal error; see the server log",
         )
     }
+    /// 503: a standby refuses what needs the scheduler (clients try the next server).
+    fn not_leader(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code::NOT_LEADER, message)
+    }
     fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -179,6 +185,9 @@ impl From<JobOpError> for ApiError {
             JobOpError::Invalid { field, message } => {
                 ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_SPEC, message).field(field)
             }
+            JobOpError::Driver(e @ crate::driver::DriverError::NotLeader { .. }) => {
+                ApiError::not_leader(e.to_string())
+            }
             JobOpError::Driver(e) => ApiError::internal(e),
         }
     }
@@ -189,6 +198,7 @@ impl From<AgentCallError> for ApiError {
         match e {
             AgentCallError::UnknownNode(_) => ApiError::not_found(e.to_string()),
             AgentCallError::Invalid(_) => ApiError::bad(e.to_string()),
+            AgentCallError::Unavailable(m) => ApiError::not_leader(m),
         }
     }
 }
@@ -344,12 +354,14 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// The server is up (no token needed).
+/// The server is up (no token needed), and whether it schedules (`leader`) or stands by.
 #[utoipa::path(get, path = paths::HEALTH, responses((status = 200, body = Health)))]
-async fn health() -> Json<Health> {
+async fn health(State(st): State<Shared>) -> Json<Health> {
+    let leading = st.leading.load(std::sync::atomic::Ordering::Relaxed);
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        role: Some(if leading { "leader" } else { "standby" }.into()),
     })
 }
 
@@ -503,7 +515,7 @@ async fn show_job(
 #[utoipa::path(delete, path = paths::JOB, params(JobPath), responses(
     (status = 204, description = "deleted"),
     (status = 404, body = ErrorBody),
-    (status = 409, description = "the job has not finished", body = ErrorBody)))]
+    (status = 409, description = "the job has not finished", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn delete_job(
     State(st): State<Shared>,
     Path(JobPath { id }): Path<JobPath>,
@@ -526,7 +538,7 @@ async fn summary(st: &Shared, id: String) -> Result<Json<JobSummary>, ApiError> 
 #[utoipa::path(post, path = paths::JOB_TERMINATE, params(JobPath), responses(
     (status = 200, body = JobSummary),
     (status = 404, body = ErrorBody),
-    (status = 409, description = "the job has finished", body = ErrorBody)))]
+    (status = 409, description = "the job has finished", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn terminate(
     State(st): State<Shared>,
     Path(JobPath { id }): Path<JobPath>,
@@ -541,7 +553,7 @@ async fn terminate(
 #[utoipa::path(post, path = paths::JOB_RETRY, params(JobPath), responses(
     (status = 200, body = JobSummary),
     (status = 404, body = ErrorBody),
-    (status = 409, description = "the job has not failed", body = ErrorBody)))]
+    (status = 409, description = "the job has not failed", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn retry(
     State(st): State<Shared>,
     Path(JobPath { id }): Path<JobPath>,
@@ -725,7 +737,7 @@ async fn nodes(State(st): State<Shared>) -> Result<Json<NodeList>, ApiError> {
 }
 
 /// A node joins (or comes back).
-#[utoipa::path(post, path = paths::AGENT_REGISTER, request_body = RegisterRequest, responses((status = 200, body = kiln_api::RegisterResponse)))]
+#[utoipa::path(post, path = paths::AGENT_REGISTER, request_body = RegisterRequest, responses((status = 200, body = kiln_api::RegisterResponse), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn register(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
@@ -741,18 +753,18 @@ async fn register(
 }
 
 /// A node is alive and says what it runs.
-#[utoipa::path(post, path = paths::AGENT_HEARTBEAT, request_body = HeartbeatRequest, responses((status = 200, body = kiln_api::HeartbeatResponse), (status = 404, description = "unknown node", body = ErrorBody)))]
+#[utoipa::path(post, path = paths::AGENT_HEARTBEAT, request_body = HeartbeatRequest, responses((status = 200, body = kiln_api::HeartbeatResponse), (status = 404, description = "unknown node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn heartbeat(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<kiln_api::HeartbeatResponse>, ApiError> {
     let req: HeartbeatRequest = json(b)?;
     check_keys(req.running.iter(), "running")?;
-    Ok(Json(st.handle.call(move |d| d.heartbeat(&req)).await?))
+    Ok(Json(st.handle.call(move |d| d.heartbeat(&req)).await??))
 }
 
 /// Hands out work dispatched to the node; waits up to the lease wait for some to arrive.
-#[utoipa::path(post, path = paths::AGENT_LEASE, request_body = LeaseRequest, responses((status = 200, body = LeaseResponse), (status = 404, description = "unknown node", body = ErrorBody)))]
+#[utoipa::path(post, path = paths::AGENT_LEASE, request_body = LeaseRequest, responses((status = 200, body = LeaseResponse), (status = 404, description = "unknown node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn lease(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,
@@ -779,7 +791,7 @@ async fn lease(
 }
 
 /// What a node's attempts did.
-#[utoipa::path(post, path = paths::AGENT_REPORT, request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 404, description = "unknown node", body = ErrorBody)))]
+#[utoipa::path(post, path = paths::AGENT_REPORT, request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 404, description = "unknown node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn report(
     State(st): State<Shared>,
     b: Result<Bytes, BytesRejection>,

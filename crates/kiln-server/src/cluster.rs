@@ -118,6 +118,16 @@ pub enum AgentCallError {
     UnknownNode(String),
     #[error("invalid registration: {0}")]
     Invalid(String),
+    /// This server is a standby (the message names the leader), or cannot commit right now:
+    /// try another server, or again later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<crate::driver::DriverError> for AgentCallError {
+    fn from(e: crate::driver::DriverError) -> Self {
+        AgentCallError::Unavailable(e.to_string())
+    }
 }
 
 impl Driver {
@@ -142,6 +152,7 @@ impl Driver {
         &mut self,
         req: RegisterRequest,
     ) -> Result<RegisterResponse, AgentCallError> {
+        self.require_leader()?;
         if req.slots == 0 {
             return Err(AgentCallError::Invalid("slots must be at least 1".into()));
         }
@@ -200,6 +211,8 @@ impl Driver {
             },
         );
         self.save_node(&id);
+        // What the reconciliation decided is durable before the agent hears of it.
+        self.persist()?;
         self.wake_leases();
         Ok(RegisterResponse {
             node_id: id,
@@ -209,7 +222,15 @@ impl Driver {
     }
 
     /// A heartbeat: the agent is alive and runs these attempts.
-    pub fn heartbeat(&mut self, req: &HeartbeatRequest) -> HeartbeatResponse {
+    pub fn heartbeat(
+        &mut self,
+        req: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, AgentCallError> {
+        self.require_leader()?;
+        Ok(self.heartbeat_leading(req))
+    }
+
+    fn heartbeat_leading(&mut self, req: &HeartbeatRequest) -> HeartbeatResponse {
         let now = now_ms();
         let Some(agent) = self.agents.by_id.get_mut(&req.node_id) else {
             return HeartbeatResponse {
@@ -296,6 +317,7 @@ impl Driver {
         node_id: &str,
         max: u32,
     ) -> Result<Vec<AttemptAssignment>, AgentCallError> {
+        self.require_leader()?;
         let now = now_ms();
         let agent = self
             .agents
@@ -374,6 +396,7 @@ impl Driver {
         node_id: &str,
         events: Vec<AttemptEvent>,
     ) -> Result<u32, AgentCallError> {
+        self.require_leader()?;
         let now = now_ms();
         let agent = self
             .agents
@@ -408,6 +431,8 @@ impl Driver {
             };
             self.engine_mut().apply(&job, event, now);
         }
+        // Taken means recorded: a report the agent hears was accepted survives any server.
+        self.persist()?;
         Ok(taken)
     }
 

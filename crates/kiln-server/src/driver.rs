@@ -20,6 +20,7 @@ use kiln_store::{Store, StoreError};
 
 use crate::cluster::{Agents, LeaseNotify};
 use crate::envs::Providers;
+use crate::leader::{self, LeaderConfig, Leadership};
 
 /// How long a finished job stays in the engine's memory (for late reports of its attempts)
 /// before the server forgets it; it stays in the store, where every read finds it.
@@ -52,6 +53,9 @@ pub enum DriverError {
     Finished { id: String, state: State },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// Another server of the same database schedules; this one is a standby.
+    #[error("this server is a standby; the scheduler runs on {leader}")]
+    NotLeader { leader: String },
 }
 
 /// How the local runner is set up.
@@ -157,6 +161,13 @@ pub struct Driver {
     cluster: ClusterConfig,
     /// The instance types compute environments may name.
     pub(crate) catalog: Catalog,
+    /// The built-in executor's node as configured (to start over with after stepping down).
+    local_node: Node,
+    /// With several servers on one database: this server's part in leadership. `None`: it
+    /// always schedules.
+    leadership: Option<Leadership>,
+    /// Whether this server schedules now, for readers on other threads.
+    leading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Driver {
@@ -195,6 +206,9 @@ impl Driver {
         Ok(Driver {
             local,
             state_dir: cfg.state_dir.clone(),
+            local_node: node.clone(),
+            leadership: None,
+            leading: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             engine: Engine::new(vec![node]),
             store,
             runtime: Arc::new(runtime),
@@ -239,6 +253,38 @@ impl Driver {
     pub fn with_catalog(mut self, catalog: Catalog) -> Self {
         self.catalog = catalog;
         self
+    }
+
+    /// Shares the database with other servers: schedule only while holding the lease.
+    pub fn with_leadership(mut self, cfg: LeaderConfig) -> Self {
+        self.leadership = Some(Leadership::new(cfg));
+        self.leading
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
+    /// Whether this server schedules now, readable from any thread.
+    pub fn leading(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.leading)
+    }
+
+    /// Whether this server schedules (always, without leadership).
+    pub fn is_leader(&self) -> bool {
+        self.leadership.as_ref().is_none_or(|l| l.epoch().is_some())
+    }
+
+    /// Refuses an operation that needs the scheduler on a standby, naming the leader.
+    pub(crate) fn require_leader(&self) -> Result<(), DriverError> {
+        if self.is_leader() {
+            return Ok(());
+        }
+        let leader = self
+            .store
+            .lease()
+            .ok()
+            .filter(|l| !l.expired && !l.url.is_empty())
+            .map_or_else(|| "another server (none leads right now)".into(), |l| l.url);
+        Err(DriverError::NotLeader { leader })
     }
 
     pub fn with_cluster(mut self, cluster: ClusterConfig) -> Self {
@@ -295,9 +341,12 @@ impl Driver {
             }
         };
         let id: JobId = Arc::from(id.as_str());
-        self.engine
-            .add_job(id.clone(), Arc::new(spec), row.seq, now);
-        self.persist()?;
+        if self.is_leader() {
+            self.engine
+                .add_job(id.clone(), Arc::new(spec), row.seq, now);
+            self.persist()?;
+        }
+        // On a standby the job waits in the store, `SUBMITTED`, for the leader to adopt it.
         Ok(id)
     }
 
@@ -375,8 +424,61 @@ impl Driver {
 
     pub(crate) fn persist(&mut self) -> Result<(), DriverError> {
         let changes = self.engine.take_changes();
-        self.store.apply(&changes)?;
+        match self.leadership.as_ref().map(Leadership::epoch) {
+            None => self.store.apply(&changes)?,
+            Some(Some(epoch)) => self.store.apply_fenced(&changes, epoch)?,
+            // A standby's engine is empty: it has nothing to write.
+            Some(None) => {}
+        }
         Ok(())
+    }
+
+    /// Takes into the engine the jobs other servers accepted (`SUBMITTED` in the store).
+    fn adopt_submitted(&mut self) -> Result<(), DriverError> {
+        for row in self.store.submitted_jobs()? {
+            if self.engine.job(&row.id).is_none() {
+                self.restore(&row.id, Restore::Reattach)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks at the lease; on election reloads the unfinished work, on losing it stops.
+    fn follow_leadership(&mut self) {
+        let Some(l) = self.leadership.as_mut() else {
+            return;
+        };
+        match l.step(&*self.store) {
+            None => {}
+            Some(leader::Change::Elected(_)) => {
+                self.leading
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = self.restore_unfinished() {
+                    tracing::error!("cannot reload the unfinished work: {e}; standing by");
+                    self.step_down();
+                }
+            }
+            Some(leader::Change::Deposed) => self.step_down(),
+        }
+    }
+
+    /// Stops scheduling: what runs on the built-in executor is stopped, and every in-memory
+    /// trace of the term (jobs, nodes, outboxes) goes; the store keeps the truth for whoever
+    /// leads next. Agents keep their attempts and report them to the next leader.
+    fn step_down(&mut self) {
+        if let Some(l) = self.leadership.as_mut() {
+            l.lost();
+        }
+        self.leading
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.abandon_attempts();
+        self.kills.clear();
+        let _ = self.engine.take_changes();
+        let _ = self.engine.take_effects();
+        self.engine = Engine::new(vec![self.local_node.clone()]);
+        self.agents = Agents::default();
+        self.finished.clear();
+        self.wake_leases();
     }
 
     /// One tick: wait up to `wait` for messages, take every message already queued, apply
@@ -512,6 +614,14 @@ impl Driver {
     /// Drives every job until `stop` asks for a shutdown; then stops the built-in executor's
     /// attempts (they run again after a restart) and returns.
     pub fn serve(&mut self, stop: &dyn Fn() -> StopRequest) -> Result<(), DriverError> {
+        let result = self.serve_loop(stop);
+        if let Some(l) = self.leadership.as_mut() {
+            l.release(&*self.store);
+        }
+        result
+    }
+
+    fn serve_loop(&mut self, stop: &dyn Fn() -> StopRequest) -> Result<(), DriverError> {
         loop {
             match stop() {
                 StopRequest::None => {}
@@ -519,8 +629,26 @@ impl Driver {
                 StopRequest::Force => self.begin_stop(true),
                 StopRequest::Graceful => {}
             }
-            self.tick(Duration::from_millis(50))?;
-            if self.last_reconcile.elapsed() >= Duration::from_millis(500) {
+            if !self.stopping {
+                self.follow_leadership();
+            }
+            let ticked = self.tick(Duration::from_millis(50)).and_then(|()| {
+                if self.leadership.is_some() && self.is_leader() && !self.stopping {
+                    self.adopt_submitted()?;
+                }
+                Ok(())
+            });
+            if let Err(e) = ticked {
+                if self.leadership.is_none() || self.stopping {
+                    return Err(e);
+                }
+                // Several servers: another may lead on; this one stands by until it can
+                // take the lease again.
+                tracing::error!("the scheduler stops on this server: {e}");
+                self.step_down();
+                continue;
+            }
+            if self.is_leader() && self.last_reconcile.elapsed() >= Duration::from_millis(500) {
                 self.last_reconcile = Instant::now();
                 self.reconcile_envs();
                 self.forget_finished();

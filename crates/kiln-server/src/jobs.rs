@@ -63,6 +63,7 @@ impl Driver {
 
     /// `POST /v1/jobs/{id}/terminate`. Committed before it returns.
     pub fn terminate_job(&mut self, id: &str) -> Result<(), JobOpError> {
+        self.require_leader()?;
         let state = self.stored_state(id)?;
         if state.is_terminal() || self.engine().job(id).is_none() {
             return Err(JobOpError::Conflict(format!(
@@ -77,6 +78,7 @@ impl Driver {
 
     /// `POST /v1/jobs/{id}/retry`. Committed before it returns.
     pub fn retry_job(&mut self, id: &str) -> Result<(), JobOpError> {
+        self.require_leader()?;
         self.ensure_loaded(id)?;
         self.engine_mut()
             .retry_job(id, now_ms())
@@ -87,6 +89,7 @@ impl Driver {
 
     /// `DELETE /v1/jobs/{id}`: only for finished jobs; removes records and logs.
     pub fn delete_job(&mut self, id: &str) -> Result<(), JobOpError> {
+        self.require_leader()?;
         let state = self.stored_state(id)?;
         if !state.is_terminal() {
             return Err(JobOpError::Conflict(format!(
@@ -109,6 +112,26 @@ impl Driver {
 
     /// `GET /v1/nodes`: the built-in executor and every agent.
     pub fn node_infos(&self) -> Vec<NodeInfo> {
+        if !self.is_leader() {
+            // A standby knows the nodes as the leader recorded them.
+            return self
+                .store()
+                .list_nodes()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| NodeInfo {
+                    id: n.id,
+                    name: n.name,
+                    state: n.state,
+                    compute_env: n.compute_env,
+                    slots: n.slots,
+                    cpus: n.millicpus as f64 / 1000.0,
+                    memory: n.memory,
+                    running: 0,
+                    last_seen: Some(rfc3339(n.last_seen)),
+                })
+                .collect();
+        }
         let engine = self.engine();
         let running = |name: &str| engine.active_on(name).len() as u32;
         let mut out = Vec::new();

@@ -6,8 +6,10 @@ pub mod cluster;
 pub mod driver;
 pub mod envs;
 pub mod jobs;
+pub mod leader;
 pub mod server;
 pub mod views;
 pub mod wire;
 
 pub use driver::{ClusterConfig, Driver, DriverGone, Handle, LocalConfig, RunEnd, StopRequest};
+pub use leader::LeaderConfig;

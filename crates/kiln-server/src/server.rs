@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// A `postgres://` URL: state in that database (several servers may share it); `None`:
     /// SQLite in `data_dir`.
     pub db: Option<String>,
+    /// With `db`: how long the scheduler lease lasts without renewal (how soon a standby
+    /// takes over from a dead leader).
+    pub lease_ttl: Duration,
     /// The built-in executor's capacity (runs tasks that name no compute environment).
     pub node: Node,
     pub kill_grace: Duration,
@@ -55,6 +58,11 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "another server of this database made its tokens: copy admin-token and agent-token \
+         from its data directory into {0}"
+    )]
+    TokensElsewhere(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -82,11 +90,26 @@ fn new_token() -> Result<String, ServerError> {
 
 /// Reads the token in `path`, creating it (owner-only, 0600) if it does not exist, and stores
 /// its digest under `name`. Returns the digest.
-fn ensure_token(driver: &mut Driver, path: &Path, name: &str) -> Result<[u8; 32], ServerError> {
+fn ensure_token(
+    driver: &mut Driver,
+    path: &Path,
+    name: &str,
+    shared: bool,
+) -> Result<[u8; 32], ServerError> {
     use std::os::unix::fs::OpenOptionsExt;
     let token = match std::fs::read_to_string(path) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
         Ok(_) | Err(_) => {
+            // Servers of one database share the tokens: a new one must be given them.
+            let known = driver
+                .store()
+                .get_secret(name)
+                .map_err(|e| ServerError::Driver(DriverError::Store(e)))?;
+            if shared && known.is_some() {
+                return Err(ServerError::TokensElsewhere(
+                    path.parent().unwrap_or(path).display().to_string(),
+                ));
+            }
             let token = new_token()?;
             let _ = std::fs::remove_file(path);
             let mut f = std::fs::OpenOptions::new()
@@ -130,20 +153,25 @@ pub fn run_server(
             &mut driver,
             &cfg.data_dir.join("admin-token"),
             "admin-token-sha256",
+            cfg.db.is_some(),
         )?,
         agent: ensure_token(
             &mut driver,
             &cfg.data_dir.join("agent-token"),
             "agent-token-sha256",
+            cfg.db.is_some(),
         )?,
     };
-    let restored = driver.restore_unfinished()?;
-    if !restored.is_empty() {
-        tracing::info!("restored {} unfinished jobs", restored.len());
+    if cfg.db.is_none() {
+        let restored = driver.restore_unfinished()?;
+        if !restored.is_empty() {
+            tracing::info!("restored {} unfinished jobs", restored.len());
+        }
     }
     let state = Arc::new(ApiState {
         handle: driver.handle(),
         store: driver.shared_store(),
+        leading: driver.leading(),
         tokens,
         logs: driver.logs_dir(),
         lease_notify: driver.lease_notify(),
@@ -177,6 +205,22 @@ pub fn run_server(
     } else {
         addr
     };
+    if cfg.db.is_some() {
+        // Several servers may share the database: schedule while holding its lease (the
+        // unfinished work is reloaded on taking it).
+        let server_id =
+            crate::envs::server_id(&cfg.data_dir).map_err(io("cannot read", &cfg.data_dir))?;
+        let url = cfg
+            .docker
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{reachable}"));
+        driver = driver.with_leadership(crate::LeaderConfig {
+            server_id,
+            url,
+            ttl: cfg.lease_ttl,
+        });
+    }
     match std::env::current_exe() {
         Ok(kiln) => driver.set_provider(ProviderConfig {
             kiln,

@@ -36,6 +36,10 @@ pub struct ServerArgs {
     /// at a time.
     #[arg(long, env = "KILN_DB", value_name = "URL")]
     db: Option<String>,
+    /// With --db: seconds the scheduler lease lasts without renewal, i.e. how soon a standby
+    /// takes over when the leader dies.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    lease_ttl: f64,
     /// CPUs of this host given to tasks that name no compute environment [default: all].
     #[arg(long)]
     cpus: Option<f64>,
@@ -122,6 +126,10 @@ pub fn server(args: ServerArgs) -> u8 {
         eprintln!("error: --heartbeat-timeout must be longer than --heartbeat-interval (> 0)");
         return exit::INVALID;
     }
+    if !(args.lease_ttl.is_finite() && (0.2..=600.0).contains(&args.lease_ttl)) {
+        eprintln!("error: --lease-ttl must be between 0.2 and 600 seconds");
+        return exit::INVALID;
+    }
     if let Some(url) = &args.advertise_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
@@ -156,6 +164,7 @@ pub fn server(args: ServerArgs) -> u8 {
         catalog,
         data_dir: args.data_dir.clone(),
         db: args.db,
+        lease_ttl: Duration::from_secs_f64(args.lease_ttl),
         node: Node::new(
             "local",
             (cpus * 1000.0).round() as u64,

@@ -692,7 +692,9 @@ pub async fn run_docker_provider(handle: Handle, nodes: DockerNodes) {
             () = tokio::time::sleep(PERIOD) => {}
         }
         let snap = match handle.call(Driver::docker_snapshot).await {
-            Ok(Ok(s)) => s,
+            Ok(Ok(Some(s))) => s,
+            // A standby: the leader runs the node containers.
+            Ok(Ok(None)) => continue,
             Ok(Err(e)) => {
                 tracing::warn!("docker compute environments: cannot read the store: {e}");
                 continue;
@@ -705,7 +707,10 @@ pub async fn run_docker_provider(handle: Handle, nodes: DockerNodes) {
 
 impl Driver {
     /// What the docker reconciler needs to know, taken on the driver thread.
-    pub(crate) fn docker_snapshot(&mut self) -> Result<Snapshot, kiln_store::StoreError> {
+    pub(crate) fn docker_snapshot(&mut self) -> Result<Option<Snapshot>, kiln_store::StoreError> {
+        if !self.is_leader() {
+            return Ok(None);
+        }
         let records = self.store().list_compute_envs()?;
         let envs = records
             .iter()
@@ -742,7 +747,7 @@ impl Driver {
                 )
             })
             .collect();
-        Ok(Snapshot { envs, agents })
+        Ok(Some(Snapshot { envs, agents }))
     }
 }
 

@@ -60,6 +60,7 @@ pub fn server() -> Server {
         let state = Arc::new(ApiState {
             handle: driver.handle(),
             store: driver.shared_store(),
+            leading: driver.leading(),
             tokens: Tokens {
                 admin: digest(ADMIN),
                 agent: digest(AGENT),
