@@ -379,11 +379,13 @@ fn a_leader_cut_off_from_the_database_steps_down_and_rejoins_as_a_standby() {
         let (_, host) = admin.rsplit_once('@').unwrap();
         format!("postgres://{role}@{host}")
     };
-    for role in ["kiln_a", "kiln_b"] {
-        sql(&admin, &format!("DROP ROLE IF EXISTS {role}"));
+    // Roles belong to the whole PostgreSQL server: name them after this test's database.
+    let (_, database) = admin.rsplit_once('/').unwrap();
+    let (role_a, role_b) = (format!("{database}_a"), format!("{database}_b"));
+    for role in [&role_a, &role_b] {
         sql(&admin, &format!("CREATE ROLE {role} LOGIN SUPERUSER"));
     }
-    let mut s = Setup::new(as_role("kiln_a"), Some(as_role("kiln_b")));
+    let mut s = Setup::new(as_role(&role_a), Some(as_role(&role_b)));
     s.db = admin.clone();
     s.start_agent("a1", 4);
     let spec = s.spec(
@@ -399,10 +401,12 @@ fn a_leader_cut_off_from_the_database_steps_down_and_rejoins_as_a_standby() {
     let b = s.servers[1].url();
 
     // Cut A off: no new connection, and its open ones are gone.
-    sql(&admin, "ALTER ROLE kiln_a NOLOGIN");
+    sql(&admin, &format!("ALTER ROLE {role_a} NOLOGIN"));
     sql(
         &admin,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'kiln_a'",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role_a}'"
+        ),
     );
     let cut = Instant::now();
     wait_until(30, "A to stop scheduling", || {
@@ -419,7 +423,7 @@ fn a_leader_cut_off_from_the_database_steps_down_and_rejoins_as_a_standby() {
     assert_eq!(s.leader(), Some(1));
 
     // A comes back: it stays a standby while B leads, and answers reads.
-    sql(&admin, "ALTER ROLE kiln_a LOGIN");
+    sql(&admin, &format!("ALTER ROLE {role_a} LOGIN"));
     wait_until(300, "the job to finish", || s.job_state(&id) == "SUCCEED");
     assert_eq!(role(&a).as_deref(), Some("standby"));
     assert_eq!(s.leader(), Some(1));
