@@ -37,6 +37,7 @@ use crate::wire::job_summary;
 mod doc;
 mod envs;
 mod extract;
+pub mod idempotency;
 mod templates;
 
 pub use doc::openapi_doc;
@@ -414,31 +415,85 @@ struct InstancePath {
         (Object = "application/json"),
         (String = "application/yaml"),
     )),
+    params(IdempotencyHeader),
     responses(
-        (status = 201, description = "the job was accepted", body = SubmitResponse),
+        (status = 201, description = "the job was accepted (or, for a repeated `Idempotency-Key`, the first answer again)", body = SubmitResponse),
         (status = 400, description = "the spec is invalid", body = ErrorBody),
+        (status = 409, description = "the `Idempotency-Key` was used for a different request", body = ErrorBody),
     ))]
 async fn submit(
     State(st): State<Shared>,
+    headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     let bytes = body(b)?;
+    let key = idempotency::Key::from_headers("POST /v1/jobs", &headers, &bytes)?;
+    if let Some(k) = &key
+        && let Some(stored) = k.lookup(&st).await?
+    {
+        return Ok(stored.into_response());
+    }
     let templates = templates::load(&st).await?;
     let parsed = kiln_core::spec::parse_job_in(&bytes, &templates, &st.catalog)?;
     let name = parsed.spec.name.clone();
-    let id = st
+    let answer = move |id: &str| SubmitResponse {
+        id: id.to_string(),
+        name: name.clone(),
+        state: "SUBMITTED".into(),
+    };
+    let Some(k) = key else {
+        let id = st
+            .handle
+            .call(move |d| d.submit(parsed.spec))
+            .await?
+            .map_err(ApiError::internal)?;
+        return Ok((StatusCode::CREATED, Json(answer(&id))).into_response());
+    };
+    let (k2, answer2) = (k.clone(), answer.clone());
+    let created = st
         .handle
-        .call(move |d| d.submit(parsed.spec))
+        .call(move |d| {
+            d.submit_once(parsed.spec, &|id| {
+                k2.record(format!("job/{id}"), StatusCode::CREATED, &answer2(id))
+            })
+        })
         .await?
         .map_err(ApiError::internal)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(SubmitResponse {
-            id: id.to_string(),
-            name,
-            state: "SUBMITTED".into(),
-        }),
-    ))
+    match created {
+        Ok(id) => {
+            fault_point("submit-committed");
+            Ok((StatusCode::CREATED, Json(answer(&id))).into_response())
+        }
+        // A request with the same key committed first.
+        Err(record) => Ok(k.replay(Some(record))?.map_or_else(
+            || ApiError::internal("an idempotency record expired at once").into_response(),
+            IntoResponse::into_response,
+        )),
+    }
+}
+
+/// The `Idempotency-Key` header of a creating request.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by `idempotency::Key::from_headers`; here for the document
+pub(crate) struct IdempotencyHeader {
+    /// Makes the request safe to repeat: for 24 hours, a request with the same key and the same
+    /// body gets the first answer again and creates nothing; with another body, a 409.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
+    idempotency_key: Option<String>,
+}
+
+/// A testing knob: `KILN_TEST_ABORT_AT=POINT` makes the server abort (as if killed) when it
+/// reaches `POINT`, so that tests can show what survives a crash there. Points:
+/// `submit-committed` (a keyed submit is committed, its answer not yet sent).
+fn fault_point(point: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("KILN_TEST_ABORT_AT").ok());
+    if at.as_deref() == Some(point) {
+        tracing::error!("KILN_TEST_ABORT_AT={point}: aborting");
+        std::process::abort();
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -521,7 +576,9 @@ async fn delete_job(
     Path(JobPath { id }): Path<JobPath>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
-    st.handle.call(move |d| d.delete_job(&id)).await??;
+    let i = id.clone();
+    st.handle.call(move |d| d.delete_job(&i)).await??;
+    idempotency::forget(&st, format!("job/{id}")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

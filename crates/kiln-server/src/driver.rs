@@ -16,7 +16,7 @@ use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node, Re
 use kiln_core::model::{Catalog, JobSpec};
 use kiln_core::state::{LossCause, Outcome, State};
 use kiln_storage::{Storage, StorageConfig};
-use kiln_store::{Store, StoreError};
+use kiln_store::{IdempotencyRecord, Once, Store, StoreError};
 
 use crate::cluster::{Agents, LeaseNotify};
 use crate::envs::Providers;
@@ -328,16 +328,46 @@ impl Driver {
 
     /// Stores a new job durably and starts it. Returns its id.
     pub fn submit(&mut self, spec: JobSpec) -> Result<JobId, DriverError> {
+        self.insert_new(spec, None)?.map_err(|r| {
+            DriverError::Store(StoreError::Corrupt {
+                what: "idempotency".into(),
+                detail: format!("a submit without a key found `{}`", r.key),
+            })
+        })
+    }
+
+    /// [`Driver::submit`] for a request with an idempotency key: `once(id)` is the record of
+    /// its answer, stored in the job's own transaction. If the key is taken, nothing is
+    /// created and the stored record comes back instead.
+    pub fn submit_once(
+        &mut self,
+        spec: JobSpec,
+        once: &dyn Fn(&str) -> IdempotencyRecord,
+    ) -> Result<Result<JobId, IdempotencyRecord>, DriverError> {
+        self.insert_new(spec, Some(once))
+    }
+
+    fn insert_new(
+        &mut self,
+        spec: JobSpec,
+        once: Option<&dyn Fn(&str) -> IdempotencyRecord>,
+    ) -> Result<Result<JobId, IdempotencyRecord>, DriverError> {
         let now = now_ms();
         let mut id = new_job_id();
         let mut tries = 0;
         let row = loop {
-            match self.store.insert_job(&id, &spec, now) {
+            let inserted = match once {
+                Some(record) => self.store.insert_job_once(&id, &spec, now, &record(&id)),
+                None => self.store.insert_job(&id, &spec, now).map(Once::Created),
+            };
+            match inserted {
                 Err(StoreError::Duplicate(_)) if tries < 5 => {
                     tries += 1;
                     id = new_job_id();
                 }
-                other => break other?,
+                Ok(Once::Taken(record)) => return Ok(Err(record)),
+                Ok(Once::Created(row)) => break row,
+                Err(e) => return Err(e.into()),
             }
         };
         let id: JobId = Arc::from(id.as_str());
@@ -347,7 +377,7 @@ impl Driver {
             self.persist()?;
         }
         // On a standby the job waits in the store, `SUBMITTED`, for the leader to adopt it.
-        Ok(id)
+        Ok(Ok(id))
     }
 
     /// Loads an unfinished job and continues it: attempts that were running when the previous

@@ -55,6 +55,7 @@ pub fn run(store: &dyn Store) {
     compute_envs(store);
     nodes(store);
     leases(store);
+    idempotency(store);
 }
 
 /// The job "job-conform1" is stored, changed, loaded and finished.
@@ -840,6 +841,76 @@ fn leases(store: &dyn Store) {
     assert_eq!(store.lease().unwrap().url, "http://a2");
     store.release_lease("a", 3).unwrap();
     assert!(store.delete_job(&job).unwrap());
+}
+
+/// An idempotent create stores its answer with the job in one transaction; the same key finds
+/// it and writes nothing; old records are purged.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn idempotency(store: &dyn Store) {
+    use crate::{IdempotencyRecord, Once};
+    let once = IdempotencyRecord {
+        scope: "POST /v1/jobs".into(),
+        key: "key-1".into(),
+        request: "ab12".into(),
+        resource: "job/job-once1".into(),
+        status: 201,
+        response: r#"{"id":"job-once1"}"#.into(),
+        created_at: 5_000,
+    };
+    assert_eq!(store.get_idempotency(&once.scope, &once.key).unwrap(), None);
+    let spec = named("once");
+    let Once::Created(row) = store
+        .insert_job_once("job-once1", &spec, 5_000, &once)
+        .unwrap()
+    else {
+        panic!("the first create must create");
+    };
+    assert_eq!(row.id, "job-once1");
+    assert_eq!(
+        store.get_idempotency(&once.scope, &once.key).unwrap(),
+        Some(once.clone())
+    );
+    // The same key again: the stored answer, and no second job.
+    let again = store
+        .insert_job_once("job-once2", &spec, 6_000, &once)
+        .unwrap();
+    assert_eq!(again, Once::Taken(once.clone()));
+    assert!(store.job_row("job-once2").unwrap().is_none());
+    // A job id taken refuses the create, and its key is not kept either.
+    let other = IdempotencyRecord {
+        key: "key-2".into(),
+        ..once.clone()
+    };
+    assert!(matches!(
+        store.insert_job_once("job-once1", &spec, 6_000, &other),
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        store.get_idempotency(&other.scope, &other.key).unwrap(),
+        None
+    );
+    // The same key in another scope is another key.
+    let scoped = IdempotencyRecord {
+        scope: "POST /v1/task-templates".into(),
+        created_at: 9_000,
+        ..once.clone()
+    };
+    assert_eq!(store.put_idempotency(&scoped).unwrap(), None);
+    assert_eq!(
+        store.put_idempotency(&scoped).unwrap(),
+        Some(scoped.clone())
+    );
+    assert_eq!(store.purge_idempotency(9_000).unwrap(), 1);
+    assert_eq!(store.get_idempotency(&once.scope, &once.key).unwrap(), None);
+    assert_eq!(
+        store.get_idempotency(&scoped.scope, &scoped.key).unwrap(),
+        Some(scoped.clone())
+    );
+    assert_eq!(store.forget_idempotency("job/job-once1").unwrap(), 1);
+    assert_eq!(
+        store.get_idempotency(&scoped.scope, &scoped.key).unwrap(),
+        None
+    );
 }
 
 /// A new, empty PostgreSQL database on the test server named by `KILN_TEST_PG_URL` (started

@@ -173,6 +173,35 @@ pub struct TemplateRecord {
     pub updated_at: u64,
 }
 
+/// The answer to a create request sent with an idempotency key (`Idempotency-Key`, Tencent's
+/// `ClientToken`): the same key with the same request gets this answer again instead of a second
+/// create. Keyed by (`scope`, `key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Which operation (and, with projects, whose): keys of different scopes never meet.
+    pub scope: String,
+    pub key: String,
+    /// SHA-256 (hex) of the request, to tell a repeat from a different request under one key.
+    pub request: String,
+    /// What the create made (`job/ID`, `task-template/NAME`, …): deleting it forgets the
+    /// answer, which would otherwise name something gone.
+    pub resource: String,
+    /// The answer's status and body, as first sent.
+    pub status: u16,
+    pub response: String,
+    /// ms since the epoch.
+    pub created_at: u64,
+}
+
+/// What an idempotent create did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once<T> {
+    /// It created the record (and stored the idempotency record with it).
+    Created(T),
+    /// The key was taken: nothing was written; this is the stored record.
+    Taken(IdempotencyRecord),
+}
+
 /// A compute environment. On replace, the stored `created_at` is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComputeEnvRecord {
@@ -275,6 +304,24 @@ pub trait Store: Send + Sync {
     /// with none are absent; never-dispatched instances are not counted). Empty for an unknown
     /// job.
     fn task_counts(&self, job: &str) -> Result<Vec<BTreeMap<State, u32>>>;
+
+    /// [`Store::insert_job`] and `once` in one transaction: either both are stored or neither.
+    /// If `once`'s key is stored already, nothing is written and that record is returned.
+    fn insert_job_once(
+        &self,
+        id: &str,
+        spec: &JobSpec,
+        now: u64,
+        once: &IdempotencyRecord,
+    ) -> Result<Once<JobRow>>;
+    /// Stores `once`, durably, unless its key is stored already (then returns that record).
+    fn put_idempotency(&self, once: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>>;
+    /// The record stored under (`scope`, `key`), if any.
+    fn get_idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
+    /// Removes every record created before `before` (ms since the epoch); returns how many.
+    fn purge_idempotency(&self, before: u64) -> Result<u64>;
+    /// Removes the records of creates that made `resource`; returns how many.
+    fn forget_idempotency(&self, resource: &str) -> Result<u64>;
 
     /// Stores (or replaces) a secret, durably.
     fn put_secret(&self, name: &str, value: &str) -> Result<()>;

@@ -20,8 +20,8 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Result,
-    Store, StoreError, StoredJob, TemplateRecord, redact,
+    ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery, JobRow, JobView, Lease,
+    NodeRecord, Once, Result, Store, StoreError, StoredJob, TemplateRecord, redact,
 };
 
 /// Version 1: the same records as SQLite's version 1.
@@ -111,7 +111,7 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 3: the scheduler lease with its fencing epoch and the history of its terms; the
 /// epoch each attempt was dispatched under, and when the store first recorded it.
@@ -143,6 +143,22 @@ const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 const V2: &str = "
 ALTER TABLE tasks ADD COLUMN blocked TEXT;
 ALTER TABLE tasks ADD COLUMN counts TEXT;
+";
+
+/// Version 4: answers to idempotent creates (`Idempotency-Key`, `ClientToken`).
+const V4: &str = "
+CREATE TABLE idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_created ON idempotency(created_at);
+CREATE INDEX idempotency_resource ON idempotency(resource);
 ";
 
 /// The schema version this build writes: the number of steps.
@@ -231,6 +247,109 @@ impl PgStore {
     }
 
     /// Runs `f` to its end on the store's runtime, blocking the calling thread.
+    /// Inserts a job, with the record of the idempotent request that created it if one is given.
+    fn insert_job_with(
+        &self,
+        id: &str,
+        spec: &JobSpec,
+        now: u64,
+        once: Option<&IdempotencyRecord>,
+    ) -> Result<Once<JobRow>> {
+        let spec_json = codec::encode_spec(spec)?;
+        let seq = self.run(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            if let Some(once) = once {
+                let stmt = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO idempotency ({IDEMPOTENCY_COLUMNS})
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+                    ))
+                    .await
+                    .map_err(db)?;
+                let (status, created) = (i32::from(once.status), big(once.created_at));
+                let n = tx
+                    .execute(
+                        &stmt,
+                        &[
+                            &once.scope,
+                            &once.key,
+                            &once.request,
+                            &once.resource,
+                            &status,
+                            &once.response,
+                            &created,
+                        ],
+                    )
+                    .await
+                    .map_err(db)?;
+                if n == 0 {
+                    let stmt = tx.prepare_cached(IDEMPOTENCY_SELECT).await.map_err(db)?;
+                    let row = tx
+                        .query_one(&stmt, &[&once.scope, &once.key])
+                        .await
+                        .map_err(db)?;
+                    return Ok(Err(idempotency_row(&row)?));
+                }
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at,
+                         updated_at)
+                     VALUES ($1, $2, $3, $4, $5, 'SUBMITTED', $6, $6)
+                     ON CONFLICT (id) DO NOTHING RETURNING seq",
+                )
+                .await
+                .map_err(db)?;
+            let inserted = tx
+                .query_opt(
+                    &stmt,
+                    &[
+                        &id,
+                        &spec.name,
+                        &i64::from(spec.priority),
+                        &i64::from(SPEC_VERSION),
+                        &spec_json,
+                        &big(now),
+                    ],
+                )
+                .await
+                .map_err(db)?;
+            let Some(row) = inserted else {
+                return Err(StoreError::Duplicate(id.to_string()));
+            };
+            let seq: i64 = row.try_get(0).map_err(db)?;
+            let numbers: Vec<i64> = (0..spec.tasks.len() as i64).collect();
+            let names: Vec<&str> = spec.tasks.iter().map(|t| t.name.as_str()).collect();
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO tasks (job, task, name, state)
+                     SELECT $1, t, n, 'SUBMITTED' FROM UNNEST($2::bigint[], $3::text[]) AS u(t, n)",
+                )
+                .await
+                .map_err(db)?;
+            tx.execute(&stmt, &[&seq, &numbers, &names])
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(Ok(seq))
+        })?;
+        let seq = match seq {
+            Ok(seq) => seq,
+            Err(found) => return Ok(Once::Taken(found)),
+        };
+        Ok(Once::Created(JobRow {
+            id: id.to_string(),
+            seq: seq as u64,
+            name: spec.name.clone(),
+            priority: spec.priority,
+            state: State::Submitted,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+        }))
+    }
+
     fn run<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
         match &self.rt {
             Some(rt) => rt.handle().block_on(f),
@@ -463,6 +582,26 @@ fn node_row(r: &Row) -> Result<NodeRecord> {
 }
 
 /// A `u64` as a `BIGINT` (saturating: ms timestamps and sizes stay far below).
+const IDEMPOTENCY_COLUMNS: &str = "scope, key, request, resource, status, response, created_at";
+const IDEMPOTENCY_SELECT: &str =
+    "SELECT scope, key, request, resource, status, response, created_at
+     FROM idempotency WHERE scope = $1 AND key = $2";
+
+/// A stored idempotency record from its row (`IDEMPOTENCY_COLUMNS` order).
+fn idempotency_row(r: &Row) -> Result<IdempotencyRecord> {
+    let status: i32 = r.try_get(4).map_err(db)?;
+    let created: i64 = r.try_get(6).map_err(db)?;
+    Ok(IdempotencyRecord {
+        scope: r.try_get(0).map_err(db)?,
+        key: r.try_get(1).map_err(db)?,
+        request: r.try_get(2).map_err(db)?,
+        resource: r.try_get(3).map_err(db)?,
+        status: u16::try_from(status).unwrap_or(0),
+        response: r.try_get(5).map_err(db)?,
+        created_at: u64::try_from(created).unwrap_or(0),
+    })
+}
+
 fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -787,62 +926,67 @@ impl Store for PgStore {
     }
 
     fn insert_job(&self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow> {
-        let spec_json = codec::encode_spec(spec)?;
-        let seq = self.run(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at,
-                         updated_at)
-                     VALUES ($1, $2, $3, $4, $5, 'SUBMITTED', $6, $6)
-                     ON CONFLICT (id) DO NOTHING RETURNING seq",
-                )
-                .await
-                .map_err(db)?;
-            let inserted = tx
-                .query_opt(
-                    &stmt,
-                    &[
-                        &id,
-                        &spec.name,
-                        &i64::from(spec.priority),
-                        &i64::from(SPEC_VERSION),
-                        &spec_json,
-                        &big(now),
-                    ],
-                )
-                .await
-                .map_err(db)?;
-            let Some(row) = inserted else {
-                return Err(StoreError::Duplicate(id.to_string()));
-            };
-            let seq: i64 = row.try_get(0).map_err(db)?;
-            let numbers: Vec<i64> = (0..spec.tasks.len() as i64).collect();
-            let names: Vec<&str> = spec.tasks.iter().map(|t| t.name.as_str()).collect();
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO tasks (job, task, name, state)
-                     SELECT $1, t, n, 'SUBMITTED' FROM UNNEST($2::bigint[], $3::text[]) AS u(t, n)",
-                )
-                .await
-                .map_err(db)?;
-            tx.execute(&stmt, &[&seq, &numbers, &names])
-                .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            Ok(seq)
-        })?;
-        Ok(JobRow {
-            id: id.to_string(),
-            seq: seq as u64,
-            name: spec.name.clone(),
-            priority: spec.priority,
-            state: State::Submitted,
-            reason: None,
-            created_at: now,
-            updated_at: now,
-        })
+        match self.insert_job_with(id, spec, now, None)? {
+            Once::Created(row) => Ok(row),
+            Once::Taken(r) => Err(StoreError::Corrupt {
+                what: "idempotency".into(),
+                detail: format!("no key was given, yet `{}` was found", r.key),
+            }),
+        }
+    }
+
+    fn insert_job_once(
+        &self,
+        id: &str,
+        spec: &JobSpec,
+        now: u64,
+        once: &IdempotencyRecord,
+    ) -> Result<Once<JobRow>> {
+        self.insert_job_with(id, spec, now, Some(once))
+    }
+
+    fn put_idempotency(&self, once: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>> {
+        let (status, created) = (i32::from(once.status), big(once.created_at));
+        let inserted = self.execute(
+            &format!(
+                "INSERT INTO idempotency ({IDEMPOTENCY_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+            ),
+            &[
+                &once.scope,
+                &once.key,
+                &once.request,
+                &once.resource,
+                &status,
+                &once.response,
+                &created,
+            ],
+        )?;
+        if inserted {
+            return Ok(None);
+        }
+        self.get_idempotency(&once.scope, &once.key)
+    }
+
+    fn get_idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        let rows = self.query(IDEMPOTENCY_SELECT, &[&scope, &key])?;
+        rows.first().map(idempotency_row).transpose()
+    }
+
+    fn purge_idempotency(&self, before: u64) -> Result<u64> {
+        let rows = self.query(
+            "DELETE FROM idempotency WHERE created_at < $1 RETURNING 1",
+            &[&big(before)],
+        )?;
+        Ok(rows.len() as u64)
+    }
+
+    fn forget_idempotency(&self, resource: &str) -> Result<u64> {
+        let rows = self.query(
+            "DELETE FROM idempotency WHERE resource = $1 RETURNING 1",
+            &[&resource],
+        )?;
+        Ok(rows.len() as u64)
     }
 
     fn apply(&self, changes: &[Change]) -> Result<()> {

@@ -14,8 +14,8 @@ use rusqlite::{
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    ComputeEnvRecord, InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Result,
-    Store, StoreError, StoredJob, TemplateRecord,
+    ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery, JobRow, JobView, Lease,
+    NodeRecord, Once, Result, Store, StoreError, StoredJob, TemplateRecord,
 };
 
 /// Version 1: jobs, tasks, instances, attempts, secrets, templates, compute environments,
@@ -106,7 +106,7 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 3: the scheduler lease with its fencing epoch and the history of its terms; the
 /// epoch each attempt was dispatched under, and when the store first recorded it.
@@ -137,6 +137,22 @@ const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
 const V2: &str = "
 ALTER TABLE tasks ADD COLUMN blocked TEXT;
 ALTER TABLE tasks ADD COLUMN counts TEXT;
+";
+
+/// Version 4: answers to idempotent creates (`Idempotency-Key`, `ClientToken`).
+const V4: &str = "
+CREATE TABLE idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_created ON idempotency(created_at);
+CREATE INDEX idempotency_resource ON idempotency(resource);
 ";
 
 /// Schema version written to `PRAGMA user_version`: the number of steps.
@@ -189,6 +205,69 @@ fn busy_retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, migrating an older schema.
+    /// Inserts a job, with the record of the idempotent request that created it if one is given.
+    fn insert_job_with(
+        &self,
+        id: &str,
+        spec: &JobSpec,
+        now: u64,
+        once: Option<&IdempotencyRecord>,
+    ) -> Result<Once<JobRow>> {
+        let spec_json = codec::encode_spec(spec)?;
+        let seq = self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(once) = once
+                && let Some(found) = idempotency_of(&tx, &once.scope, &once.key)?
+            {
+                return Ok(Err(found));
+            }
+            if seq_of(&tx, id)?.is_some() {
+                return Err(StoreError::Duplicate(id.to_string()));
+            }
+            tx.prepare_cached(
+                "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at,
+                     updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6)",
+            )?
+            .execute(params![
+                id,
+                spec.name,
+                spec.priority,
+                SPEC_VERSION,
+                spec_json,
+                now as i64
+            ])?;
+            let seq = tx.last_insert_rowid();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO tasks (job, task, name, state) VALUES (?1, ?2, ?3, 'SUBMITTED')",
+                )?;
+                for (t, task) in spec.tasks.iter().enumerate() {
+                    stmt.execute(params![seq, t as i64, task.name])?;
+                }
+            }
+            if let Some(once) = once {
+                insert_idempotency(&tx, once)?;
+            }
+            tx.commit()?;
+            Ok(Ok(seq))
+        })?;
+        let seq = match seq {
+            Ok(seq) => seq,
+            Err(found) => return Ok(Once::Taken(found)),
+        };
+        Ok(Once::Created(JobRow {
+            id: id.to_string(),
+            seq: seq as u64,
+            name: spec.name.clone(),
+            priority: spec.priority,
+            state: State::Submitted,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+        }))
+    }
+
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
@@ -504,6 +583,43 @@ fn node_row(r: &Row<'_>) -> rusqlite::Result<NodeRecord> {
 }
 
 /// Every row of a parameterless query, mapped by `f`.
+const IDEMPOTENCY_COLUMNS: &str = "scope, key, request, resource, status, response, created_at";
+
+fn idempotency_of(conn: &Connection, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {IDEMPOTENCY_COLUMNS} FROM idempotency WHERE scope = ?1 AND key = ?2"
+        ))?
+        .query_row([scope, key], |r| {
+            Ok(IdempotencyRecord {
+                scope: r.get(0)?,
+                key: r.get(1)?,
+                request: r.get(2)?,
+                resource: r.get(3)?,
+                status: r.get::<_, i64>(4)?.clamp(0, 999) as u16,
+                response: r.get(5)?,
+                created_at: r.get::<_, i64>(6)? as u64,
+            })
+        })
+        .optional()?)
+}
+
+fn insert_idempotency(conn: &Connection, r: &IdempotencyRecord) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO idempotency ({IDEMPOTENCY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))?
+    .execute(params![
+        r.scope,
+        r.key,
+        r.request,
+        r.resource,
+        i64::from(r.status),
+        r.response,
+        r.created_at as i64
+    ])?;
+    Ok(())
+}
+
 fn all_rows<T>(
     conn: &Connection,
     sql: &str,
@@ -520,46 +636,54 @@ impl Store for SqliteStore {
     }
 
     fn insert_job(&self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow> {
-        let spec_json = codec::encode_spec(spec)?;
-        let seq = self.durably(|conn| {
+        match self.insert_job_with(id, spec, now, None)? {
+            Once::Created(row) => Ok(row),
+            Once::Taken(r) => Err(StoreError::Corrupt {
+                what: "idempotency".into(),
+                detail: format!("no key was given, yet `{}` was found", r.key),
+            }),
+        }
+    }
+
+    fn insert_job_once(
+        &self,
+        id: &str,
+        spec: &JobSpec,
+        now: u64,
+        once: &IdempotencyRecord,
+    ) -> Result<Once<JobRow>> {
+        self.insert_job_with(id, spec, now, Some(once))
+    }
+
+    fn put_idempotency(&self, once: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>> {
+        self.durably(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if seq_of(&tx, id)?.is_some() {
-                return Err(StoreError::Duplicate(id.to_string()));
+            if let Some(found) = idempotency_of(&tx, &once.scope, &once.key)? {
+                return Ok(Some(found));
             }
-            tx.prepare_cached(
-                "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at,
-                     updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6)",
-            )?
-            .execute(params![
-                id,
-                spec.name,
-                spec.priority,
-                SPEC_VERSION,
-                spec_json,
-                now as i64
-            ])?;
-            let seq = tx.last_insert_rowid();
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO tasks (job, task, name, state) VALUES (?1, ?2, ?3, 'SUBMITTED')",
-                )?;
-                for (t, task) in spec.tasks.iter().enumerate() {
-                    stmt.execute(params![seq, t as i64, task.name])?;
-                }
-            }
+            insert_idempotency(&tx, once)?;
             tx.commit()?;
-            Ok(seq)
-        })?;
-        Ok(JobRow {
-            id: id.to_string(),
-            seq: seq as u64,
-            name: spec.name.clone(),
-            priority: spec.priority,
-            state: State::Submitted,
-            reason: None,
-            created_at: now,
-            updated_at: now,
+            Ok(None)
+        })
+    }
+
+    fn get_idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        self.read(|conn| idempotency_of(conn, scope, key))
+    }
+
+    fn purge_idempotency(&self, before: u64) -> Result<u64> {
+        self.write(|conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM idempotency WHERE created_at < ?1")?
+                .execute([before as i64])? as u64)
+        })
+    }
+
+    fn forget_idempotency(&self, resource: &str) -> Result<u64> {
+        self.durably(|conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM idempotency WHERE resource = ?1")?
+                .execute([resource])? as u64)
         })
     }
 

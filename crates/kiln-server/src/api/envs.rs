@@ -4,14 +4,16 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use kiln_api::{ComputeEnv, ComputeEnvDetail, ComputeEnvList, ErrorBody, ScaleRequest, paths};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, Path, Shared, json, valid_name};
+use super::idempotency::Key;
+use super::{ApiError, IdempotencyHeader, Path, Shared, body as body_bytes, json, valid_name};
 use crate::envs::{MAX_DESIRED_NODES, check_env};
 
 pub(super) fn routes() -> OpenApiRouter<Shared> {
@@ -43,16 +45,24 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 
 /// Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
 /// environment needs `image`, present on the server's Docker Engine, which must answer.
-#[utoipa::path(post, path = paths::COMPUTE_ENVS, request_body = ComputeEnv,
+#[utoipa::path(post, path = paths::COMPUTE_ENVS, request_body = ComputeEnv, params(IdempotencyHeader),
     responses(
         (status = 201, body = ComputeEnvDetail),
         (status = 400, description = "a field is invalid (also one the schema cannot say: a docker environment without `image`, an unknown instance type)", body = ErrorBody),
         (status = 409, description = "the name is taken", body = ErrorBody)))]
 pub(super) async fn create_env(
     State(st): State<Shared>,
+    headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<ComputeEnvDetail>), ApiError> {
-    let env: ComputeEnv = json(b)?;
+) -> Result<Response, ApiError> {
+    let bytes = body_bytes(b)?;
+    let key = Key::from_headers("POST /v1/compute-envs", &headers, &bytes)?;
+    if let Some(k) = &key
+        && let Some(stored) = k.lookup(&st).await?
+    {
+        return Ok(stored.into_response());
+    }
+    let env: ComputeEnv = json(Ok(bytes))?;
     // Field errors first; then what only the Docker Engine can tell, off the driver thread.
     check_env(&env, &st.catalog)?;
     if env.provider == "docker"
@@ -61,7 +71,19 @@ pub(super) async fn create_env(
         docker.check(&env).await?;
     }
     let detail = st.handle.call(move |d| d.create_env(env)).await??;
-    Ok((StatusCode::CREATED, Json(detail)))
+    if let Some(k) = key
+        && let Some(first) = k
+            .remember(
+                &st,
+                format!("compute-env/{}", detail.env.name),
+                StatusCode::CREATED,
+                &detail,
+            )
+            .await?
+    {
+        return Ok(first.into_response());
+    }
+    Ok((StatusCode::CREATED, Json(detail)).into_response())
 }
 
 /// Every compute environment with its nodes.
@@ -111,6 +133,8 @@ pub(super) async fn delete_env(
     Path(EnvPath { name }): Path<EnvPath>,
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
-    st.handle.call(move |d| d.delete_env(&name)).await??;
+    let n = name.clone();
+    st.handle.call(move |d| d.delete_env(&n)).await??;
+    super::idempotency::forget(&st, format!("compute-env/{name}")).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use kiln_api::{ErrorBody, TaskTemplate, TemplateList, code, paths};
 use kiln_core::spec::{RawTask, SpecError, SpecErrors, Templates, parse_task_template_in};
 use kiln_store::TemplateRecord;
@@ -19,7 +20,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, Path, Shared, json, on_store};
+use super::idempotency::Key;
+use super::{ApiError, IdempotencyHeader, Path, Shared, body as body_bytes, json, on_store};
 use crate::driver::now_ms;
 
 /// Longest template description, as for a job's.
@@ -118,16 +120,24 @@ fn answer(r: TemplateRecord) -> Result<TaskTemplate, ApiError> {
 }
 
 /// Store a task template; a name in use is a conflict (delete it first).
-#[utoipa::path(post, path = paths::TEMPLATES, request_body = TaskTemplate,
+#[utoipa::path(post, path = paths::TEMPLATES, request_body = TaskTemplate, params(IdempotencyHeader),
     responses(
         (status = 201, body = TaskTemplate),
         (status = 400, description = "a field is invalid (also a task field the schema leaves open)", body = ErrorBody),
         (status = 409, description = "the name is taken", body = ErrorBody)))]
 pub(super) async fn create_template(
     State(st): State<Shared>,
+    headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<TaskTemplate>), ApiError> {
-    let body: TaskTemplate = json(b)?;
+) -> Result<Response, ApiError> {
+    let bytes = body_bytes(b)?;
+    let key = Key::from_headers("POST /v1/task-templates", &headers, &bytes)?;
+    if let Some(k) = &key
+        && let Some(stored) = k.lookup(&st).await?
+    {
+        return Ok(stored.into_response());
+    }
+    let body: TaskTemplate = json(Ok(bytes))?;
     check_name(&body.name)?;
     if let Some(d) = &body.description
         && d.chars().count() > MAX_DESCRIPTION
@@ -176,7 +186,19 @@ pub(super) async fn create_template(
         )
         .field("name"));
     }
-    Ok((StatusCode::CREATED, Json(body)))
+    if let Some(k) = key
+        && let Some(first) = k
+            .remember(
+                &st,
+                format!("task-template/{}", body.name),
+                StatusCode::CREATED,
+                &body,
+            )
+            .await?
+    {
+        return Ok(first.into_response());
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// Every task template, by name.
@@ -218,6 +240,7 @@ pub(super) async fn delete_template(
     let n = name.clone();
     let deleted = on_store(&st, move |s| s.delete_template(&n)).await?;
     if deleted {
+        super::idempotency::forget(&st, format!("task-template/{name}")).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no task template `{name}`")))
