@@ -8,6 +8,7 @@ pub mod envs;
 pub mod jobs;
 pub mod leader;
 pub mod server;
+pub mod tencent;
 pub mod views;
 pub mod wire;
 
