@@ -102,6 +102,10 @@ enum Cmd {
         cmd: client::EnvCmd,
     },
 
+    /// Print the REST API's OpenAPI document (the one `kiln server` serves at
+    /// /v1/openapi.json), e.g. to generate a client from it.
+    Openapi,
+
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -124,6 +128,16 @@ fn main() -> ExitCode {
         Cmd::Nodes(args) => client::block_on(client::nodes(args)),
         Cmd::Template { cmd } => client::block_on(client::template(cmd)),
         Cmd::Env { cmd } => client::block_on(client::env(cmd)),
+        Cmd::Openapi => match serde_json::to_string_pretty(kiln_server::api::openapi_doc()) {
+            Ok(text) => {
+                println!("{text}");
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::FAILED
+            }
+        },
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
             exit::OK

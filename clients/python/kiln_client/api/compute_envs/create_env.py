@@ -1,0 +1,210 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.compute_env import ComputeEnv
+from ...models.compute_env_detail import ComputeEnvDetail
+from ...models.error_body import ErrorBody
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    body: ComputeEnv,
+    idempotency_key: None | str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/v1/compute-envs",
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ComputeEnvDetail | ErrorBody | None:
+    if response.status_code == 201:
+        response_201 = ComputeEnvDetail.from_dict(response.json())
+
+        return response_201
+
+    if response.status_code == 400:
+        response_400 = ErrorBody.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 413:
+        response_413 = ErrorBody.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 500:
+        response_500 = ErrorBody.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 503:
+        response_503 = ErrorBody.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ComputeEnvDetail | ErrorBody]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient,
+    body: ComputeEnv,
+    idempotency_key: None | str | Unset = UNSET,
+) -> Response[ComputeEnvDetail | ErrorBody]:
+    """Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
+    environment needs `image`, present on the server's Docker Engine, which must answer.
+
+    Args:
+        idempotency_key (None | str | Unset):
+        body (ComputeEnv): A compute environment: the body of `POST /v1/compute-envs`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ComputeEnvDetail | ErrorBody]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+        idempotency_key=idempotency_key,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient,
+    body: ComputeEnv,
+    idempotency_key: None | str | Unset = UNSET,
+) -> ComputeEnvDetail | ErrorBody | None:
+    """Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
+    environment needs `image`, present on the server's Docker Engine, which must answer.
+
+    Args:
+        idempotency_key (None | str | Unset):
+        body (ComputeEnv): A compute environment: the body of `POST /v1/compute-envs`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ComputeEnvDetail | ErrorBody
+    """
+
+    return sync_detailed(
+        client=client,
+        body=body,
+        idempotency_key=idempotency_key,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient,
+    body: ComputeEnv,
+    idempotency_key: None | str | Unset = UNSET,
+) -> Response[ComputeEnvDetail | ErrorBody]:
+    """Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
+    environment needs `image`, present on the server's Docker Engine, which must answer.
+
+    Args:
+        idempotency_key (None | str | Unset):
+        body (ComputeEnv): A compute environment: the body of `POST /v1/compute-envs`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ComputeEnvDetail | ErrorBody]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+        idempotency_key=idempotency_key,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient,
+    body: ComputeEnv,
+    idempotency_key: None | str | Unset = UNSET,
+) -> ComputeEnvDetail | ErrorBody | None:
+    """Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
+    environment needs `image`, present on the server's Docker Engine, which must answer.
+
+    Args:
+        idempotency_key (None | str | Unset):
+        body (ComputeEnv): A compute environment: the body of `POST /v1/compute-envs`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ComputeEnvDetail | ErrorBody
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            body=body,
+            idempotency_key=idempotency_key,
+        )
+    ).parsed
