@@ -27,7 +27,33 @@ pub enum NodeState {
     Deleting,
 }
 
+/// What happens to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// It registered (again), saying what it still runs.
+    Registered,
+    /// It was silent for longer than the heartbeat timeout.
+    MissedHeartbeats,
+    /// It is to take no new work and leave once idle.
+    Drain,
+}
+
 impl NodeState {
+    /// The one transition function of a node's state; total, with no wildcard.
+    pub fn on(self, event: NodeEvent) -> NodeState {
+        use NodeEvent::{Drain, MissedHeartbeats, Registered};
+        use NodeState::{Abnormal, Creating, Deleting, Running};
+        match (self, event) {
+            (Creating | Running | Abnormal, Registered) => Running,
+            // A draining node that reconnects goes on draining.
+            (Deleting, Registered) => Deleting,
+            (Creating | Running | Abnormal | Deleting, MissedHeartbeats) => Abnormal,
+            (Creating | Running | Deleting, Drain) => Deleting,
+            // A lost node has nothing to drain; it comes back (if ever) as a new registration.
+            (Abnormal, Drain) => Abnormal,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             NodeState::Creating => "CREATING",
@@ -193,6 +219,13 @@ impl Driver {
         let mut kills: Vec<AttemptKey> = stale.iter().filter_map(|r| self.ref_to_key(r)).collect();
         kills.extend(unknown);
         let previous = self.agents.by_id.remove(&id);
+        let state = previous
+            .as_ref()
+            .map_or(NodeState::Creating, |p| p.state)
+            .on(NodeEvent::Registered);
+        if state == NodeState::Deleting {
+            self.engine_mut().set_draining(&req.name, true);
+        }
         let outbox = previous.map(|p| p.outbox).unwrap_or_default();
         self.agents.by_id.insert(
             id.clone(),
@@ -203,7 +236,7 @@ impl Driver {
                 slots: req.slots,
                 cpus: req.cpus,
                 memory: req.memory,
-                state: NodeState::Running,
+                state,
                 last_seen: now,
                 outbox,
                 kills,
@@ -457,7 +490,7 @@ impl Driver {
             tracing::warn!("node {name} missed its heartbeats: its attempts are re-queued");
             self.engine_mut().node_lost(&name, now);
             if let Some(a) = self.agents.by_name_mut(&name) {
-                a.state = NodeState::Abnormal;
+                a.state = a.state.on(NodeEvent::MissedHeartbeats);
                 a.outbox.clear();
                 a.kills.clear();
                 let id = a.id.clone();
@@ -532,10 +565,11 @@ impl Driver {
         let Some(a) = self.agents.by_name_mut(name) else {
             return false;
         };
-        a.state = NodeState::Deleting;
+        a.state = a.state.on(NodeEvent::Drain);
+        let draining = a.state == NodeState::Deleting;
         let id = a.id.clone();
         self.save_node(&id);
-        self.engine_mut().set_draining(name, true)
+        draining && self.engine_mut().set_draining(name, true)
     }
 
     fn cluster_heartbeat_ms(&self) -> u64 {
@@ -613,6 +647,25 @@ mod tests {
             task: task.into(),
             index,
             attempt: 1,
+        }
+    }
+
+    #[test]
+    fn node_states_follow_one_transition_function() {
+        use NodeEvent::{Drain, MissedHeartbeats, Registered};
+        use NodeState::{Abnormal, Creating, Deleting, Running};
+        for (from, event, to) in [
+            (Creating, Registered, Running),
+            (Abnormal, Registered, Running),
+            (Running, Registered, Running),
+            (Deleting, Registered, Deleting),
+            (Running, MissedHeartbeats, Abnormal),
+            (Deleting, MissedHeartbeats, Abnormal),
+            (Creating, MissedHeartbeats, Abnormal),
+            (Running, Drain, Deleting),
+            (Abnormal, Drain, Abnormal),
+        ] {
+            assert_eq!(from.on(event), to, "{from:?} on {event:?}");
         }
     }
 
