@@ -401,6 +401,8 @@ impl Driver {
 
     /// `DELETE /v1/compute-envs/{name}`: its nodes are drained and leave; the record goes now.
     pub fn delete_env(&mut self, name: &str) -> Result<(), JobOpError> {
+        // Its nodes are drained by the leader, which knows them.
+        self.require_leader()?;
         if !self.store().set_desired_nodes(name, 0)? {
             return Err(JobOpError::NotFound(format!(
                 "no compute environment `{name}`"
@@ -428,6 +430,10 @@ impl Driver {
     /// Brings every `local` environment to its desired size: starts agents for the missing
     /// nodes, drains the surplus (highest-numbered first). Also reaps agents that exited.
     pub(crate) fn reconcile_envs(&mut self) {
+        // A standby starts no agents: the leader sizes every environment.
+        if !self.is_leader() {
+            return;
+        }
         let exited: Vec<String> = self
             .providers
             .children
