@@ -158,6 +158,11 @@ impl HostRuntime {
         self
     }
 
+    /// The remote storage inputs, outputs and log redirects use, if any.
+    pub fn remote_storage(&self) -> Option<Arc<Storage>> {
+        self.storage.clone()
+    }
+
     /// Remote storage for inputs, outputs and log redirects.
     pub fn with_storage(mut self, storage: Arc<Storage>) -> Self {
         self.storage = Some(storage);

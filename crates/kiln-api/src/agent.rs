@@ -133,7 +133,9 @@ pub struct AttemptAssignment {
     /// Memory limit in bytes; 0: none (containers only).
     #[serde(default)]
     pub memory: u64,
-    /// The task's `env`; the agent adds the `BATCH_*` variables itself.
+    /// The task's `env`, with the instance's item variables (`BATCH_TASK_INSTANCE_ITEM`,
+    /// `BATCH_ITEM_*`) if its task has items; the agent adds the other `BATCH_*` variables
+    /// itself. Mappings, redirects and an argv command come with the item filled in.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub timeout_ms: Option<u64>,

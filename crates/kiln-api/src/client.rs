@@ -225,6 +225,17 @@ impl Client {
         self.post_empty(&paths::job_terminate(id)).await
     }
 
+    /// Terminates one instance (Tencent `TerminateTaskInstance`).
+    pub async fn terminate_instance(
+        &self,
+        id: &str,
+        task: &str,
+        index: u32,
+    ) -> Result<JobSummary, ClientError> {
+        self.post_empty(&paths::instance_terminate(id, task, index))
+            .await
+    }
+
     pub async fn retry(&self, id: &str) -> Result<JobSummary, ClientError> {
         self.post_empty(&paths::job_retry(id)).await
     }

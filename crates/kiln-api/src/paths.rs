@@ -12,6 +12,7 @@
 //! | [`JOB`] | DELETE | → 204 |
 //! | [`JOB_TERMINATE`], [`JOB_RETRY`] | POST | (no body) → [`JobSummary`](crate::JobSummary) |
 //! | [`JOB_WHY`] `?task=&index=` | GET | → [`Why`](crate::Why) |
+//! | [`INSTANCE_TERMINATE`] | POST | (no body) → [`JobSummary`](crate::JobSummary) |
 //! | [`INSTANCES`] `?cursor=&limit=` | GET | → [`InstanceList`](crate::InstanceList) |
 //! | [`LOGS`] `?stream=stdout\|stderr&follow=true` | GET | → raw bytes (`application/octet-stream`), streamed while `follow` |
 //! | [`TEMPLATES`] | GET / POST | → [`TemplateList`](crate::TemplateList) / [`TaskTemplate`](crate::TaskTemplate) → 201 [`TaskTemplate`](crate::TaskTemplate) |
@@ -37,6 +38,7 @@ pub const JOB_RETRY: &str = "/v1/jobs/{id}/retry";
 pub const JOB_WHY: &str = "/v1/jobs/{id}/why";
 pub const INSTANCES: &str = "/v1/jobs/{id}/tasks/{task}/instances";
 pub const LOGS: &str = "/v1/jobs/{id}/tasks/{task}/instances/{index}/logs";
+pub const INSTANCE_TERMINATE: &str = "/v1/jobs/{id}/tasks/{task}/instances/{index}/terminate";
 pub const TEMPLATES: &str = "/v1/task-templates";
 pub const TEMPLATE: &str = "/v1/task-templates/{name}";
 pub const COMPUTE_ENVS: &str = "/v1/compute-envs";
@@ -86,6 +88,10 @@ pub fn logs(id: &str, task: &str, index: u32) -> String {
     format!("{}/{index}/logs", instances(id, task))
 }
 
+pub fn instance_terminate(id: &str, task: &str, index: u32) -> String {
+    format!("{}/{index}/terminate", instances(id, task))
+}
+
 pub fn template(name: &str) -> String {
     format!("{TEMPLATES}/{}", segment(name))
 }
@@ -125,6 +131,10 @@ mod tests {
         assert_eq!(job_why("job-1"), fill(JOB_WHY, &p));
         assert_eq!(instances("job-1", "split"), fill(INSTANCES, &p));
         assert_eq!(logs("job-1", "split", 7), fill(LOGS, &p));
+        assert_eq!(
+            instance_terminate("job-1", "split", 7),
+            fill(INSTANCE_TERMINATE, &p)
+        );
         assert_eq!(template("pool-a"), fill(TEMPLATE, &p));
         assert_eq!(compute_env("pool-a"), fill(COMPUTE_ENV, &p));
         assert_eq!(compute_env_scale("pool-a"), fill(COMPUTE_ENV_SCALE, &p));

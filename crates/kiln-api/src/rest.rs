@@ -150,6 +150,10 @@ pub struct AttemptDetail {
     pub started_at: Option<String>,
     /// RFC 3339.
     pub ended_at: Option<String>,
+    /// The memory limit the attempt ran with, in bytes (more than the task's after an attempt
+    /// ran out of memory, see `on_out_of_memory`); absent when none was stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -94,6 +94,7 @@ fn rest_types_round_trip() {
         node: Some("node-1".into()),
         started_at: Some("2026-01-02T03:04:05Z".into()),
         ended_at: None,
+        memory: Some(64 << 20),
     };
     round_trip(&attempt);
     let instance = InstanceDetail {

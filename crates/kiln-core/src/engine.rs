@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::model::{DepKind, DependencyPolicy, Image, JobSpec, OnFailure, Resources, TaskSpec};
-use crate::state::{Instance, InstanceEvent, LossCause, Outcome, Reason, RetryPolicy, State};
+use crate::state::{
+    Instance, InstanceEvent, LossCause, OomGrowth, Outcome, Reason, RetryPolicy, State,
+};
 
 /// A job's id, shared cheaply between the engine's records.
 pub type JobId = Arc<str>;
@@ -29,6 +31,18 @@ pub struct Attempt {
     pub pid: Option<u32>,
     pub started_at: u64,
     pub ended_at: Option<u64>,
+    /// The memory the attempt ran with, in bytes (0: no limit stated).
+    pub memory: u64,
+}
+
+/// What an instance needs of a node: its task's resources, with the memory it was given after
+/// running out of it (`on_out_of_memory`).
+pub fn resources_of(task: &TaskSpec, inst: &Instance) -> Resources {
+    let mut r = task.resources;
+    if inst.memory > 0 {
+        r.memory = inst.memory;
+    }
+    r
 }
 
 /// A fact to persist. The store upserts each by its key; later changes to the same key win.
@@ -39,6 +53,8 @@ pub enum Change {
         state: State,
         reason: Option<Reason>,
         at: u64,
+        /// When the job's `timeout` expires (ms since the epoch), if it has one.
+        deadline: Option<u64>,
     },
     Task {
         job: JobId,
@@ -177,14 +193,19 @@ impl Node {
         self
     }
 
-    /// Whether this node may take an instance of `task` now.
-    fn takes(&self, task: &TaskSpec, now: u64) -> bool {
-        self.open_to(task, now) && self.fits(&task.resources)
+    /// Whether this node may take an instance of `task` needing `r` now.
+    fn takes(&self, task: &TaskSpec, r: &Resources, now: u64) -> bool {
+        self.open_to(task, now) && self.fits(r)
     }
 
-    /// Whether an instance of `task` may wait on this node for capacity.
-    fn queues(&self, task: &TaskSpec, now: u64) -> bool {
-        self.open_to(task, now) && self.queued < self.prefetch && self.could_fit(&task.resources)
+    /// Whether an instance of `task` needing `r` may wait on this node for capacity.
+    fn queues(&self, task: &TaskSpec, r: &Resources, now: u64) -> bool {
+        self.open_to(task, now) && self.queued < self.prefetch && self.could_fit(r)
+    }
+
+    /// Whether this node is one `task` may ever run on (up or not).
+    fn serves(&self, task: &TaskSpec) -> bool {
+        self.pool == task.compute_env && (self.containers || task.image == Image::Host)
     }
 
     fn open_to(&self, task: &TaskSpec, now: u64) -> bool {
@@ -281,24 +302,28 @@ impl Engine {
 
     /// Starts a newly submitted job.
     pub fn add_job(&mut self, id: JobId, spec: Arc<JobSpec>, seq: u64, now: u64) {
-        let mut job = JobRun::new(id, spec, seq);
+        let deadline = spec.timeout_ms.map(|t| now.saturating_add(t));
+        let mut job = JobRun::new(id, spec, seq, deadline);
         job.activate(&[], now, &mut self.changes);
         self.jobs.push(job);
     }
 
     /// Rebuilds a job from its stored records. Instances that were active when the previous
     /// runner stopped are ended as interrupted and queued again (their next attempt gets a new
-    /// number); nothing that succeeded runs again.
+    /// number); nothing that succeeded runs again. `deadline` is the stored one (see
+    /// [`Change::Job`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn restore_job(
         &mut self,
         id: JobId,
         spec: Arc<JobSpec>,
         seq: u64,
+        deadline: Option<u64>,
         snapshot: Vec<TaskSnapshot>,
         now: u64,
         mode: Restore,
     ) {
-        let mut job = JobRun::new(id, spec, seq);
+        let mut job = JobRun::new(id, spec, seq, deadline);
         job.activate(&snapshot, now, &mut self.changes);
         let mut active = Vec::new();
         for (t, task) in job.tasks.iter().enumerate() {
@@ -370,7 +395,7 @@ impl Engine {
                         if slot.queued {
                             n.queued += 1;
                         } else {
-                            n.take(&job.spec.tasks[t].resources);
+                            n.take(&resources_of(&job.spec.tasks[t], &slot.inst));
                         }
                     }
                 }
@@ -599,6 +624,7 @@ impl Engine {
             let job = &self.jobs[j];
             (std::cmp::Reverse(job.spec.priority), job.seq)
         });
+        self.check_deadlines(now);
         let mut dispatches = Vec::new();
         for j in order {
             let job = &mut self.jobs[j];
@@ -613,6 +639,7 @@ impl Engine {
 
     /// Recomputes task and job states without scheduling (when nothing may be dispatched).
     pub fn refresh(&mut self, now: u64) {
+        self.check_deadlines(now);
         for job in &mut self.jobs {
             job.refresh(now, &mut self.changes);
         }
@@ -660,6 +687,28 @@ impl Engine {
             }
         }
         load
+    }
+
+    /// Ends every unfinished job whose `timeout` has expired: what runs is stopped, what
+    /// waits ends `FAILED`, all with `JOB_TIMED_OUT`.
+    fn check_deadlines(&mut self, now: u64) {
+        for job in &mut self.jobs {
+            if job.deadline.is_some_and(|d| now >= d) && !job.state.is_terminal() {
+                let mut out = Out {
+                    changes: &mut self.changes,
+                    effects: &mut self.effects,
+                    nodes: &mut self.nodes,
+                };
+                // Downstream tasks first, so that each ends for the deadline rather than for
+                // its upstream task's end.
+                for t in (0..job.tasks.len()).rev() {
+                    if !job.tasks[t].state.is_terminal() {
+                        job.stop_task(t, Reason::JobTimedOut, now, &mut out);
+                    }
+                }
+                job.refresh(now, out.changes);
+            }
+        }
     }
 
     pub fn take_changes(&mut self) -> Vec<Change> {
@@ -800,6 +849,8 @@ pub struct JobRun {
     /// flowing — a `=>` pipeline, the tail of a chain — drains before new work starts), then
     /// file order.
     sched_order: Vec<usize>,
+    /// When the job's `timeout` expires.
+    deadline: Option<u64>,
 }
 
 /// A read-only view of a task, for progress and summaries.
@@ -813,7 +864,7 @@ pub struct TaskView {
 }
 
 impl JobRun {
-    fn new(id: JobId, spec: Arc<JobSpec>, seq: u64) -> Self {
+    fn new(id: JobId, spec: Arc<JobSpec>, seq: u64, deadline: Option<u64>) -> Self {
         let mut downstream = vec![Vec::new(); spec.tasks.len()];
         let tasks = spec
             .tasks
@@ -830,6 +881,12 @@ impl JobRun {
                     policy: RetryPolicy {
                         retries: ts.retries,
                         resource_retries: ts.resource_retries,
+                        oom: ts.on_out_of_memory.map(|o| OomGrowth {
+                            retries: o.retries,
+                            factor_milli: o.factor_milli,
+                            base: ts.resources.memory,
+                            cap: o.max.unwrap_or(u64::MAX),
+                        }),
                     },
                     deps_met: false,
                     instance_deps: ts.has_instance_deps(),
@@ -865,6 +922,7 @@ impl JobRun {
             tasks,
             downstream,
             sched_order,
+            deadline,
         }
     }
 
@@ -945,6 +1003,8 @@ impl JobRun {
 
     /// Puts every task that did not succeed back to work (see [`Engine::retry_job`]).
     fn retry(&mut self, now: u64, changes: &mut Vec<Change>) {
+        // A retried job gets its whole `timeout` again.
+        self.deadline = self.spec.timeout_ms.map(|t| now.saturating_add(t));
         for t in 0..self.tasks.len() {
             let task = &mut self.tasks[t];
             if task.state == State::Succeed {
@@ -1211,14 +1271,18 @@ impl JobRun {
                 task.blocked = Some(Reason::ConcurrencyLimit);
                 return;
             }
+            let needs = task
+                .live
+                .get(&index)
+                .map_or(spec.resources, |s| resources_of(spec, &s.inst));
             let placed = nodes
                 .iter()
-                .position(|n| n.takes(spec, now))
+                .position(|n| n.takes(spec, &needs, now))
                 .map(|n| (n, false))
                 .or_else(|| {
                     nodes
                         .iter()
-                        .position(|n| n.queues(spec, now))
+                        .position(|n| n.queues(spec, &needs, now))
                         .map(|n| (n, true))
                 });
             let Some((node, queued)) = placed else {
@@ -1229,7 +1293,7 @@ impl JobRun {
             if queued {
                 nodes[node].queued += 1;
             } else {
-                nodes[node].take(&spec.resources);
+                nodes[node].take(&needs);
             }
             if index == task.next_fresh && !task.instance_deps {
                 task.next_fresh += 1;
@@ -1255,7 +1319,7 @@ impl JobRun {
                 if queued {
                     nodes[node].queued -= 1;
                 } else {
-                    nodes[node].give(&spec.resources);
+                    nodes[node].give(&needs);
                 }
                 continue;
             };
@@ -1271,6 +1335,7 @@ impl JobRun {
                 pid: None,
                 started_at: now,
                 ended_at: None,
+                memory: needs.memory,
             });
             task.n_active += 1;
             task.dirty = true;
@@ -1318,7 +1383,7 @@ impl JobRun {
             slot.queued = false;
             if let Some(n) = slot.node.and_then(|n| out.nodes.get_mut(n)) {
                 n.queued = n.queued.saturating_sub(1);
-                n.take(&self.spec.tasks[t].resources);
+                n.take(&resources_of(&self.spec.tasks[t], &slot.inst));
             }
         }
         if let Some(att) = &mut slot.att {
@@ -1340,13 +1405,28 @@ impl JobRun {
         let Some(task) = self.tasks.get_mut(t) else {
             return;
         };
-        let policy = task.policy;
+        let mut policy = task.policy;
+        let spec = &self.spec.tasks[t];
+        if let Some(g) = &mut policy.oom {
+            // Never more than some node that may run the task offers.
+            let offered = out
+                .nodes
+                .iter()
+                .filter(|n| n.serves(spec))
+                .map(|n| n.memory)
+                .max();
+            if let Some(m) = offered {
+                g.cap = g.cap.min(m);
+            }
+        }
         let Some(slot) = task.live.get_mut(&index) else {
             return;
         };
         if slot.inst.attempt != attempt {
             return;
         }
+        // What the attempt holds of its node, before the end may change the memory.
+        let held = resources_of(spec, &slot.inst);
         let ev = InstanceEvent::Ended(outcome);
         let Ok(next) = slot.inst.transition(&ev, policy) else {
             return;
@@ -1359,7 +1439,7 @@ impl JobRun {
             if std::mem::take(&mut slot.queued) {
                 n.queued = n.queued.saturating_sub(1);
             } else {
-                n.give(&self.spec.tasks[t].resources);
+                n.give(&held);
             }
         }
         if let Some(att) = &mut slot.att {
@@ -1485,6 +1565,7 @@ impl JobRun {
                 state,
                 reason,
                 at: now,
+                deadline: self.deadline,
             });
         }
     }
@@ -1530,8 +1611,13 @@ impl JobRun {
             .enumerate()
             .find(|(_, t)| t.state == State::FailedInterrupted);
         match (failed_own, interrupted) {
-            (Some((_, t)), _) if t.reason == Some(Reason::TerminatedByUser) => {
-                (State::Failed, Some(Reason::TerminatedByUser))
+            (Some((_, t)), _)
+                if matches!(
+                    t.reason,
+                    Some(Reason::TerminatedByUser | Reason::JobTimedOut)
+                ) =>
+            {
+                (State::Failed, t.reason.clone())
             }
             (Some((i, _)), _) => (
                 State::Failed,
@@ -1658,6 +1744,12 @@ impl JobRun {
             .collect();
         v.sort_by_key(|(i, _, _)| *i);
         v
+    }
+
+    /// The record of a materialised instance that has not succeeded, with its last attempt.
+    pub fn instance_record(&self, t: usize, index: u32) -> Option<(&Instance, Option<&Attempt>)> {
+        let slot = self.tasks.get(t)?.live.get(&index)?;
+        Some((&slot.inst, slot.att.as_ref()))
     }
 
     /// The attempt currently active for an instance, if any.

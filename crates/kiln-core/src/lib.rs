@@ -4,6 +4,7 @@
 
 pub mod dag;
 pub mod engine;
+pub mod items;
 pub mod model;
 pub mod scaling;
 pub mod spec;

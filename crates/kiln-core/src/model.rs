@@ -26,6 +26,10 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     pub dependency_policy: DependencyPolicy,
+    /// The job's deadline, in milliseconds from its submission (or its last retry): what still
+    /// runs or waits then ends `FAILED` with `JOB_TIMED_OUT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     pub tasks: Vec<TaskSpec>,
 }
 
@@ -100,6 +104,13 @@ pub struct TaskSpec {
     /// Upstream dependencies (indexes into `JobSpec::tasks`, always smaller than this task's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deps: Vec<Dependency>,
+    /// The task's items (`each`, `each_line`, `each_json`): instance *i* runs over item *i*,
+    /// and `instances` is their number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<TaskItems>,
+    /// More memory for the next attempt after one ran out of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_out_of_memory: Option<OomPolicy>,
 }
 
 impl TaskSpec {
@@ -107,6 +118,113 @@ impl TaskSpec {
     pub fn has_instance_deps(&self) -> bool {
         self.deps.iter().any(|d| d.kind == DepKind::Instance)
     }
+}
+
+/// Where a task's items come from, and (until the job is stored) the items themselves.
+///
+/// The list is kept apart from the spec once a job is stored (the store keeps it in chunks of
+/// [`ITEM_CHUNK`] items, the engine never holds it), so it is not serialised with the spec; the
+/// `digest` is, so two specs over different items are different specs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskItems {
+    pub source: ItemSource,
+    /// FNV-1a of the items' encoded text (hex), once they are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The items, while the spec is on its way to the store; `None` when not read yet (a
+    /// file or an object in remote storage) or when kept by the store.
+    #[serde(skip)]
+    pub list: Option<std::sync::Arc<ItemList>>,
+}
+
+/// Where items are written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemSource {
+    /// `each: [...]`, in the spec itself.
+    Each,
+    /// `each_line: PATH_OR_URL`: one item per line of a file or an object.
+    Lines(String),
+    /// `each_json: PATH_OR_URL`: a JSON array.
+    Json(String),
+}
+
+/// How many items one stored chunk holds.
+pub const ITEM_CHUNK: u32 = 1024;
+
+/// A task's items, compactly: each item as one line of compact JSON (a JSON text never holds a
+/// raw newline), so a million items are two allocations, not a million.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemList {
+    text: String,
+    count: u32,
+}
+
+impl ItemList {
+    /// Appends one item, given as compact JSON without a newline.
+    pub(crate) fn push_json(&mut self, json: &str) {
+        self.text.push_str(json);
+        self.text.push('\n');
+        self.count += 1;
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every item's JSON text, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.text.lines()
+    }
+
+    /// The items in chunks of [`ITEM_CHUNK`], each as newline-terminated JSON lines (what the
+    /// store keeps per chunk).
+    pub fn chunks(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut n = 0;
+        for (i, b) in self.text.bytes().enumerate() {
+            if b == b'\n' {
+                n += 1;
+                if n == ITEM_CHUNK {
+                    out.push(&self.text[start..=i]);
+                    start = i + 1;
+                    n = 0;
+                }
+            }
+        }
+        if start < self.text.len() {
+            out.push(&self.text[start..]);
+        }
+        out
+    }
+
+    /// FNV-1a (64 bits) of the encoded items, as hex.
+    pub fn digest(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// More memory after an attempt ran out of it (`on_out_of_memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OomPolicy {
+    /// How many attempts may get more memory; these do not spend `retries`.
+    pub retries: u32,
+    /// The factor, in thousandths (2000 = twice the memory).
+    pub factor_milli: u32,
+    /// The most memory an attempt gets, in bytes; `None`: what the largest node offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
 }
 
 /// An edge of the DAG, seen from the downstream task.

@@ -129,6 +129,8 @@ pub enum Reason {
     OutOfMemory,
     /// The task's Docker image is not on the node and could not be pulled.
     ImageNotFound(String),
+    /// The job's `timeout` expired before this finished.
+    JobTimedOut,
 }
 
 impl Reason {
@@ -153,6 +155,7 @@ impl Reason {
             Reason::OutputMappingFailed(_) => "OUTPUT_MAPPING_FAILED",
             Reason::OutOfMemory => "OUT_OF_MEMORY",
             Reason::ImageNotFound(_) => "IMAGE_NOT_FOUND",
+            Reason::JobTimedOut => "JOB_TIMED_OUT",
         }
     }
 }
@@ -176,6 +179,7 @@ impl fmt::Display for Reason {
             | Reason::NodeLost
             | Reason::Interrupted
             | Reason::OutOfMemory
+            | Reason::JobTimedOut
             | Reason::TerminatedByUser => f.write_str(code),
         }
     }
@@ -217,6 +221,7 @@ impl FromStr for Reason {
             "OUTPUT_MAPPING_FAILED" => text().map(Reason::OutputMappingFailed),
             "OUT_OF_MEMORY" => bare(Reason::OutOfMemory),
             "IMAGE_NOT_FOUND" => text().map(Reason::ImageNotFound),
+            "JOB_TIMED_OUT" => bare(Reason::JobTimedOut),
             _ => Err(bad()),
         }
     }
@@ -268,6 +273,30 @@ pub enum LossCause {
 pub struct RetryPolicy {
     pub retries: u32,
     pub resource_retries: u32,
+    /// More memory after running out of it (`on_out_of_memory`).
+    pub oom: Option<OomGrowth>,
+}
+
+/// How an instance's memory grows after it ran out, without spending `retries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OomGrowth {
+    /// Attempts that may get more memory.
+    pub retries: u32,
+    /// In thousandths (2000 = twice).
+    pub factor_milli: u32,
+    /// The task's own memory, what the first attempt gets.
+    pub base: u64,
+    /// The most an attempt may get: `max`, and what the largest node offers.
+    pub cap: u64,
+}
+
+impl OomGrowth {
+    /// The memory after `current` ran out, if it can grow.
+    pub fn grow(&self, current: u64) -> Option<u64> {
+        let grown = u128::from(current) * u128::from(self.factor_milli) / 1000;
+        let grown = u64::try_from(grown).unwrap_or(u64::MAX).min(self.cap);
+        (grown > current).then_some(grown)
+    }
 }
 
 /// The persisted record of one task instance.
@@ -285,6 +314,11 @@ pub struct Instance {
     pub exit_code: Option<i32>,
     /// Why it is being stopped, if Kiln asked it to stop (desired state apart from observed).
     pub stop: Option<Reason>,
+    /// The memory its next attempt gets after running out (`on_out_of_memory`); 0: the
+    /// task's.
+    pub memory: u64,
+    /// Attempts that got more memory so far.
+    pub oom_retries_used: u32,
 }
 
 impl Instance {
@@ -298,6 +332,8 @@ impl Instance {
             resource_retries_used: 0,
             exit_code: None,
             stop: None,
+            memory: 0,
+            oom_retries_used: 0,
         }
     }
 }
@@ -370,6 +406,7 @@ impl Instance {
                 next.state = State::Runnable;
                 next.retries_used = 0;
                 next.resource_retries_used = 0;
+                next.oom_retries_used = 0;
                 next.stop = None;
             }
             (
@@ -396,6 +433,8 @@ impl Instance {
             App(Reason),
             Resource(Reason),
             Free(Reason),
+            /// Out of memory: more memory if the task allows, else an application failure.
+            Oom,
         }
         let fault = match outcome {
             Outcome::Exited(0) => {
@@ -419,7 +458,7 @@ impl Instance {
             Outcome::OutputFailed { message, .. } => {
                 Fault::App(Reason::OutputMappingFailed(message.clone()))
             }
-            Outcome::OutOfMemory { .. } => Fault::App(Reason::OutOfMemory),
+            Outcome::OutOfMemory { .. } => Fault::Oom,
             Outcome::ImageNotFound(image) => Fault::App(Reason::ImageNotFound(image.clone())),
             Outcome::Lost(LossCause::NodeLost) => Fault::Resource(Reason::NodeLost),
             Outcome::Lost(LossCause::Interrupted) => Fault::Free(Reason::Interrupted),
@@ -430,7 +469,26 @@ impl Instance {
             next.reason = Some(stop.clone());
             return;
         }
+        let fault = match fault {
+            Fault::Oom => {
+                let grown = policy.oom.and_then(|g| {
+                    let current = if self.memory > 0 { self.memory } else { g.base };
+                    g.grow(current)
+                        .filter(|_| self.oom_retries_used < g.retries)
+                });
+                if let Some(memory) = grown {
+                    next.memory = memory;
+                    next.oom_retries_used += 1;
+                    next.state = State::Runnable;
+                    next.reason = Some(Reason::OutOfMemory);
+                    return;
+                }
+                Fault::App(Reason::OutOfMemory)
+            }
+            other => other,
+        };
         let (retry, reason) = match fault {
+            Fault::Oom => (false, Reason::OutOfMemory),
             Fault::App(r) => {
                 let retry = self.retries_used < policy.retries;
                 if retry {
@@ -466,6 +524,7 @@ mod tests {
     const POLICY: RetryPolicy = RetryPolicy {
         retries: 1,
         resource_retries: 1,
+        oom: None,
     };
 
     fn run(events: &[InstanceEvent]) -> Result<Instance, IllegalTransition> {
@@ -558,6 +617,64 @@ mod tests {
     }
 
     #[test]
+    fn out_of_memory_grows_memory_without_spending_retries() {
+        let policy = RetryPolicy {
+            oom: Some(OomGrowth {
+                retries: 2,
+                factor_milli: 2000,
+                base: 64 << 20,
+                cap: 200 << 20,
+            }),
+            ..POLICY
+        };
+        let oom = Ended(Outcome::OutOfMemory { exit_code: 137 });
+        let step = |i: Instance, e: &InstanceEvent| i.transition(e, policy).unwrap();
+        let i = [Dispatch, Started, oom.clone()]
+            .iter()
+            .fold(Instance::fresh(), step);
+        assert_eq!(
+            (i.state, i.memory, i.retries_used),
+            (State::Runnable, 128 << 20, 0)
+        );
+        assert_eq!(i.reason, Some(Reason::OutOfMemory));
+        // The cap stops the growth: 256MiB would pass 200MiB, so the next gets 200MiB.
+        let i = [Dispatch, oom.clone()].iter().fold(i, step);
+        assert_eq!(
+            (i.memory, i.oom_retries_used, i.retries_used),
+            (200 << 20, 2, 0)
+        );
+        // The growth budget is spent: an ordinary failure, under `retries`.
+        let i = [Dispatch, oom.clone()].iter().fold(i, step);
+        assert_eq!(
+            (i.state, i.retries_used, i.memory),
+            (State::Runnable, 1, 200 << 20)
+        );
+        let i = [Dispatch, oom.clone()].iter().fold(i, step);
+        assert_eq!(
+            (i.state, i.reason),
+            (State::Failed, Some(Reason::OutOfMemory))
+        );
+        // At the cap already, memory cannot grow: an ordinary failure too.
+        let capped = RetryPolicy {
+            oom: policy.oom.map(|g| OomGrowth { cap: 64 << 20, ..g }),
+            ..policy
+        };
+        let i = [Dispatch, oom.clone()]
+            .iter()
+            .try_fold(Instance::fresh(), |i, e| i.transition(e, capped))
+            .unwrap();
+        assert_eq!((i.retries_used, i.memory), (1, 0));
+        // A stop asked for wins over growth.
+        let i = [Dispatch, Stop(Reason::JobTimedOut), oom]
+            .iter()
+            .fold(Instance::fresh(), step);
+        assert_eq!(
+            (i.state, i.reason),
+            (State::Failed, Some(Reason::JobTimedOut))
+        );
+    }
+
+    #[test]
     fn illegal_transitions_are_errors() {
         assert!(run(&[Started]).is_err());
         assert!(run(&[Dispatch, Dispatch]).is_err());
@@ -593,6 +710,7 @@ mod tests {
             Reason::OutputMappingFailed("s3://b/out/: connection refused".into()),
             Reason::OutOfMemory,
             Reason::ImageNotFound("registry.local/app:1.2".into()),
+            Reason::JobTimedOut,
         ];
         for r in all {
             assert_eq!(r.to_string().parse::<Reason>(), Ok(r.clone()), "{r}");

@@ -42,6 +42,8 @@ fn task(name: &str, instances: u32, deps: Vec<Dependency>) -> TaskSpec {
         timeout_ms: None,
         on_failure: OnFailure::Terminate,
         deps,
+        items: None,
+        on_out_of_memory: None,
     }
 }
 
@@ -52,6 +54,7 @@ fn job(tasks: Vec<TaskSpec>, policy: DependencyPolicy) -> JobSpec {
         priority: 50,
         tags: BTreeMap::new(),
         dependency_policy: policy,
+        timeout_ms: None,
         tasks,
     }
 }
@@ -303,6 +306,7 @@ impl Sim {
             self.id.clone(),
             Arc::clone(&self.spec),
             1,
+            None,
             snapshot,
             self.now,
             Restore::Interrupt,
@@ -676,6 +680,7 @@ fn reattached_attempts_survive_a_restart_and_are_reconciled() {
         sim.id.clone(),
         Arc::clone(&sim.spec),
         1,
+        None,
         snapshot,
         5,
         Restore::Reattach,

@@ -306,6 +306,7 @@ fn admin_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(submit, list_jobs))
         .routes(routes!(show_job, delete_job))
         .routes(routes!(terminate))
+        .routes(routes!(terminate_instance))
         .routes(routes!(retry))
         .routes(routes!(why))
         .routes(routes!(instances))
@@ -434,7 +435,11 @@ async fn submit(
         return Ok(stored.into_response());
     }
     let templates = templates::load(&st).await?;
-    let parsed = kiln_core::spec::parse_job_in(&bytes, &templates, &st.catalog)?;
+    let mut parsed = kiln_core::spec::parse_job_in(&bytes, &templates, &st.catalog)?;
+    if !kiln_core::spec::unread_items(&parsed.spec).is_empty() {
+        let storage = st.handle.call(|d| d.runtime().remote_storage()).await?;
+        crate::items::read_items(&mut parsed.spec, None, storage.as_deref()).await?;
+    }
     let name = parsed.spec.name.clone();
     let answer = move |id: &str| SubmitResponse {
         id: id.to_string(),
@@ -603,6 +608,26 @@ async fn terminate(
     check_id(&id)?;
     let i = id.clone();
     st.handle.call(move |d| d.terminate_job(&i)).await??;
+    summary(&st, id).await
+}
+
+/// Terminate one instance (Tencent `TerminateTaskInstance`): stopped if it runs, `FAILED`
+/// with `TERMINATED_BY_USER` if it has not started.
+#[utoipa::path(post, path = paths::INSTANCE_TERMINATE, params(InstancePath), responses(
+    (status = 200, body = JobSummary),
+    (status = 400, body = ErrorBody),
+    (status = 404, description = "no such job, task or instance", body = ErrorBody),
+    (status = 409, description = "the job or the instance has finished", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+async fn terminate_instance(
+    State(st): State<Shared>,
+    Path(InstancePath { id, task, index }): Path<InstancePath>,
+) -> Result<Json<JobSummary>, ApiError> {
+    check_id(&id)?;
+    check_task(&task)?;
+    let i = id.clone();
+    st.handle
+        .call(move |d| d.terminate_instance(&i, &task, index))
+        .await??;
     summary(&st, id).await
 }
 

@@ -10,7 +10,7 @@ use kiln_api::{
     HeartbeatResponse, InputMappingDto, OutputMappingDto, RegisterRequest, RegisterResponse,
 };
 use kiln_core::engine::{AttemptRef, Dispatch, Event, Node};
-use kiln_core::model::{Command, Image, UploadWhen};
+use kiln_core::model::{Command, Image, TaskSpec, UploadWhen};
 use kiln_core::state::Outcome;
 
 use crate::driver::{Driver, now_ms};
@@ -361,7 +361,24 @@ impl Driver {
         agent.last_seen = now;
         let n = (max as usize).min(agent.outbox.len());
         let taken: Vec<Dispatch> = agent.outbox.drain(..n).collect();
-        let out: Vec<AttemptAssignment> = taken.iter().filter_map(|d| self.assignment(d)).collect();
+        let mut out: Vec<AttemptAssignment> = Vec::with_capacity(taken.len());
+        for d in &taken {
+            match self.attempt_task(d) {
+                Ok(task) => out.extend(self.assignment(d, &task)),
+                Err(message) => {
+                    let ev = Event::Ended {
+                        task: d.task,
+                        index: d.index,
+                        attempt: d.attempt,
+                        outcome: Outcome::StartFailed {
+                            message,
+                            resource: false,
+                        },
+                    };
+                    self.engine_mut().apply(&d.job, ev, now);
+                }
+            }
+        }
         if let Some(agent) = self.agents.by_id.get_mut(node_id) {
             for a in &out {
                 agent.leased.insert(a.key.clone(), now);
@@ -370,9 +387,10 @@ impl Driver {
         Ok(out)
     }
 
-    fn assignment(&self, d: &Dispatch) -> Option<AttemptAssignment> {
+    /// What an agent needs to run the dispatched attempt of `task` (as [`Driver::attempt_task`]
+    /// made it).
+    fn assignment(&self, d: &Dispatch, task: &TaskSpec) -> Option<AttemptAssignment> {
         let run = self.engine().job(&d.job)?;
-        let task = run.spec.tasks.get(d.task)?;
         Some(AttemptAssignment {
             key: AttemptKey {
                 job: d.job.to_string(),

@@ -34,6 +34,17 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// When a stored job's `timeout` expires: as recorded, or (for a job no scheduler has taken
+/// yet) counted from its submission.
+pub(crate) fn deadline_of(stored: &kiln_store::StoredJob) -> Option<u64> {
+    stored.row.deadline.or_else(|| {
+        stored
+            .spec
+            .timeout_ms
+            .map(|t| stored.row.created_at.saturating_add(t))
+    })
+}
+
 /// A fresh job id like `job-4yn0we13`.
 pub fn new_job_id() -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -168,6 +179,8 @@ pub struct Driver {
     leadership: Option<Leadership>,
     /// Whether this server schedules now, for readers on other threads.
     leading: Arc<std::sync::atomic::AtomicBool>,
+    /// Recently read chunks of task items.
+    pub(crate) items: crate::items::ItemCache,
 }
 
 impl Driver {
@@ -224,6 +237,7 @@ impl Driver {
             lease_notify: LeaseNotify::default(),
             cluster: ClusterConfig::default(),
             catalog: Catalog::builtin(),
+            items: crate::items::ItemCache::default(),
         })
     }
 
@@ -372,6 +386,7 @@ impl Driver {
         };
         let id: JobId = Arc::from(id.as_str());
         if self.is_leader() {
+            let spec = crate::items::without_item_lists(spec);
             self.engine
                 .add_job(id.clone(), Arc::new(spec), row.seq, now);
             self.persist()?;
@@ -440,10 +455,12 @@ impl Driver {
                 .block_on(async move { runtime.remove_leftover_containers(&leftovers).await });
         }
         let jid: JobId = Arc::from(id);
+        let deadline = deadline_of(&stored);
         self.engine.restore_job(
             jid.clone(),
             stored.spec,
             stored.row.seq,
+            deadline,
             stored.tasks,
             now_ms(),
             mode,
@@ -748,10 +765,26 @@ impl Driver {
 
     /// Starts one dispatched attempt on the runtime.
     fn start(&mut self, d: Dispatch) {
+        let task = match self.attempt_task(&d) {
+            Ok(task) => task,
+            Err(message) => {
+                let ev = Event::Ended {
+                    task: d.task,
+                    index: d.index,
+                    attempt: d.attempt,
+                    outcome: Outcome::StartFailed {
+                        message,
+                        resource: false,
+                    },
+                };
+                self.engine.apply(&d.job, ev, now_ms());
+                return;
+            }
+        };
         let Some(run) = self.engine.job(&d.job) else {
             return;
         };
-        let task = &run.spec.tasks[d.task];
+        let task = &task;
         let spec = AttemptSpec {
             job_id: d.job.to_string(),
             job_name: run.spec.name.clone(),

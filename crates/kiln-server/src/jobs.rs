@@ -38,10 +38,12 @@ impl Driver {
             .load_job(id)?
             .ok_or_else(|| JobOpError::NotFound(format!("no job `{id}`")))?;
         let now = now_ms();
+        let deadline = crate::driver::deadline_of(&stored);
         self.engine_mut().restore_job(
             std::sync::Arc::from(id),
             stored.spec,
             stored.row.seq,
+            deadline,
             stored.tasks,
             now,
             Restore::Reattach,
@@ -76,6 +78,42 @@ impl Driver {
         Ok(())
     }
 
+    /// `POST /v1/jobs/{id}/tasks/{task}/instances/{index}/terminate`: stops the instance if it
+    /// runs, ends it `FAILED` (`TERMINATED_BY_USER`) if it has not started. Committed before it
+    /// returns.
+    pub fn terminate_instance(
+        &mut self,
+        id: &str,
+        task: &str,
+        index: u32,
+    ) -> Result<(), JobOpError> {
+        self.require_leader()?;
+        let state = self.stored_state(id)?;
+        let Some(run) = self.engine().job(id).filter(|_| !state.is_terminal()) else {
+            return Err(JobOpError::Conflict(format!(
+                "job {id} already finished ({state})"
+            )));
+        };
+        let t = run
+            .spec
+            .task_index(task)
+            .ok_or_else(|| JobOpError::NotFound(format!("{id} has no task `{task}`")))?;
+        let Some((instance, _)) = run.instance_state(t, index) else {
+            return Err(JobOpError::NotFound(format!(
+                "{id} task {task} has no instance {index}"
+            )));
+        };
+        let now = now_ms();
+        if instance.is_terminal() || !self.engine_mut().terminate_instance(id, t, index, now) {
+            return Err(JobOpError::Conflict(format!(
+                "instance {task}[{index}] of {id} already finished ({instance})"
+            )));
+        }
+        self.engine_mut().refresh(now);
+        self.persist()?;
+        Ok(())
+    }
+
     /// `POST /v1/jobs/{id}/retry`. Committed before it returns.
     pub fn retry_job(&mut self, id: &str) -> Result<(), JobOpError> {
         self.require_leader()?;
@@ -100,6 +138,7 @@ impl Driver {
         // the tick.
         self.persist()?;
         self.engine_mut().forget(id);
+        self.items.forget(id);
         self.store().delete_job(id)?;
         for dir in [
             self.logs_dir().join(id),

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cluster;
 pub mod driver;
 pub mod envs;
+pub mod items;
 pub mod jobs;
 pub mod leader;
 pub mod server;

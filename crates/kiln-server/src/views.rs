@@ -11,6 +11,7 @@
 use kiln_api::{AttemptDetail, InstanceDetail, InstanceList, JobDetail, TaskDetail, Why};
 use kiln_core::engine::Attempt;
 use kiln_core::model::{DepKind, JobSpec};
+use kiln_core::spec::format_size;
 use kiln_core::state::{Instance, Reason, State};
 use kiln_store::{JobView, Store, TaskRecord};
 
@@ -162,6 +163,7 @@ fn attempt_detail(a: &Attempt) -> AttemptDetail {
         node: Some(a.node.clone()),
         started_at: Some(rfc3339(a.started_at)),
         ended_at: a.ended_at.map(rfc3339),
+        memory: (a.memory > 0).then_some(a.memory),
     }
 }
 
@@ -272,11 +274,28 @@ pub fn why(
                 )));
             }
             let s = slice(store, &v, t, i, i + 1)?;
+            let what = format!("instance {task}[{i}]");
             let (state, reason) = match s.records.first() {
-                Some((_, inst, _)) => recorded_state(&v.tasks[t], inst),
+                Some((_, inst, attempts)) => {
+                    let (state, reason) = recorded_state(&v.tasks[t], inst);
+                    if reason == Some(Reason::OutOfMemory) {
+                        let memory = v.spec.tasks[t].resources.memory;
+                        let ran = attempts.last().map_or(memory, |a| a.memory);
+                        let next = if inst.memory > 0 { inst.memory } else { memory };
+                        return Ok(Why {
+                            job: id.to_string(),
+                            task: Some(task.to_string()),
+                            index,
+                            state: state.to_string(),
+                            reason: text(reason.as_ref()),
+                            explanation: out_of_memory(&what, state, ran, next),
+                        });
+                    }
+                    (state, reason)
+                }
                 None => fresh_state(&v, t, i, &s.upstream),
             };
-            (state, reason, format!("instance {task}[{i}]"))
+            (state, reason, what)
         }
     };
     Ok(Why {
@@ -287,6 +306,22 @@ pub fn why(
         reason: text(reason.as_ref()),
         explanation: explain(&what, state, reason.as_ref()),
     })
+}
+
+/// Why an instance that ran out of memory is where it is: `OUT_OF_MEMORY at 512MiB, retrying
+/// with 1GiB`.
+fn out_of_memory(what: &str, state: State, ran: u64, next: u64) -> String {
+    let at = format_size(ran);
+    if state == State::Runnable && next > ran {
+        format!(
+            "{what} is {state}: OUT_OF_MEMORY at {at}, retrying with {}",
+            format_size(next)
+        )
+    } else if state == State::Runnable {
+        format!("{what} is {state}: OUT_OF_MEMORY at {at}, retrying with the same memory")
+    } else {
+        format!("{what} is {state}: OUT_OF_MEMORY at {at}")
+    }
 }
 
 /// A sentence a person can act on.

@@ -160,6 +160,53 @@ impl Storage {
         result
     }
 
+    /// One object (or shared-filesystem file) into memory, refusing one larger than `limit`
+    /// bytes. A prefix is not an object: [`StorageError::Config`].
+    pub async fn read(&self, src: &Location, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let url = src.url();
+        let too_large = |size: u64| StorageError::Remote {
+            url: url.clone(),
+            message: format!("the object has {size} bytes; at most {limit} are read"),
+            transient: false,
+        };
+        if let Location::File { path } = src {
+            let meta = tokio::fs::metadata(path)
+                .await
+                .map_err(|e| match e.kind() {
+                    ErrorKind::NotFound => StorageError::NotFound { url: url.clone() },
+                    _ => StorageError::io(path, &e),
+                })?;
+            if meta.is_dir() {
+                return Err(StorageError::Config(format!(
+                    "`{url}` is a directory, not a file"
+                )));
+            }
+            if meta.len() > limit {
+                return Err(too_large(meta.len()));
+            }
+            return tokio::fs::read(path)
+                .await
+                .map_err(|e| StorageError::io(path, &e));
+        }
+        if src.is_prefix() {
+            return Err(StorageError::Config(format!(
+                "`{url}` is a prefix, not an object"
+            )));
+        }
+        let (store, key) = self.store(src)?;
+        let path = obj_path(&url, &key)?;
+        self.retry(|| async {
+            let meta = store.head(&path).await.map_err(|e| self.remote(&url, e))?;
+            if meta.size > limit {
+                return Err(too_large(meta.size));
+            }
+            let got = store.get(&path).await.map_err(|e| self.remote(&url, e))?;
+            let bytes = got.bytes().await.map_err(|e| self.remote(&url, e))?;
+            Ok(bytes.to_vec())
+        })
+        .await
+    }
+
     // ---- remote ----
 
     async fn download_prefix(

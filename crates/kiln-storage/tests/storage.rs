@@ -577,3 +577,41 @@ async fn transient_failure_is_retried_until_the_server_is_back() {
     assert_eq!(t, Transfer { files: 1, bytes: 3 });
     drop(restart.await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_brings_one_object_into_memory_within_a_limit() {
+    let server = server_with_bucket("items").await;
+    write_tree(
+        &server.root().join("items"),
+        &[("list.txt".into(), b"a\nb\nc\n".to_vec())],
+    );
+    let storage = Storage::new(server.config());
+    let got = storage
+        .read(&loc("s3://items/list.txt"), 1024)
+        .await
+        .unwrap();
+    assert_eq!(got, b"a\nb\nc\n");
+    let err = checked(
+        storage
+            .read(&loc("s3://items/list.txt"), 3)
+            .await
+            .unwrap_err(),
+    );
+    assert!(err.to_string().contains("at most 3"), "{err}");
+    let err = checked(
+        storage
+            .read(&loc("s3://items/none.txt"), 1024)
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
+    let err = checked(storage.read(&loc("s3://items/"), 1024).await.unwrap_err());
+    assert!(err.to_string().contains("prefix"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("list.txt");
+    std::fs::write(&file, b"x\n").unwrap();
+    let url = format!("file://{}", file.display());
+    assert_eq!(storage.read(&loc(&url), 10).await.unwrap(), b"x\n");
+    assert!(storage.read(&loc(&url), 1).await.is_err());
+}

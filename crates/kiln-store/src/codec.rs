@@ -72,6 +72,20 @@ pub(crate) fn decode_spec(id: &str, json: &str, version: i64) -> Result<JobSpec>
     Ok(spec)
 }
 
+/// Every task's items as stored: `(task, chunk number, chunk)` (see
+/// [`kiln_core::model::ItemList::chunks`]).
+pub(crate) fn item_chunks(spec: &JobSpec) -> Vec<(usize, usize, &str)> {
+    let mut out = Vec::new();
+    for (t, task) in spec.tasks.iter().enumerate() {
+        if let Some(list) = task.items.as_ref().and_then(|i| i.list.as_ref()) {
+            for (c, chunk) in list.chunks().into_iter().enumerate() {
+                out.push((t, c, chunk));
+            }
+        }
+    }
+    out
+}
+
 /// Keys a change by the record it writes, so that a batch can be coalesced (last write wins).
 fn change_key(c: &Change) -> (u8, &JobId, usize, u32, u32) {
     match c {

@@ -33,6 +33,8 @@ pub fn sample_spec() -> JobSpec {
         timeout_ms: None,
         on_failure: OnFailure::Terminate,
         deps: Vec::new(),
+        items: None,
+        on_out_of_memory: None,
     };
     JobSpec {
         name: "conformance".into(),
@@ -40,6 +42,7 @@ pub fn sample_spec() -> JobSpec {
         priority: 50,
         tags: BTreeMap::new(),
         dependency_policy: DependencyPolicy::Succeeded,
+        timeout_ms: None,
         tasks: vec![task("a"), task("b")],
     }
 }
@@ -50,6 +53,7 @@ pub fn run(store: &dyn Store) {
     listing_jobs(store);
     instance_pages_and_counts(store);
     deleting_jobs(store);
+    task_items(store);
     secrets(store);
     templates(store);
     compute_envs(store);
@@ -79,6 +83,8 @@ fn jobs_and_changes(store: &dyn Store) {
         state: State::Running,
         attempt: 2,
         retries_used: 1,
+        memory: 128 << 20,
+        oom_retries_used: 1,
         ..Instance::fresh()
     };
     let att = |n: u32, state: State, reason: Option<Reason>| Attempt {
@@ -90,6 +96,7 @@ fn jobs_and_changes(store: &dyn Store) {
         pid: Some(42),
         started_at: 1_100,
         ended_at: None,
+        memory: u64::from(n) << 26,
     };
     let changes = vec![
         Change::Job {
@@ -97,6 +104,7 @@ fn jobs_and_changes(store: &dyn Store) {
             state: State::Running,
             reason: None,
             at: 1_200,
+            deadline: Some(9_000),
         },
         Change::Task {
             job: job.clone(),
@@ -158,6 +166,7 @@ fn jobs_and_changes(store: &dyn Store) {
     assert!(store.job_row("job-missing").unwrap().is_none());
     assert_eq!(*loaded.spec, spec);
     assert_eq!(loaded.row.state, State::Running);
+    assert_eq!(loaded.row.deadline, Some(9_000));
     assert_eq!(loaded.tasks.len(), 2);
     assert_eq!(loaded.tasks[0].state, Some(State::Running));
     assert_eq!(loaded.tasks[1].state, Some(State::Submitted));
@@ -197,6 +206,7 @@ fn jobs_and_changes(store: &dyn Store) {
             state: State::Succeed,
             reason: None,
             at: 2_000,
+            deadline: None,
         }])
         .unwrap();
     assert!(store.unfinished_jobs().unwrap().is_empty());
@@ -208,9 +218,44 @@ fn jobs_and_changes(store: &dyn Store) {
                 state: State::Failed,
                 reason: None,
                 at: 1,
+                deadline: None,
             }])
             .is_err()
     );
+}
+
+/// A task's items are stored with its job, in chunks, and deleted with it.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn task_items(store: &dyn Store) {
+    let mut spec = sample_spec();
+    let text: String = (0..2500).map(|i| format!("item-{i}\n")).collect();
+    let list = kiln_core::items::from_lines(text.as_bytes()).unwrap();
+    spec.tasks[1].instances = list.len();
+    spec.tasks[1].items = Some(kiln_core::model::TaskItems {
+        source: kiln_core::model::ItemSource::Each,
+        digest: Some(list.digest()),
+        list: Some(Arc::new(list)),
+    });
+    store.insert_job("job-items1", &spec, 7_000).unwrap();
+    assert!(store.item_chunk("job-items1", 0, 0).unwrap().is_none());
+    let chunks: Vec<String> = (0..3)
+        .map(|c| {
+            store
+                .item_chunk("job-items1", 1, c)
+                .unwrap()
+                .expect("chunk stored")
+        })
+        .collect();
+    assert_eq!(chunks[0].lines().count(), 1024);
+    assert_eq!(chunks[1].lines().next(), Some("\"item-1024\""));
+    assert_eq!(chunks[2].lines().last(), Some("\"item-2499\""));
+    assert!(store.item_chunk("job-items1", 1, 3).unwrap().is_none());
+    // The stored spec has the digest, not the items.
+    let loaded = store.load_job("job-items1").unwrap().unwrap();
+    let items = loaded.spec.tasks[1].items.as_ref().unwrap();
+    assert!(items.list.is_none() && items.digest.is_some());
+    assert!(store.delete_job("job-items1").unwrap());
+    assert!(store.item_chunk("job-items1", 1, 0).unwrap().is_none());
 }
 
 fn named(name: &str) -> JobSpec {
@@ -230,6 +275,7 @@ fn attempt(n: u32, state: State, node: &str) -> Attempt {
         pid: Some(100 + n),
         started_at: 5_000 + u64::from(n),
         ended_at: state.is_terminal().then_some(6_000 + u64::from(n)),
+        memory: 0,
     }
 }
 
@@ -291,6 +337,7 @@ fn listing_jobs(store: &dyn Store) {
             state: State::Running,
             reason: None,
             at: 3_100,
+            deadline: None,
         }])
         .unwrap();
     let q = |limit: u32| JobQuery {
@@ -776,6 +823,7 @@ fn leases(store: &dyn Store) {
         state: State::Running,
         reason: None,
         at,
+        deadline: None,
     };
     store.apply_fenced(&[running(9_001)], 1).unwrap();
     assert!(
@@ -788,6 +836,7 @@ fn leases(store: &dyn Store) {
         state: State::Failed,
         reason: None,
         at: 9_002,
+        deadline: None,
     };
     assert!(matches!(
         store.apply_fenced(std::slice::from_ref(&failed), 0),

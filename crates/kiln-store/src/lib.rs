@@ -99,6 +99,8 @@ pub struct JobRow {
     pub reason: Option<Reason>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// When the job's `timeout` expires (ms since the epoch), if it has one.
+    pub deadline: Option<u64>,
 }
 
 /// Everything needed to rebuild a job in the engine.
@@ -244,7 +246,8 @@ pub type InstancePageItem = (u32, Instance, Vec<Attempt>);
 pub trait Store: Send + Sync {
     /// Which backend this is (`sqlite`, `postgres`), for logs.
     fn backend(&self) -> &'static str;
-    /// Stores a newly accepted job durably (synced to disk before returning).
+    /// Stores a newly accepted job durably (synced to disk before returning), with the item
+    /// lists its tasks carry, in chunks of [`kiln_core::model::ITEM_CHUNK`].
     fn insert_job(&self, id: &str, spec: &JobSpec, now: u64) -> Result<JobRow>;
     /// Persists a batch of engine changes atomically.
     fn apply(&self, changes: &[Change]) -> Result<()>;
@@ -285,6 +288,9 @@ pub trait Store: Send + Sync {
     fn unfinished_with_spec(&self, spec: &JobSpec) -> Result<Vec<JobRow>>;
     /// Every attempt of one instance, in order.
     fn attempts(&self, job: &str, task: usize, index: u32) -> Result<Vec<Attempt>>;
+    /// Chunk `chunk` of a task's items (items `chunk * ITEM_CHUNK ..`), as newline-separated
+    /// JSON, as [`Store::insert_job`] stored them from the spec's item lists.
+    fn item_chunk(&self, job: &str, task: usize, chunk: u32) -> Result<Option<String>>;
 
     /// Jobs matching `q`, newest first (`seq` descending).
     fn list_jobs(&self, q: &JobQuery) -> Result<Vec<JobRow>>;

@@ -111,7 +111,7 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Version 3: the scheduler lease with its fencing epoch and the history of its terms; the
 /// epoch each attempt was dispatched under, and when the store first recorded it.
@@ -132,6 +132,23 @@ CREATE TABLE leader_terms (
 );
 ALTER TABLE attempts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN recorded_at BIGINT;
+";
+
+/// Version 5: job deadlines (`timeout`), the memory of instances and attempts
+/// (`on_out_of_memory`), and task items, kept in chunks of `ITEM_CHUNK` newline-separated JSON
+/// items.
+const V5: &str = "
+ALTER TABLE jobs ADD COLUMN deadline BIGINT;
+ALTER TABLE instances ADD COLUMN memory BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN oom_retries_used BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN memory BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE task_items (
+    job BIGINT NOT NULL REFERENCES jobs(seq) ON DELETE CASCADE,
+    task BIGINT NOT NULL,
+    chunk BIGINT NOT NULL,
+    items TEXT NOT NULL,
+    PRIMARY KEY (job, task, chunk)
+);
 ";
 
 /// The database's clock in ms since the epoch (the same for every server), inside a
@@ -331,6 +348,23 @@ impl PgStore {
             tx.execute(&stmt, &[&seq, &numbers, &names])
                 .await
                 .map_err(db)?;
+            let chunks = codec::item_chunks(spec);
+            if !chunks.is_empty() {
+                let tasks: Vec<i64> = chunks.iter().map(|(t, _, _)| *t as i64).collect();
+                let numbers: Vec<i64> = chunks.iter().map(|(_, c, _)| *c as i64).collect();
+                let texts: Vec<&str> = chunks.iter().map(|(_, _, text)| *text).collect();
+                let stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO task_items (job, task, chunk, items)
+                         SELECT $1, t, c, i FROM UNNEST($2::bigint[], $3::bigint[], $4::text[])
+                             AS u(t, c, i)",
+                    )
+                    .await
+                    .map_err(db)?;
+                tx.execute(&stmt, &[&seq, &tasks, &numbers, &texts])
+                    .await
+                    .map_err(db)?;
+            }
             tx.commit().await.map_err(db)?;
             Ok(Ok(seq))
         })?;
@@ -347,6 +381,7 @@ impl PgStore {
             reason: None,
             created_at: now,
             updated_at: now,
+            deadline: None,
         }))
     }
 
@@ -472,7 +507,8 @@ async fn migrate(client: &mut Client) -> Result<()> {
     tx.commit().await.map_err(db)
 }
 
-const JOB_COLUMNS: &str = "id, seq, name, priority, state, reason, created_at, updated_at";
+const JOB_COLUMNS: &str =
+    "id, seq, name, priority, state, reason, created_at, updated_at, deadline";
 
 fn job_row(r: &Row) -> Result<JobRow> {
     Ok(JobRow {
@@ -484,6 +520,10 @@ fn job_row(r: &Row) -> Result<JobRow> {
         reason: parse_reason(r.try_get(5).map_err(db)?)?,
         created_at: r.try_get::<_, i64>(6).map_err(db)? as u64,
         updated_at: r.try_get::<_, i64>(7).map_err(db)? as u64,
+        deadline: r
+            .try_get::<_, Option<i64>>(8)
+            .map_err(db)?
+            .map(|d| d as u64),
     })
 }
 
@@ -497,8 +537,7 @@ fn u32_at(r: &Row, at: usize) -> Result<u32> {
     u32::try_from(v).map_err(|e| corrupt("column", e))
 }
 
-/// The eight attempt columns starting at `at`:
-/// `attempt, state, reason, exit_code, node, pid, started_at, ended_at`.
+/// The nine [`ATTEMPT_COLUMNS`] starting at `at`.
 fn attempt_at(r: &Row, at: usize) -> Result<Attempt> {
     let pid: Option<i64> = r.try_get(at + 5).map_err(db)?;
     Ok(Attempt {
@@ -513,11 +552,11 @@ fn attempt_at(r: &Row, at: usize) -> Result<Attempt> {
             .try_get::<_, Option<i64>>(at + 7)
             .map_err(db)?
             .map(|t| t as u64),
+        memory: r.try_get::<_, i64>(at + 8).map_err(db)? as u64,
     })
 }
 
-/// The seven instance columns starting at `at`:
-/// `state, reason, attempt, retries_used, resource_retries_used, exit_code, stop`.
+/// The nine [`INSTANCE_COLUMNS`] starting at `at`.
 fn instance_at(r: &Row, at: usize) -> Result<Instance> {
     Ok(Instance {
         state: parse_state(r.try_get(at).map_err(db)?)?,
@@ -527,12 +566,15 @@ fn instance_at(r: &Row, at: usize) -> Result<Instance> {
         resource_retries_used: u32_at(r, at + 4)?,
         exit_code: r.try_get(at + 5).map_err(db)?,
         stop: parse_reason(r.try_get(at + 6).map_err(db)?)?,
+        memory: r.try_get::<_, i64>(at + 7).map_err(db)? as u64,
+        oom_retries_used: u32_at(r, at + 8)?,
     })
 }
 
-const ATTEMPT_COLUMNS: &str = "attempt, state, reason, exit_code, node, pid, started_at, ended_at";
-const INSTANCE_COLUMNS: &str =
-    "state, reason, attempt, retries_used, resource_retries_used, exit_code, stop";
+const ATTEMPT_COLUMNS: &str =
+    "attempt, state, reason, exit_code, node, pid, started_at, ended_at, memory";
+const INSTANCE_COLUMNS: &str = "state, reason, attempt, retries_used, resource_retries_used, \
+     exit_code, stop, memory, oom_retries_used";
 
 /// The row key of a job, looked up inside a statement (`$1` is the job id).
 const JOB_SEQ: &str = "(SELECT seq FROM jobs WHERE id = $1)";
@@ -613,6 +655,7 @@ struct Batch {
     job_state: Vec<&'static str>,
     job_reason: Vec<Option<String>>,
     job_at: Vec<i64>,
+    job_deadline: Vec<Option<i64>>,
 
     task_job: Vec<i64>,
     task_no: Vec<i64>,
@@ -633,6 +676,8 @@ struct Batch {
     inst_resource_retries: Vec<i64>,
     inst_exit: Vec<Option<i32>>,
     inst_stop: Vec<Option<String>>,
+    inst_memory: Vec<i64>,
+    inst_oom: Vec<i64>,
 
     att_job: Vec<i64>,
     att_task: Vec<i64>,
@@ -645,18 +690,24 @@ struct Batch {
     att_pid: Vec<Option<i64>>,
     att_started: Vec<i64>,
     att_ended: Vec<Option<i64>>,
+    att_memory: Vec<i64>,
 }
 
 impl Batch {
     fn push(&mut self, seq: i64, c: &Change) {
         match c {
             Change::Job {
-                state, reason, at, ..
+                state,
+                reason,
+                at,
+                deadline,
+                ..
             } => {
                 self.job_seq.push(seq);
                 self.job_state.push(state.as_str());
                 self.job_reason.push(text(reason));
                 self.job_at.push(big(*at));
+                self.job_deadline.push(deadline.map(big));
             }
             Change::Task {
                 task,
@@ -694,6 +745,8 @@ impl Batch {
                     .push(i64::from(i.resource_retries_used));
                 self.inst_exit.push(i.exit_code);
                 self.inst_stop.push(text(&i.stop));
+                self.inst_memory.push(big(i.memory));
+                self.inst_oom.push(i64::from(i.oom_retries_used));
             }
             Change::Attempt {
                 task,
@@ -712,6 +765,7 @@ impl Batch {
                 self.att_pid.push(a.pid.map(i64::from));
                 self.att_started.push(big(a.started_at));
                 self.att_ended.push(a.ended_at.map(big));
+                self.att_memory.push(big(a.memory));
             }
         }
     }
@@ -721,9 +775,11 @@ impl Batch {
         if !self.job_seq.is_empty() {
             let stmt = tx
                 .prepare_cached(
-                    "UPDATE jobs SET state = u.state, reason = u.reason, updated_at = u.at
-                     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[])
-                         AS u(seq, state, reason, at)
+                    "UPDATE jobs SET state = u.state, reason = u.reason, updated_at = u.at,
+                         deadline = u.deadline
+                     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[],
+                                 $5::bigint[])
+                         AS u(seq, state, reason, at, deadline)
                      WHERE jobs.seq = u.seq",
                 )
                 .await
@@ -735,6 +791,7 @@ impl Batch {
                     &self.job_state,
                     &self.job_reason,
                     &self.job_at,
+                    &self.job_deadline,
                 ],
             )
             .await
@@ -772,15 +829,16 @@ impl Batch {
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO instances (job, task, idx, state, reason, attempt, retries_used,
-                         resource_retries_used, exit_code, stop)
+                         resource_retries_used, exit_code, stop, memory, oom_retries_used)
                      SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
                          $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[],
-                         $10::text[])
+                         $10::text[], $11::bigint[], $12::bigint[])
                      ON CONFLICT (job, task, idx) DO UPDATE SET state = excluded.state,
                          reason = excluded.reason, attempt = excluded.attempt,
                          retries_used = excluded.retries_used,
                          resource_retries_used = excluded.resource_retries_used,
-                         exit_code = excluded.exit_code, stop = excluded.stop",
+                         exit_code = excluded.exit_code, stop = excluded.stop,
+                         memory = excluded.memory, oom_retries_used = excluded.oom_retries_used",
                 )
                 .await
                 .map_err(db)?;
@@ -797,6 +855,8 @@ impl Batch {
                     &self.inst_resource_retries,
                     &self.inst_exit,
                     &self.inst_stop,
+                    &self.inst_memory,
+                    &self.inst_oom,
                 ],
             )
             .await
@@ -806,10 +866,12 @@ impl Batch {
             let stmt = tx
                 .prepare_cached(&format!(
                     "INSERT INTO attempts (job, task, idx, attempt, state, reason,
-                             exit_code, node, pid, started_at, ended_at, epoch, recorded_at)
+                             exit_code, node, pid, started_at, ended_at, memory, epoch,
+                             recorded_at)
                          SELECT *, $12::bigint, {NOW_MS} FROM UNNEST($1::bigint[],
                              $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                             $7::int[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[])
+                             $7::int[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
+                             $13::bigint[])
                          ON CONFLICT (job, task, idx, attempt) DO UPDATE SET
                              state = excluded.state, reason = excluded.reason,
                              exit_code = excluded.exit_code, node = excluded.node,
@@ -832,6 +894,7 @@ impl Batch {
                     &self.att_started,
                     &self.att_ended,
                     &epoch,
+                    &self.att_memory,
                 ],
             )
             .await
@@ -864,7 +927,7 @@ async fn load_job_in(c: &impl GenericClient, id: &str) -> Result<Option<StoredJo
         return Ok(None);
     };
     let row = job_row(&r)?;
-    let spec = codec::decode_spec(id, r.try_get(8).map_err(db)?, r.try_get(9).map_err(db)?)?;
+    let spec = codec::decode_spec(id, r.try_get(9).map_err(db)?, r.try_get(10).map_err(db)?)?;
     let seq = big(row.seq);
     let mut tasks = vec![TaskSnapshot::default(); spec.tasks.len()];
     let stmt = c
@@ -885,7 +948,7 @@ async fn load_job_in(c: &impl GenericClient, id: &str) -> Result<Option<StoredJo
     let stmt = c
         .prepare_cached(
             "SELECT a.task, a.idx, a.attempt, a.state, a.reason, a.exit_code, a.node, a.pid,
-                    a.started_at, a.ended_at
+                    a.started_at, a.ended_at, a.memory
              FROM attempts a JOIN instances i
                ON i.job = a.job AND i.task = a.task AND i.idx = a.idx AND i.attempt = a.attempt
              WHERE a.job = $1 AND i.state <> 'SUCCEED'",
@@ -1139,7 +1202,7 @@ impl Store for PgStore {
             };
             let row = job_row(&r)?;
             let spec =
-                codec::decode_spec(id, r.try_get(8).map_err(db)?, r.try_get(9).map_err(db)?)?;
+                codec::decode_spec(id, r.try_get(9).map_err(db)?, r.try_get(10).map_err(db)?)?;
             let stmt = tx
                 .prepare_cached(
                     "SELECT name, state, reason, stop, unstarted, blocked, counts
@@ -1243,6 +1306,16 @@ impl Store for PgStore {
         )?)
     }
 
+    fn item_chunk(&self, job: &str, task: usize, chunk: u32) -> Result<Option<String>> {
+        let rows = self.query(
+            &format!(
+                "SELECT items FROM task_items WHERE job = {JOB_SEQ} AND task = $2 AND chunk = $3"
+            ),
+            &[&job, &(task as i64), &i64::from(chunk)],
+        )?;
+        rows.first().map(|r| r.try_get(0).map_err(db)).transpose()
+    }
+
     fn delete_job(&self, id: &str) -> Result<bool> {
         self.run(async {
             let mut c = self.client().await?;
@@ -1256,6 +1329,7 @@ impl Store for PgStore {
             };
             let seq: i64 = row.try_get(0).map_err(db)?;
             for sql in [
+                "DELETE FROM task_items WHERE job = $1",
                 "DELETE FROM attempts WHERE job = $1",
                 "DELETE FROM instances WHERE job = $1",
                 "DELETE FROM tasks WHERE job = $1",

@@ -106,7 +106,7 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Version 3: the scheduler lease with its fencing epoch and the history of its terms; the
 /// epoch each attempt was dispatched under, and when the store first recorded it.
@@ -127,6 +127,23 @@ CREATE TABLE leader_terms (
 );
 ALTER TABLE attempts ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN recorded_at INTEGER;
+";
+
+/// Version 5: job deadlines (`timeout`), the memory of instances and attempts
+/// (`on_out_of_memory`), and task items, kept in chunks of `ITEM_CHUNK` newline-separated JSON
+/// items.
+const V5: &str = "
+ALTER TABLE jobs ADD COLUMN deadline INTEGER;
+ALTER TABLE instances ADD COLUMN memory INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN oom_retries_used INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN memory INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE task_items (
+    job INTEGER NOT NULL REFERENCES jobs(seq) ON DELETE CASCADE,
+    task INTEGER NOT NULL,
+    chunk INTEGER NOT NULL,
+    items TEXT NOT NULL,
+    PRIMARY KEY (job, task, chunk)
+) WITHOUT ROWID;
 ";
 
 /// The store's clock in ms since the epoch, inside a statement.
@@ -246,6 +263,14 @@ impl SqliteStore {
                     stmt.execute(params![seq, t as i64, task.name])?;
                 }
             }
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO task_items (job, task, chunk, items) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (t, c, chunk) in codec::item_chunks(spec) {
+                    stmt.execute(params![seq, t as i64, c as i64, chunk])?;
+                }
+            }
             if let Some(once) = once {
                 insert_idempotency(&tx, once)?;
             }
@@ -265,6 +290,7 @@ impl SqliteStore {
             reason: None,
             created_at: now,
             updated_at: now,
+            deadline: None,
         }))
     }
 
@@ -418,11 +444,12 @@ fn job_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Resu
             r.get::<_, Option<String>>(5)?,
             r.get::<_, i64>(6)?,
             r.get::<_, i64>(7)?,
+            r.get::<_, Option<i64>>(8)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, seq, name, priority, state, reason, created, updated) = row?;
+        let (id, seq, name, priority, state, reason, created, updated, deadline) = row?;
         out.push(JobRow {
             state: parse_state(&state)?,
             reason: parse_reason(reason)?,
@@ -432,6 +459,7 @@ fn job_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Resu
             priority: priority.clamp(0, 100) as u8,
             created_at: created as u64,
             updated_at: updated as u64,
+            deadline: deadline.map(|d| d as u64),
         });
     }
     Ok(out)
@@ -444,7 +472,8 @@ fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>> {
         .optional()?)
 }
 
-const JOB_COLUMNS: &str = "id, seq, name, priority, state, reason, created_at, updated_at";
+const JOB_COLUMNS: &str =
+    "id, seq, name, priority, state, reason, created_at, updated_at, deadline";
 
 /// The schema version of the database, refusing one newer than this build knows.
 fn check_version(conn: &Connection) -> Result<i64> {
@@ -458,7 +487,7 @@ fn check_version(conn: &Connection) -> Result<i64> {
     Ok(version)
 }
 
-/// `(attempt, state, reason, exit_code, node, pid, started_at, ended_at)` as stored.
+/// `(attempt, state, reason, exit_code, node, pid, started_at, ended_at, memory)` as stored.
 type RawAttempt = (
     u32,
     String,
@@ -468,9 +497,18 @@ type RawAttempt = (
     Option<u32>,
     i64,
     Option<i64>,
+    i64,
 );
 
-/// Reads the eight attempt columns starting at column `at`.
+/// The attempt columns [`raw_attempt`] reads, in order (`{p}` is a table prefix, e.g. `a.`).
+fn attempt_columns(p: &str) -> String {
+    format!(
+        "{p}attempt, {p}state, {p}reason, {p}exit_code, {p}node, {p}pid, {p}started_at, \
+         {p}ended_at, {p}memory"
+    )
+}
+
+/// Reads the nine attempt columns of [`attempt_columns`] starting at column `at`.
 fn raw_attempt(r: &Row<'_>, at: usize) -> rusqlite::Result<RawAttempt> {
     Ok((
         r.get(at)?,
@@ -481,11 +519,12 @@ fn raw_attempt(r: &Row<'_>, at: usize) -> rusqlite::Result<RawAttempt> {
         r.get(at + 5)?,
         r.get(at + 6)?,
         r.get(at + 7)?,
+        r.get(at + 8)?,
     ))
 }
 
 fn attempt_from(raw: RawAttempt) -> Result<Attempt> {
-    let (attempt, state, reason, exit_code, node, pid, started, ended) = raw;
+    let (attempt, state, reason, exit_code, node, pid, started, ended, memory) = raw;
     Ok(Attempt {
         attempt,
         state: parse_state(&state)?,
@@ -495,10 +534,12 @@ fn attempt_from(raw: RawAttempt) -> Result<Attempt> {
         pid,
         started_at: started as u64,
         ended_at: ended.map(|e| e as u64),
+        memory: memory as u64,
     })
 }
 
-/// `(state, reason, attempt, retries_used, resource_retries_used, exit_code, stop)` as stored.
+/// `(state, reason, attempt, retries_used, resource_retries_used, exit_code, stop, memory,
+/// oom_retries_used)` as stored.
 type RawInstance = (
     String,
     Option<String>,
@@ -507,9 +548,15 @@ type RawInstance = (
     u32,
     Option<i32>,
     Option<String>,
+    i64,
+    u32,
 );
 
-/// Reads the seven instance columns starting at column `at`.
+/// The instance columns [`raw_instance`] reads, in order.
+const INSTANCE_COLUMNS: &str = "state, reason, attempt, retries_used, resource_retries_used, \
+     exit_code, stop, memory, oom_retries_used";
+
+/// Reads the nine [`INSTANCE_COLUMNS`] starting at column `at`.
 fn raw_instance(r: &Row<'_>, at: usize) -> rusqlite::Result<RawInstance> {
     Ok((
         r.get(at)?,
@@ -519,11 +566,14 @@ fn raw_instance(r: &Row<'_>, at: usize) -> rusqlite::Result<RawInstance> {
         r.get(at + 4)?,
         r.get(at + 5)?,
         r.get(at + 6)?,
+        r.get(at + 7)?,
+        r.get(at + 8)?,
     ))
 }
 
 fn instance_from(raw: RawInstance) -> Result<Instance> {
-    let (state, reason, attempt, retries_used, resource_retries_used, exit_code, stop) = raw;
+    let (state, reason, attempt, retries_used, resource_retries_used, exit_code, stop, memory, oom) =
+        raw;
     Ok(Instance {
         state: parse_state(&state)?,
         reason: parse_reason(reason)?,
@@ -532,6 +582,8 @@ fn instance_from(raw: RawInstance) -> Result<Instance> {
         resource_retries_used,
         exit_code,
         stop: parse_reason(stop)?,
+        memory: memory as u64,
+        oom_retries_used: oom,
     })
 }
 
@@ -887,8 +939,9 @@ impl Store for SqliteStore {
     fn attempts(&self, job: &str, task: usize, index: u32) -> Result<Vec<Attempt>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT attempt, state, reason, exit_code, node, pid, started_at, ended_at
-                 FROM attempts WHERE job = {JOB_SEQ} AND task = ?2 AND idx = ?3 ORDER BY attempt"
+                "SELECT {} FROM attempts WHERE job = {JOB_SEQ} AND task = ?2 AND idx = ?3
+                 ORDER BY attempt",
+                attempt_columns("")
             ))?;
             let rows = stmt.query_map(params![job, task as i64, index], |r| raw_attempt(r, 0))?;
             let mut out = Vec::new();
@@ -936,6 +989,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn item_chunk(&self, job: &str, task: usize, chunk: u32) -> Result<Option<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT items FROM task_items WHERE job = {JOB_SEQ} AND task = ?2 AND chunk = ?3"
+                ))?
+                .query_row(params![job, task as i64, chunk], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
     fn delete_job(&self, id: &str) -> Result<bool> {
         self.durably(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -943,6 +1007,7 @@ impl Store for SqliteStore {
                 return Ok(false);
             };
             for sql in [
+                "DELETE FROM task_items WHERE job = ?1",
                 "DELETE FROM attempts WHERE job = ?1",
                 "DELETE FROM instances WHERE job = ?1",
                 "DELETE FROM tasks WHERE job = ?1",
@@ -1187,12 +1252,23 @@ impl Store for SqliteStore {
 fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, epoch: i64, c: &Change) -> Result<()> {
     match c {
         Change::Job {
-            state, reason, at, ..
+            state,
+            reason,
+            at,
+            deadline,
+            ..
         } => {
             tx.prepare_cached(
-                "UPDATE jobs SET state = ?2, reason = ?3, updated_at = ?4 WHERE seq = ?1",
+                "UPDATE jobs SET state = ?2, reason = ?3, updated_at = ?4, deadline = ?5
+                 WHERE seq = ?1",
             )?
-            .execute(params![seq, state.as_str(), text(reason), *at as i64])?;
+            .execute(params![
+                seq,
+                state.as_str(),
+                text(reason),
+                *at as i64,
+                deadline.map(big)
+            ])?;
         }
         Change::Task {
             task,
@@ -1228,13 +1304,14 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, epoch: i64, c: &Change) -
         } => {
             tx.prepare_cached(
                 "INSERT INTO instances (job, task, idx, state, reason, attempt, retries_used,
-                     resource_retries_used, exit_code, stop)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     resource_retries_used, exit_code, stop, memory, oom_retries_used)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (job, task, idx) DO UPDATE SET state = excluded.state,
                      reason = excluded.reason, attempt = excluded.attempt,
                      retries_used = excluded.retries_used,
                      resource_retries_used = excluded.resource_retries_used,
-                     exit_code = excluded.exit_code, stop = excluded.stop",
+                     exit_code = excluded.exit_code, stop = excluded.stop,
+                     memory = excluded.memory, oom_retries_used = excluded.oom_retries_used",
             )?
             .execute(params![
                 seq,
@@ -1246,7 +1323,9 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, epoch: i64, c: &Change) -
                 i.retries_used,
                 i.resource_retries_used,
                 i.exit_code,
-                text(&i.stop)
+                text(&i.stop),
+                big(i.memory),
+                i.oom_retries_used
             ])?;
         }
         Change::Attempt {
@@ -1257,8 +1336,8 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, epoch: i64, c: &Change) -
         } => {
             tx.prepare_cached(&format!(
                 "INSERT INTO attempts (job, task, idx, attempt, state, reason, exit_code,
-                     node, pid, started_at, ended_at, epoch, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, {NOW_MS})
+                     node, pid, started_at, ended_at, epoch, memory, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {NOW_MS})
                  ON CONFLICT (job, task, idx, attempt) DO UPDATE SET state = excluded.state,
                      reason = excluded.reason, exit_code = excluded.exit_code,
                      node = excluded.node, pid = excluded.pid,
@@ -1276,7 +1355,8 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, epoch: i64, c: &Change) -
                 a.pid,
                 a.started_at as i64,
                 a.ended_at.map(|t| t as i64),
-                epoch
+                epoch,
+                big(a.memory)
             ])?;
         }
     }
@@ -1327,13 +1407,13 @@ fn load_job_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Stored
     // The last attempt of every instance that is not finished: needed to end it properly.
     let mut last_attempts: HashMap<(i64, u32), Attempt> = HashMap::new();
     {
-        let mut stmt = tx.prepare_cached(
-            "SELECT a.task, a.idx, a.attempt, a.state, a.reason, a.exit_code, a.node, a.pid,
-                    a.started_at, a.ended_at
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT a.task, a.idx, {}
              FROM attempts a JOIN instances i
                ON i.job = a.job AND i.task = a.task AND i.idx = a.idx AND i.attempt = a.attempt
              WHERE a.job = ?1 AND i.state NOT IN ('SUCCEED')",
-        )?;
+            attempt_columns("a.")
+        ))?;
         let rows = stmt.query_map([seq], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, raw_attempt(r, 2)?))
         })?;
@@ -1343,11 +1423,9 @@ fn load_job_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Stored
         }
     }
     {
-        let mut stmt = tx.prepare_cached(
-            "SELECT task, idx, state, reason, attempt, retries_used, resource_retries_used,
-                    exit_code, stop
-             FROM instances WHERE job = ?1",
-        )?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT task, idx, {INSTANCE_COLUMNS} FROM instances WHERE job = ?1"
+        ))?;
         let rows = stmt.query_map([seq], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -1381,8 +1459,7 @@ fn instances_page_in(
     let mut page: Vec<InstancePageItem> = Vec::new();
     {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT idx, state, reason, attempt, retries_used, resource_retries_used,
-                    exit_code, stop
+            "SELECT idx, {INSTANCE_COLUMNS}
              FROM instances WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3
              ORDER BY idx LIMIT ?4"
         ))?;
@@ -1398,9 +1475,9 @@ fn instances_page_in(
         return Ok(page);
     };
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT idx, attempt, state, reason, exit_code, node, pid, started_at, ended_at
-         FROM attempts WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3 AND idx <= ?4
-         ORDER BY idx, attempt"
+        "SELECT idx, {} FROM attempts WHERE job = {JOB_SEQ} AND task = ?2 AND idx > ?3 AND idx <= ?4
+         ORDER BY idx, attempt",
+        attempt_columns("")
     ))?;
     let rows = stmt.query_map(params![job, task, after, last], |r| {
         Ok((r.get::<_, u32>(0)?, raw_attempt(r, 1)?))

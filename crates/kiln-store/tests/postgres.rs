@@ -139,6 +139,7 @@ fn a_tick_of_thousands_of_changes_commits_at_once() {
                 pid: None,
                 started_at: 2,
                 ended_at: Some(3),
+                memory: 0,
             },
         });
     }

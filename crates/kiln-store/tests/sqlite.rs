@@ -130,6 +130,7 @@ fn two_stores_on_one_file_read_while_the_other_writes() {
             state: State::Running,
             reason: None,
             at: 2_001,
+            deadline: None,
         }])
         .unwrap();
     assert!(
@@ -185,6 +186,7 @@ fn delete_job_leaves_no_rows() {
                 pid: None,
                 started_at: 1_100,
                 ended_at: None,
+                memory: 0,
             },
         });
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_core::engine::{JobRun, Node, TaskView};
 use kiln_core::model::{Image, JobSpec};
-use kiln_core::spec::SpecError;
+use kiln_core::spec::{SpecError, SpecErrors};
 use kiln_core::state::State;
 use kiln_server::{Driver, LocalConfig};
 use serde_json::json;
@@ -83,6 +83,20 @@ fn docker_available() -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Reads the items of tasks with `each_line` / `each_json`: a path relative to the spec
+/// file's directory (the working directory for a spec on standard input), or an object in
+/// remote storage (credentials from the standard AWS variables).
+fn read_local_items(spec: &mut JobSpec, file: &Path) -> Result<(), SpecErrors> {
+    if kiln_core::spec::unread_items(spec).is_empty() {
+        return Ok(());
+    }
+    let base = match file.parent() {
+        Some(dir) if file != Path::new("-") && !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    kiln_server::items::read_items_here(spec, &base)
+}
+
 /// Checks what this runner can honour: nothing is run if any task asks for more.
 fn check_runnable(spec: &JobSpec, node: &Node) -> Vec<SpecError> {
     let mut errors = Vec::new();
@@ -153,7 +167,10 @@ pub fn run(args: RunArgs) -> u8 {
 
     // Validate everything before touching the state directory.
     let parsed = match &args.file {
-        Some(file) if args.resume.is_none() => match load_spec(file) {
+        Some(file) if args.resume.is_none() => match load_spec(file).and_then(|mut p| {
+            read_local_items(&mut p.spec, file)?;
+            Ok(p)
+        }) {
             Ok(p) => {
                 let errors = check_runnable(&p.spec, &node);
                 if !errors.is_empty() {

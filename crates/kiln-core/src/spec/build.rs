@@ -2,10 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use super::check::{Diag, did_you_mean, index};
-use super::{RawJob, RawTask, Templates};
+use super::{RawItems, RawJob, RawTask, Templates};
 use crate::dag::{parse_dag, topo_order};
-use crate::model::{Command, DepKind, Dependency, Image, JobSpec, TaskSpec};
+use crate::items::{ITEM_PLACEHOLDER, uses_item};
+use crate::model::{
+    Command, DepKind, Dependency, Image, ItemList, ItemSource, JobSpec, TaskItems, TaskSpec,
+};
 
 /// Where an edge was written.
 #[derive(Debug, Clone)]
@@ -69,13 +74,48 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
                 "disk size is not enforced: instances may use more",
             );
         }
-        instances_known.push(!entry.instances_bad && template_ok);
+        let (items, items_known) = match rt.items.take() {
+            Some(RawItems::Each(list)) => (Some(TaskItems::read(ItemSource::Each, list)), true),
+            Some(RawItems::Lines(at)) => (Some(TaskItems::unread(ItemSource::Lines(at))), false),
+            Some(RawItems::Json(at)) => (Some(TaskItems::unread(ItemSource::Json(at))), false),
+            None => (None, true),
+        };
+        let instances = match items.as_ref().and_then(|i| i.list.as_ref()) {
+            Some(list) => list.len(),
+            None => rt.instances.unwrap_or(1),
+        };
+        if let Some(oom) = &rt.on_out_of_memory {
+            let path = format!("{}.on_out_of_memory", entry.path);
+            if image == Image::Host {
+                d.err_hint(
+                    &path,
+                    "host tasks have no memory limit, so they cannot run out of it",
+                    Some("set `image` to a Docker image, or remove `on_out_of_memory`".into()),
+                );
+            } else if resources.memory == 0 {
+                d.err_hint(
+                    &path,
+                    "needs a memory limit to grow",
+                    Some("set `resources.memory` or an `instance_type`".into()),
+                );
+            } else if let Some(max) = oom.max.filter(|&m| m < resources.memory) {
+                d.err(
+                    &format!("{path}.max"),
+                    format!(
+                        "max {} is less than the task's memory {}",
+                        super::format_size(max),
+                        super::format_size(resources.memory)
+                    ),
+                );
+            }
+        }
+        instances_known.push(!entry.instances_bad && template_ok && items_known);
         depends.push(rt.depends_on.clone().unwrap_or_default());
-        tasks.push(TaskSpec {
+        let task = TaskSpec {
             name: entry.name.clone(),
             command,
             image,
-            instances: rt.instances.unwrap_or(1),
+            instances,
             max_concurrency: rt.max_concurrency.unwrap_or(0),
             resources,
             instance_type: rt.instance_type,
@@ -91,7 +131,11 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
             timeout_ms: rt.timeout_ms,
             on_failure: rt.on_failure.unwrap_or_default(),
             deps: Vec::new(),
-        });
+            items,
+            on_out_of_memory: rt.on_out_of_memory,
+        };
+        item_placeholder_problems(&entry.path, &task, d);
+        tasks.push(task);
     }
 
     // 2. Names.
@@ -238,8 +282,129 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
         priority: raw.priority.unwrap_or(50),
         tags: raw.tags,
         dependency_policy: raw.policy.unwrap_or_default(),
+        timeout_ms: raw.timeout_ms,
         tasks: ordered,
     })
+}
+
+impl TaskItems {
+    /// Items known already (`each`, or read by the shell).
+    pub(crate) fn read(source: ItemSource, list: ItemList) -> TaskItems {
+        TaskItems {
+            source,
+            digest: Some(list.digest()),
+            list: Some(Arc::new(list)),
+        }
+    }
+
+    /// Items still to be read from a file or an object.
+    fn unread(source: ItemSource) -> TaskItems {
+        TaskItems {
+            source,
+            digest: None,
+            list: None,
+        }
+    }
+}
+
+/// The fields of a task that may use the item placeholder, with their paths, and whether each
+/// is a storage URL (`Some(true)`), a local path (`Some(false)`) or a redirect (`None`).
+fn item_fields(task_path: &str, task: &TaskSpec) -> Vec<(String, String, Option<bool>)> {
+    let mut out = Vec::new();
+    for (i, m) in task.inputs.iter().enumerate() {
+        let p = format!("{task_path}.inputs[{i}]");
+        out.push((format!("{p}.source"), m.source.clone(), Some(true)));
+        out.push((format!("{p}.target"), m.target.clone(), Some(false)));
+    }
+    for (i, m) in task.outputs.iter().enumerate() {
+        let p = format!("{task_path}.outputs[{i}]");
+        out.push((format!("{p}.source"), m.source.clone(), Some(false)));
+        out.push((format!("{p}.target"), m.target.clone(), Some(true)));
+    }
+    for (key, r) in [("stdout", &task.stdout), ("stderr", &task.stderr)] {
+        if let Some(r) = r {
+            out.push((format!("{task_path}.{key}"), r.clone(), None));
+        }
+    }
+    out.retain(|(_, text, _)| uses_item(text));
+    out
+}
+
+/// The item placeholder in a task without items is an error; in a task whose items are known,
+/// every item must make each field valid.
+fn item_placeholder_problems(task_path: &str, task: &TaskSpec, d: &mut Diag) {
+    let mut used: Vec<String> = item_fields(task_path, task)
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
+    if let Command::Argv(argv) = &task.command {
+        for (i, a) in argv.iter().enumerate() {
+            if uses_item(a) {
+                used.push(format!("{task_path}.command[{i}]"));
+            }
+        }
+    }
+    match &task.items {
+        None => {
+            for path in used {
+                d.err_hint(
+                    &path,
+                    format!("`{ITEM_PLACEHOLDER}` needs items"),
+                    Some("give the task `each`, `each_line` or `each_json`".into()),
+                );
+            }
+        }
+        Some(items) => {
+            if let Some(list) = &items.list {
+                check_items_against(task_path, task, list, d);
+            }
+        }
+    }
+}
+
+/// Most errors reported per field for items that make it invalid.
+const ITEM_ERRORS_PER_FIELD: usize = 10;
+
+/// Checks that every item, put in place of the placeholder, leaves each field valid.
+pub(crate) fn check_items_against(task_path: &str, task: &TaskSpec, list: &ItemList, d: &mut Diag) {
+    let fields = item_fields(task_path, task);
+    if fields.is_empty() {
+        return;
+    }
+    let items: Vec<crate::items::Item> = list
+        .iter()
+        .filter_map(|line| crate::items::Item::parse(line).ok())
+        .collect();
+    for (path, text, kind) in fields {
+        let mut found = 0;
+        for (i, item) in items.iter().enumerate() {
+            let value = crate::items::substitute(&text, &item.text());
+            let mut probe = Diag::default();
+            match kind {
+                Some(true) => {
+                    super::check::check_url(&value, &path, &mut probe);
+                }
+                Some(false) => {
+                    if super::check::local_path(&value, &path, &mut probe).is_some()
+                        && task.image == Image::Host
+                        && value.starts_with('/')
+                    {
+                        probe.err(&path, format!("`{value}` is absolute; host tasks map inside their working directory"));
+                    }
+                }
+                None => {
+                    super::check::check_redirect(&value, &path, &mut probe);
+                }
+            }
+            if let Some(e) = probe.errors.into_iter().next() {
+                d.err(&path, format!("item {i} makes it invalid: {}", e.message));
+                found += 1;
+                if found >= ITEM_ERRORS_PER_FIELD {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 fn report_cycle(

@@ -17,6 +17,7 @@ pub(crate) const PLACEHOLDERS: &[&str] = &[
     "BATCH_TASK_NAME",
     "BATCH_TASK_INSTANCE_INDEX",
     "BATCH_TASK_INSTANCE_ATTEMPT",
+    "BATCH_TASK_INSTANCE_ITEM",
 ];
 
 /// Errors and warnings collected while walking a document.
@@ -273,13 +274,34 @@ pub(crate) fn size(v: &Value, path: &str, d: &mut Diag) -> Option<u64> {
 
 /// A positive duration of at most 7 days, in milliseconds; a bare integer is seconds.
 pub(crate) fn timeout(v: &Value, path: &str, d: &mut Diag) -> Option<u64> {
+    duration(v, path, MAX_TIMEOUT_MS, "7 days (7d, 168h, 604800s)", d)
+}
+
+/// Longest accepted job deadline: 30 days.
+pub(crate) const MAX_JOB_TIMEOUT_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// A job's `timeout`: a positive duration of at most 30 days.
+pub(crate) fn job_timeout(v: &Value, path: &str, d: &mut Diag) -> Option<u64> {
+    duration(v, path, MAX_JOB_TIMEOUT_MS, "30 days (30d, 720h)", d)
+}
+
+/// A positive duration of at most `max_ms` (`max_text` says it to people), in milliseconds; a
+/// bare integer is seconds.
+pub(crate) fn duration(
+    v: &Value,
+    path: &str,
+    max_ms: u64,
+    max_text: &str,
+    d: &mut Diag,
+) -> Option<u64> {
+    let what = path.rsplit('.').next().unwrap_or(path);
     let ms = match v {
         Value::Int(i) if *i >= 0 => u64::try_from(*i)
             .ok()
             .and_then(|s| s.checked_mul(1000))
             .unwrap_or(u64::MAX),
         Value::Int(i) => {
-            d.err(path, format!("timeout {i} must not be negative"));
+            d.err(path, format!("{what} {i} must not be negative"));
             return None;
         }
         Value::Str(s) => match parse_duration(s) {
@@ -295,10 +317,10 @@ pub(crate) fn timeout(v: &Value, path: &str, d: &mut Diag) -> Option<u64> {
         }
     };
     if ms == 0 {
-        d.err(path, "timeout must be greater than zero");
+        d.err(path, format!("{what} must be greater than zero"));
         None
-    } else if ms > MAX_TIMEOUT_MS {
-        d.err(path, "timeout must be at most 7 days (7d, 168h, 604800s)");
+    } else if ms > max_ms {
+        d.err(path, format!("{what} must be at most {max_text}"));
         None
     } else {
         Some(ms)

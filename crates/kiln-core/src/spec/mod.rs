@@ -11,7 +11,7 @@ mod check;
 mod native;
 mod tencent;
 mod units;
-mod value;
+pub(crate) mod value;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,11 +19,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Catalog, Command, DependencyPolicy, Image, InputMapping, JobSpec, OnFailure, OutputMapping,
-    Resources,
+    Catalog, Command, DepKind, DependencyPolicy, Image, InputMapping, ItemList, ItemSource,
+    JobSpec, OnFailure, OomPolicy, OutputMapping, Resources, TaskItems,
 };
 
-pub use units::{parse_duration, parse_size};
+pub use units::{format_size, parse_duration, parse_size};
 
 use check::Diag;
 use value::Value;
@@ -117,7 +117,8 @@ pub struct Parsed {
 /// ranges, names, URLs), but not yet merged with its template nor checked against the job.
 ///
 /// `instance_type` and `resources` are one "sizing" choice: when a task gives either, both of
-/// its template's are replaced.
+/// its template's are replaced; likewise `instances` and the items (`each`, `each_line`,
+/// `each_json`) are one "count" choice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RawTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +159,22 @@ pub struct RawTask {
     pub depends_on: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<RawItems>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_out_of_memory: Option<OomPolicy>,
+}
+
+/// A task's items as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawItems {
+    /// `each: [...]`.
+    Each(ItemList),
+    /// `each_line: PATH_OR_URL`.
+    Lines(String),
+    /// `each_json: PATH_OR_URL`.
+    Json(String),
 }
 
 impl RawTask {
@@ -171,10 +188,16 @@ impl RawTask {
         } else {
             (base.instance_type, base.resources)
         };
+        let counted = self.instances.is_some() || self.items.is_some();
+        let (instances, items) = if counted {
+            (self.instances, self.items)
+        } else {
+            (base.instances, base.items)
+        };
         RawTask {
             command: self.command.or(base.command),
             image: self.image.or(base.image),
-            instances: self.instances.or(base.instances),
+            instances,
             max_concurrency: self.max_concurrency.or(base.max_concurrency),
             instance_type,
             resources,
@@ -191,6 +214,8 @@ impl RawTask {
             on_failure: self.on_failure.or(base.on_failure),
             depends_on: self.depends_on.or(base.depends_on),
             template: self.template,
+            items,
+            on_out_of_memory: self.on_out_of_memory.or(base.on_out_of_memory),
         }
     }
 }
@@ -314,6 +339,77 @@ pub fn parse_job_in(
     }
 }
 
+/// The tasks whose items are still to be read (`each_line`, `each_json`): task index, where
+/// to read them from (a path or a storage URL), and the field, for errors.
+pub fn unread_items(spec: &JobSpec) -> Vec<(usize, String, String)> {
+    spec.tasks
+        .iter()
+        .enumerate()
+        .filter_map(|(t, task)| {
+            let items = task.items.as_ref().filter(|i| i.list.is_none())?;
+            let (key, at) = match &items.source {
+                ItemSource::Lines(at) => ("each_line", at),
+                ItemSource::Json(at) => ("each_json", at),
+                ItemSource::Each => return None,
+            };
+            Some((t, at.clone(), format!("tasks.{}.{key}", task.name)))
+        })
+        .collect()
+}
+
+/// Gives the tasks of [`unread_items`] their items, from the bytes the shell read: sets each
+/// one's instance count, checks every item against the task (the fields using
+/// `${BATCH_TASK_INSTANCE_ITEM}`), and checks again that `a => b` joins equal counts.
+pub fn attach_items(spec: &mut JobSpec, read: Vec<(usize, Vec<u8>)>) -> Result<(), SpecErrors> {
+    let mut d = Diag::default();
+    let unread = unread_items(spec);
+    for (t, bytes) in read {
+        let Some((_, at, path)) = unread.iter().find(|(u, _, _)| *u == t) else {
+            continue;
+        };
+        let task = &mut spec.tasks[t];
+        let Some(source) = task.items.as_ref().map(|i| i.source.clone()) else {
+            continue;
+        };
+        let parsed = match &source {
+            ItemSource::Lines(_) => crate::items::from_lines(&bytes),
+            ItemSource::Json(_) => crate::items::from_json(&bytes),
+            ItemSource::Each => continue,
+        };
+        match parsed {
+            Err(errors) => {
+                for e in errors {
+                    d.err(path, format!("{at}: {e}"));
+                }
+            }
+            Ok(list) => {
+                task.instances = list.len();
+                build::check_items_against(&format!("tasks.{}", task.name), task, &list, &mut d);
+                task.items = Some(TaskItems::read(source, list));
+            }
+        }
+    }
+    for task in &spec.tasks {
+        for dep in task.deps.iter().filter(|d| d.kind == DepKind::Instance) {
+            let up = &spec.tasks[dep.task];
+            if up.instances != task.instances {
+                d.err(
+                    "dag",
+                    format!(
+                        "`{} => {}` needs the same instance count on both sides, but `{}` has {} and `{}` has {}",
+                        up.name, task.name, up.name, up.instances, task.name, task.instances
+                    ),
+                );
+            }
+        }
+    }
+    if d.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(capped(d.errors))
+    }
+}
+
 /// Parses a task template: a mapping of native task fields (paths are relative to the task).
 /// `template` and `depends_on` are not allowed in a template.
 pub fn parse_task_template(bytes: &[u8]) -> Result<RawTask, SpecErrors> {
@@ -374,6 +470,8 @@ pub(crate) struct RawJob {
     pub priority: Option<u8>,
     pub tags: BTreeMap<String, String>,
     pub policy: Option<DependencyPolicy>,
+    /// The job's `timeout`, in milliseconds.
+    pub timeout_ms: Option<u64>,
     pub dag: Option<String>,
     /// Whole-task edges given outside the DAG text (Tencent `Dependences`).
     pub edges: Vec<PendingEdge>,

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use super::check::{self, Diag, Obj, index};
 use super::value::Value;
-use super::{RawJob, RawTask, TaskEntry};
+use super::{RawItems, RawJob, RawTask, TaskEntry};
 use crate::model::{
-    DependencyPolicy, InputMapping, MAX_INSTANCES, OnFailure, OutputMapping, UploadWhen,
+    DependencyPolicy, InputMapping, MAX_INSTANCES, OnFailure, OomPolicy, OutputMapping, UploadWhen,
 };
 
 pub(crate) const JOB_FIELDS: &[&str] = &[
@@ -15,6 +15,7 @@ pub(crate) const JOB_FIELDS: &[&str] = &[
     "priority",
     "tags",
     "dependency_policy",
+    "timeout",
     "dag",
     "tasks",
 ];
@@ -39,7 +40,14 @@ pub(crate) const TASK_FIELDS: &[&str] = &[
     "on_failure",
     "depends_on",
     "template",
+    "each",
+    "each_line",
+    "each_json",
+    "on_out_of_memory",
 ];
+
+/// The ways to say how many instances a task has; at most one may be given.
+const COUNT_FIELDS: &[&str] = &["instances", "each", "each_line", "each_json"];
 
 pub(crate) const POLICIES: &[(&str, DependencyPolicy)] = &[
     ("succeeded", DependencyPolicy::Succeeded),
@@ -103,6 +111,9 @@ pub(crate) fn read_job(obj: &Obj<'_>, d: &mut Diag) -> RawJob {
     }
     if let Some(v) = obj.get("dependency_policy") {
         job.policy = check::one_of(v, "dependency_policy", POLICIES, d);
+    }
+    if let Some(v) = obj.get("timeout") {
+        job.timeout_ms = check::job_timeout(v, "timeout", d);
     }
     if let Some(v) = obj.get("dag") {
         job.dag = check::string(v, "dag", d).map(str::to_string);
@@ -244,7 +255,123 @@ pub(crate) fn read_task(obj: &Obj<'_>, d: &mut Diag) -> (RawTask, bool) {
     if let Some(v) = obj.get("template") {
         t.template = check::name(v, &p("template"), "template name", d);
     }
+    let counts: Vec<&str> = COUNT_FIELDS
+        .iter()
+        .copied()
+        .filter(|k| obj.get(k).is_some())
+        .collect();
+    if let [first, second, ..] = counts[..] {
+        d.err_hint(
+            &p(second),
+            format!("give only one of `{first}` and `{second}`"),
+            Some("items set the instance count: one instance per item".into()),
+        );
+        instances_bad = true;
+    }
+    if let Some(v) = obj.get("each") {
+        t.items = each(v, &p("each"), d).map(RawItems::Each);
+        instances_bad |= t.items.is_none();
+    }
+    if let Some(v) = obj.get("each_line") {
+        t.items = items_location(v, &p("each_line"), d).map(RawItems::Lines);
+        instances_bad |= t.items.is_none();
+    }
+    if let Some(v) = obj.get("each_json") {
+        t.items = items_location(v, &p("each_json"), d).map(RawItems::Json);
+        instances_bad |= t.items.is_none();
+    }
+    if let Some(v) = obj.get("on_out_of_memory") {
+        t.on_out_of_memory = on_out_of_memory(v, &p("on_out_of_memory"), d);
+    }
     (t, instances_bad)
+}
+
+/// `each: [...]`: strings, numbers, booleans, lists or objects.
+fn each(v: &Value, path: &str, d: &mut Diag) -> Option<crate::model::ItemList> {
+    let Value::Seq(items) = v else {
+        d.expected(path, "a list of items", v);
+        return None;
+    };
+    match crate::items::from_values(items, |i| index(path, i)) {
+        Ok(list) => Some(list),
+        Err(errors) => {
+            for (label, message) in errors {
+                d.err(if label.is_empty() { path } else { &label }, message);
+            }
+            None
+        }
+    }
+}
+
+/// Where `each_line` / `each_json` read from: a storage URL, or a path of this machine.
+fn items_location(v: &Value, path: &str, d: &mut Diag) -> Option<String> {
+    let s = check::string(v, path, d)?;
+    if s.trim().is_empty() {
+        d.err(
+            path,
+            "expected a file path or a storage URL, got an empty string",
+        );
+        return None;
+    }
+    if s.contains('\0') {
+        d.err(path, "path must not contain NUL characters");
+        return None;
+    }
+    if s.contains("://") {
+        return check::url(v, path, d);
+    }
+    Some(s.to_string())
+}
+
+/// Most attempts `on_out_of_memory` may give more memory.
+const MAX_OOM_RETRIES: u32 = 10;
+/// Largest growth factor.
+const MAX_OOM_FACTOR: f64 = 16.0;
+
+/// `on_out_of_memory: {retries, factor, max}`.
+fn on_out_of_memory(v: &Value, path: &str, d: &mut Diag) -> Option<OomPolicy> {
+    let obj = Obj::new(v, path, d)?;
+    obj.check_keys(&["retries", "factor", "max"], d);
+    let n = d.errors.len();
+    let mut policy = OomPolicy {
+        retries: 1,
+        factor_milli: 2000,
+        max: None,
+    };
+    if let Some(r) = obj.get("retries") {
+        policy.retries =
+            check::int_u32(r, &obj.path("retries"), 1, MAX_OOM_RETRIES, d).unwrap_or(1);
+    }
+    if let Some(f) = obj.get("factor") {
+        let fp = obj.path("factor");
+        let factor = match f {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(x) => Some(*x),
+            other => {
+                d.expected(&fp, "a number such as 1.5 or 2", other);
+                None
+            }
+        };
+        if let Some(x) = factor {
+            if x > 1.0 && x <= MAX_OOM_FACTOR {
+                policy.factor_milli = (x * 1000.0).round() as u32;
+            } else {
+                d.err(
+                    &fp,
+                    format!("factor must be greater than 1 and at most {MAX_OOM_FACTOR}, got {x}"),
+                );
+            }
+        }
+    }
+    if let Some(m) = obj.get("max") {
+        let mp = obj.path("max");
+        match check::size(m, &mp, d) {
+            Some(0) => d.err(&mp, "max must be greater than zero"),
+            Some(bytes) => policy.max = Some(bytes),
+            None => {}
+        }
+    }
+    (d.errors.len() == n).then_some(policy)
 }
 
 /// Input mappings `[{source, target}]`; two inputs may not share a target.

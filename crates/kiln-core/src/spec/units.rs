@@ -37,6 +37,16 @@ fn scale(mantissa: u128, decimals: u32, unit: u128) -> Result<u128, &'static str
     Ok(product / div)
 }
 
+/// A size as people write it, exactly: `512MiB`, `1GiB`, `1536MiB`, `1000B`. It parses back.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
+}
+
 /// Parses a size in bytes.
 ///
 /// Accepted: a bare number of bytes (`1024`), or a number (decimals allowed: `1.5GiB`) followed

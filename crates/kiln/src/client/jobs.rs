@@ -59,8 +59,9 @@ pub struct JobsArgs {
 pub enum JobCmd {
     /// Show a job and its tasks, with instance counts by state.
     Show(JobIdArgs),
-    /// Stop what runs of a job; what has not run ends FAILED (TERMINATED_BY_USER).
-    Terminate(JobIdArgs),
+    /// Stop what runs of a job; what has not run ends FAILED (TERMINATED_BY_USER). With
+    /// --task and --index, only that instance.
+    Terminate(TerminateArgs),
     /// Re-run the instances of a FAILED or FAILED_INTERRUPTED job that did not succeed, and
     /// the tasks downstream of them.
     Retry(JobIdArgs),
@@ -72,6 +73,22 @@ pub enum JobCmd {
 pub struct JobIdArgs {
     /// The job id (`job-…`).
     id: String,
+    #[command(flatten)]
+    server: ServerOpts,
+    #[command(flatten)]
+    out: OutputOpt,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TerminateArgs {
+    /// The job id (`job-…`).
+    id: String,
+    /// Terminate only an instance of this task (with --index).
+    #[arg(long, requires = "index")]
+    task: Option<String>,
+    /// The instance of --task to terminate (0-based).
+    #[arg(long, requires = "task")]
+    index: Option<u32>,
     #[command(flatten)]
     server: ServerOpts,
     #[command(flatten)]
@@ -123,12 +140,18 @@ pub async fn submit(args: SubmitArgs) -> Outcome {
     // Validate here first, so that nothing is sent for a spec the server would refuse. Task
     // templates and added instance types are the server's: a spec whose only errors are
     // unknown templates or instance types goes anyway, and the server judges them.
+    let mut bytes = bytes;
     match spec::parse_job(&bytes, &Templates::new()) {
         Ok(parsed) => {
             if format == Format::Table {
                 for w in &parsed.warnings {
                     eprintln!("warning: {w}");
                 }
+            }
+            match inline_local_items(&args.file, &bytes, &parsed.spec) {
+                Ok(Some(inlined)) => bytes = inlined,
+                Ok(None) => {}
+                Err(errors) => return Err(spec_errors(&args, &errors)),
             }
         }
         Err(errors) if only_server_side(&errors) => {}
@@ -165,6 +188,79 @@ pub async fn submit(args: SubmitArgs) -> Outcome {
     } else {
         exit::FAILED
     })
+}
+
+/// The server cannot read this machine's files: a task whose `each_line` / `each_json` names
+/// a local path (relative to the spec file's directory) gets its items sent along, as `each`.
+/// Returns the rewritten spec (JSON), or `None` when no task reads a local file.
+fn inline_local_items(
+    file: &std::path::Path,
+    bytes: &[u8],
+    parsed: &kiln_core::model::JobSpec,
+) -> Result<Option<Vec<u8>>, SpecErrors> {
+    let local: Vec<(usize, String, String)> = spec::unread_items(parsed)
+        .into_iter()
+        .filter(|(_, at, _)| !at.contains("://"))
+        .collect();
+    if local.is_empty() {
+        return Ok(None);
+    }
+    let one = |path: &str, message: String| {
+        SpecErrors(vec![kiln_core::spec::SpecError {
+            path: path.to_string(),
+            message,
+            hint: None,
+        }])
+    };
+    let mut doc = super::parse_document(bytes).map_err(|e| one("", e))?;
+    let base = match file.parent() {
+        Some(dir) if file != std::path::Path::new("-") && !dir.as_os_str().is_empty() => {
+            dir.to_path_buf()
+        }
+        _ => PathBuf::from("."),
+    };
+    for (t, at, path) in local {
+        let data = kiln_server::items::read_local(&base.join(&at))
+            .map_err(|e| one(&path, format!("cannot read `{at}`: {e}")))?;
+        let list = if path.ends_with("each_line") {
+            kiln_core::items::from_lines(&data)
+        } else {
+            kiln_core::items::from_json(&data)
+        }
+        .map_err(|errors| {
+            SpecErrors(
+                errors
+                    .into_iter()
+                    .map(|e| kiln_core::spec::SpecError {
+                        path: path.clone(),
+                        message: format!("{at}: {e}"),
+                        hint: None,
+                    })
+                    .collect(),
+            )
+        })?;
+        let items: Vec<serde_json::Value> = list
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let name = &parsed.tasks[t].name;
+        let Some(task) = doc
+            .get_mut("tasks")
+            .and_then(|tasks| tasks.get_mut(name))
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            return Err(one(
+                &path,
+                format!("task `{name}` is not where it was read"),
+            ));
+        };
+        task.remove("each_line");
+        task.remove("each_json");
+        task.insert("each".into(), serde_json::Value::Array(items));
+    }
+    let out = serde_json::to_vec(&doc).map_err(|e| one("", e.to_string()))?;
+    // What is sent must be what was checked: parse the rewritten spec once more.
+    spec::parse_job(&out, &Templates::new()).map(|_| Some(out))
 }
 
 /// Whether every error is an unknown task template (`tasks.NAME.template`).
@@ -358,11 +454,13 @@ pub async fn job(cmd: JobCmd) -> Outcome {
         }
         JobCmd::Terminate(a) => {
             let conn = a.server.connect()?;
-            let job = conn
-                .client
-                .terminate(&a.id)
-                .await
-                .map_err(|e| conn.fail(e))?;
+            let job = match (&a.task, a.index) {
+                (Some(task), Some(index)) => {
+                    conn.client.terminate_instance(&a.id, task, index).await
+                }
+                _ => conn.client.terminate(&a.id).await,
+            }
+            .map_err(|e| conn.fail(e))?;
             print_summary(a.out.output, &job);
         }
         JobCmd::Retry(a) => {
