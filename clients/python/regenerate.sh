@@ -7,7 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 kiln=${KILN:-$here/../../target/debug/kiln}
-tools=${KILN_TEST_PYTHON_TOOLS:?set KILN_TEST_PYTHON_TOOLS to the bin directory of the Python tools}
+tools=$(cd "${KILN_TEST_PYTHON_TOOLS:?set KILN_TEST_PYTHON_TOOLS to the bin directory of the Python tools}" && pwd)
 out=${1:-$here/kiln_client}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

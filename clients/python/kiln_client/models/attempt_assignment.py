@@ -31,7 +31,10 @@ class AttemptAssignment:
         job_name (str):
         key (AttemptKey): Names one attempt of one task instance. (It travels in answers too, so it tolerates unknown
             fields; the request bodies around it do not.)
-        env (AttemptAssignmentEnv | Unset): The task's `env`; the agent adds the `BATCH_*` variables itself.
+        env (AttemptAssignmentEnv | Unset): The task's `env`, with the instance's item variables
+            (`BATCH_TASK_INSTANCE_ITEM`,
+            `BATCH_ITEM_*`) if its task has items; the agent adds the other `BATCH_*` variables
+            itself. Mappings, redirects and an argv command come with the item filled in.
         image (str | Unset): `host`, or the Docker image to run the command in.
         inputs (list[InputMappingDto] | Unset): Remote storage to make available before the command runs.
         memory (int | Unset): Memory limit in bytes; 0: none (containers only).

@@ -11,7 +11,11 @@ T = TypeVar("T", bound="AttemptAssignmentEnv")
 
 @_attrs_define
 class AttemptAssignmentEnv:
-    """The task's `env`; the agent adds the `BATCH_*` variables itself."""
+    """The task's `env`, with the instance's item variables (`BATCH_TASK_INSTANCE_ITEM`,
+    `BATCH_ITEM_*`) if its task has items; the agent adds the other `BATCH_*` variables
+    itself. Mappings, redirects and an argv command come with the item filled in.
+
+    """
 
     additional_properties: dict[str, str] = _attrs_field(init=False, factory=dict)
 

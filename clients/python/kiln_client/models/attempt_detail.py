@@ -19,6 +19,9 @@ class AttemptDetail:
         state (str):
         ended_at (None | str | Unset): RFC 3339.
         exit_code (int | None | Unset):
+        memory (int | None | Unset): The memory limit the attempt ran with, in bytes (more than the task's after an
+            attempt
+            ran out of memory, see `on_out_of_memory`); absent when none was stated.
         node (None | str | Unset):
         reason (None | str | Unset):
         started_at (None | str | Unset): RFC 3339.
@@ -28,6 +31,7 @@ class AttemptDetail:
     state: str
     ended_at: None | str | Unset = UNSET
     exit_code: int | None | Unset = UNSET
+    memory: int | None | Unset = UNSET
     node: None | str | Unset = UNSET
     reason: None | str | Unset = UNSET
     started_at: None | str | Unset = UNSET
@@ -49,6 +53,12 @@ class AttemptDetail:
             exit_code = UNSET
         else:
             exit_code = self.exit_code
+
+        memory: int | None | Unset
+        if isinstance(self.memory, Unset):
+            memory = UNSET
+        else:
+            memory = self.memory
 
         node: None | str | Unset
         if isinstance(self.node, Unset):
@@ -80,6 +90,8 @@ class AttemptDetail:
             field_dict["ended_at"] = ended_at
         if exit_code is not UNSET:
             field_dict["exit_code"] = exit_code
+        if memory is not UNSET:
+            field_dict["memory"] = memory
         if node is not UNSET:
             field_dict["node"] = node
         if reason is not UNSET:
@@ -114,6 +126,15 @@ class AttemptDetail:
 
         exit_code = _parse_exit_code(d.pop("exit_code", UNSET))
 
+        def _parse_memory(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        memory = _parse_memory(d.pop("memory", UNSET))
+
         def _parse_node(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -146,6 +167,7 @@ class AttemptDetail:
             state=state,
             ended_at=ended_at,
             exit_code=exit_code,
+            memory=memory,
             node=node,
             reason=reason,
             started_at=started_at,
