@@ -59,6 +59,11 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
 pub const FINAL_LOG_WAIT: Duration = Duration::from_secs(10);
 /// On the way out, how long undelivered reports are retried once every attempt has ended.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
+/// An agent whose allocation ends (`AgentConfig::end_time`) leaves this long before the end,
+/// so that its leaving reaches the server before Slurm kills it.
+pub const LEAVE_MARGIN: Duration = Duration::from_secs(10);
+/// How long a leaving agent waits for the reports of attempts that ended already.
+const LEAVE_FLUSH: Duration = Duration::from_secs(3);
 /// At most this many `append_logs` requests per log round.
 const LOG_REQUESTS_PER_ROUND: usize = 8;
 
@@ -86,6 +91,21 @@ pub struct AgentConfig {
     pub heartbeat: Option<Duration>,
     /// Run tasks whose image is a Docker image, if a Docker Engine answers on this node.
     pub containers: bool,
+    /// When the node's allocation ends (ms since the epoch; a Slurm job's time limit). The
+    /// agent takes only attempts whose `timeout` ends [`LEAVE_MARGIN`] before it, and leaves
+    /// then: its attempts run again elsewhere (`NODE_LOST`).
+    pub end_time: Option<u64>,
+    /// Leave (rather than stop and report the attempts) when told to shut down: the node runs
+    /// in an allocation that can end at any time (`scancel`, preemption).
+    pub leave_on_signal: bool,
+}
+
+impl AgentConfig {
+    /// When this agent leaves (ms since the epoch), if its allocation ends.
+    pub fn leaves_at(&self) -> Option<u64> {
+        self.end_time
+            .map(|end| end.saturating_sub(LEAVE_MARGIN.as_millis() as u64))
+    }
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -102,6 +122,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("kill_grace", &self.kill_grace)
             .field("heartbeat", &self.heartbeat)
             .field("containers", &self.containers)
+            .field("end_time", &self.end_time)
+            .field("leave_on_signal", &self.leave_on_signal)
             .finish()
     }
 }
@@ -430,10 +452,38 @@ pub async fn run_agent(
     ];
 
     let fatal_now = |shared: &Shared| lock(&shared.fatal).take();
-    tokio::select! {
-        () = &mut shutdown => tracing::info!("shutting down: stopping running attempts"),
-        () = shared.drained.notified() => tracing::info!("drained: no attempt runs"),
-        () = shared.fatal_notify.notified() => {}
+    let leaves_at = shared.cfg.leaves_at();
+    let end = async {
+        match leaves_at {
+            Some(at) => {
+                let left = at.saturating_sub(epoch_ms());
+                tokio::time::sleep(Duration::from_millis(left)).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let leave_on_signal = shared.cfg.leave_on_signal;
+    let leave = tokio::select! {
+        () = &mut shutdown => {
+            if leave_on_signal {
+                tracing::info!("told to stop: leaving");
+            } else {
+                tracing::info!("shutting down: stopping running attempts");
+            }
+            leave_on_signal
+        }
+        () = end => {
+            tracing::info!("the allocation ends: leaving");
+            true
+        }
+        () = shared.drained.notified() => {
+            tracing::info!("drained: no attempt runs");
+            false
+        }
+        () = shared.fatal_notify.notified() => false,
+    };
+    if leave {
+        return leave_now(&shared, tasks).await;
     }
     shared.stopping.send_replace(true);
     shared.stop_all();
@@ -479,6 +529,48 @@ pub async fn run_agent(
     result
 }
 
+/// Milliseconds since the Unix epoch.
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Leaves the cluster at once: tells the server (which ends the attempts held here `NODE_LOST`,
+/// to run again elsewhere), then kills them. Nothing more is reported.
+async fn leave_now(shared: &Arc<Shared>, tasks: Vec<JoinHandle<()>>) -> Result<(), AgentError> {
+    shared.stopping.send_replace(true);
+    // What ended already is reported first, so that it is not handed back as lost.
+    let target = shared.submitted.load(Ordering::SeqCst);
+    let mut settled = shared.settled.subscribe();
+    let _ = tokio::time::timeout(LEAVE_FLUSH, settled.wait_for(|s| *s >= target)).await;
+    let held = shared.held_keys();
+    let req = HeartbeatRequest {
+        node_id: shared.node_id(),
+        running: held.clone(),
+        leaving: true,
+    };
+    match timed(Duration::from_secs(5), shared.client.heartbeat(&req)).await {
+        Ok(_) => tracing::info!(
+            "left the server; {} attempt(s) run again elsewhere",
+            held.len()
+        ),
+        Err(e) => tracing::warn!(
+            "could not tell the server that this node leaves ({e}); it finds out when the \
+             heartbeats stop"
+        ),
+    }
+    for task in &tasks {
+        task.abort();
+    }
+    for kill in lock(&shared.held).values().flatten() {
+        kill.kill();
+    }
+    let mut live = shared.live.subscribe();
+    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, live.wait_for(|n| *n == 0)).await;
+    Ok(())
+}
+
 /// Registers, retrying transport errors and 5xx forever. `None` when `stopping` was set first.
 async fn register(
     client: &Client,
@@ -496,6 +588,7 @@ async fn register(
         version: env!("CARGO_PKG_VERSION").to_string(),
         containers,
         running,
+        ends_at: cfg.leaves_at(),
     };
     let mut retrier = backoff::Retrier::new("registering with the server");
     let mut stop = stopping.subscribe();
@@ -558,6 +651,7 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
         let req = HeartbeatRequest {
             node_id: shared.node_id(),
             running: shared.held_keys(),
+            leaving: false,
         };
         let resp = match timed(REQUEST_TIMEOUT, shared.client.heartbeat(&req)).await {
             Ok(resp) => {
@@ -573,6 +667,11 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
                 continue;
             }
         };
+        if resp.unknown_node && *shared.draining.borrow() && *shared.live.borrow() == 0 {
+            // Drained, and the server has let the node go: it does not come back.
+            shared.drained.notify_one();
+            return;
+        }
         if resp.unknown_node {
             tracing::warn!(
                 "the server does not know node {}: registering again",
@@ -691,6 +790,8 @@ async fn lease_loop(shared: Arc<Shared>) {
             r = timed(lease_wait + LEASE_MARGIN, shared.client.lease(&req)) => r,
             // An answer dropped here is recovered by the server as for a lost connection.
             _ = stop.wait_for(|s| *s) => return,
+            // A draining node is given no more work: stop waiting for it.
+            _ = draining.wait_for(|d| *d) => continue,
         };
         let resp = match resp {
             Ok(resp) => {
@@ -798,12 +899,38 @@ async fn run_attempt(
     {
         tracing::warn!("the output of {key} is not shipped yet; reporting its end anyway");
     }
+    // In an allocation, a task killed by a signal most likely died with the allocation
+    // (`scancel`, the time limit: Slurm signals every process of the job): hold its end a
+    // moment, and if the agent is leaving meanwhile, the attempt is handed back with the rest
+    // (`NODE_LOST`) instead of counting as the task's failure.
+    if shared.cfg.leave_on_signal
+        && matches!(
+            outcome,
+            kiln_core::state::Outcome::Signaled(libc_sig::TERM | libc_sig::KILL)
+        )
+    {
+        let mut stopping = shared.stopping.subscribe();
+        let left = tokio::time::timeout(SIGNAL_HOLD, stopping.wait_for(|s| *s)).await;
+        if left.is_ok() {
+            return;
+        }
+    }
     if let Some(entry) = lock(&shared.held).get_mut(&key) {
         *entry = None;
     }
     shared.report(key, outcome_kind(outcome));
     drop(slot);
 }
+
+/// The signal numbers an allocation's end sends.
+mod libc_sig {
+    pub const TERM: i32 = 15;
+    pub const KILL: i32 = 9;
+}
+
+/// How long the end of an attempt killed by a signal waits for the agent to leave (with
+/// `AgentConfig::leave_on_signal`).
+const SIGNAL_HOLD: Duration = Duration::from_secs(3);
 
 async fn reporter(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<AttemptEvent>) {
     let mut queue = ReportQueue::default();

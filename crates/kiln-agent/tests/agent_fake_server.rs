@@ -163,6 +163,8 @@ fn config(server: &str, dir: &std::path::Path, slots: u32) -> AgentConfig {
         kill_grace: Duration::from_millis(200),
         heartbeat: None,
         containers: false,
+        end_time: None,
+        leave_on_signal: false,
     }
 }
 

@@ -65,6 +65,10 @@ pub struct RegisterRequest {
     /// Attempts still running on this agent (after a reconnect).
     #[serde(default)]
     pub running: Vec<AttemptKey>,
+    /// When the agent goes away (ms since the epoch; a Slurm allocation's end): it is given
+    /// only attempts whose `timeout` ends before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -81,6 +85,11 @@ pub struct HeartbeatRequest {
     pub node_id: String,
     #[serde(default)]
     pub running: Vec<AttemptKey>,
+    /// The agent is going away now (its allocation ends, or it was told to stop there): the
+    /// attempts it holds are lost (`NODE_LOST`, not counted against `retries`) and run again
+    /// elsewhere; it kills them itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

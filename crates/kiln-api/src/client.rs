@@ -335,6 +335,21 @@ impl Client {
         self.get(&paths::compute_env(name), &[]).await
     }
 
+    /// An environment's scaling activities, newest first.
+    pub async fn compute_env_activities(
+        &self,
+        name: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<ActivityList, ClientError> {
+        let (offset, limit) = (offset.to_string(), limit.to_string());
+        let query = [
+            ("offset", Some(offset.as_str())),
+            ("limit", Some(limit.as_str())),
+        ];
+        self.get(&paths::compute_env_activities(name), &query).await
+    }
+
     pub async fn scale(
         &self,
         name: &str,

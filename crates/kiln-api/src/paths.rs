@@ -20,6 +20,7 @@
 //! | [`COMPUTE_ENVS`] | GET / POST | → [`ComputeEnvList`](crate::ComputeEnvList) / [`ComputeEnv`](crate::ComputeEnv) → 201 [`ComputeEnvDetail`](crate::ComputeEnvDetail) |
 //! | [`COMPUTE_ENV`] | GET / DELETE | → [`ComputeEnvDetail`](crate::ComputeEnvDetail) / 204 |
 //! | [`COMPUTE_ENV_SCALE`] | POST | [`ScaleRequest`](crate::ScaleRequest) → [`ComputeEnvDetail`](crate::ComputeEnvDetail) |
+//! | [`COMPUTE_ENV_ACTIVITIES`] | GET | → [`ActivityList`](crate::ActivityList) |
 //! | [`NODES`] | GET | → [`NodeList`](crate::NodeList) |
 //! | [`AGENT_REGISTER`] | POST | [`RegisterRequest`](crate::RegisterRequest) → [`RegisterResponse`](crate::RegisterResponse) |
 //! | [`AGENT_HEARTBEAT`] | POST | [`HeartbeatRequest`](crate::HeartbeatRequest) → [`HeartbeatResponse`](crate::HeartbeatResponse) |
@@ -44,6 +45,7 @@ pub const TEMPLATE: &str = "/v1/task-templates/{name}";
 pub const COMPUTE_ENVS: &str = "/v1/compute-envs";
 pub const COMPUTE_ENV: &str = "/v1/compute-envs/{name}";
 pub const COMPUTE_ENV_SCALE: &str = "/v1/compute-envs/{name}/scale";
+pub const COMPUTE_ENV_ACTIVITIES: &str = "/v1/compute-envs/{name}/activities";
 pub const NODES: &str = "/v1/nodes";
 pub const AGENT_REGISTER: &str = "/v1/agent/register";
 pub const AGENT_HEARTBEAT: &str = "/v1/agent/heartbeat";
@@ -104,6 +106,10 @@ pub fn compute_env_scale(name: &str) -> String {
     format!("{}/scale", compute_env(name))
 }
 
+pub fn compute_env_activities(name: &str) -> String {
+    format!("{}/activities", compute_env(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +144,10 @@ mod tests {
         assert_eq!(template("pool-a"), fill(TEMPLATE, &p));
         assert_eq!(compute_env("pool-a"), fill(COMPUTE_ENV, &p));
         assert_eq!(compute_env_scale("pool-a"), fill(COMPUTE_ENV_SCALE, &p));
+        assert_eq!(
+            compute_env_activities("pool-a"),
+            fill(COMPUTE_ENV_ACTIVITIES, &p)
+        );
     }
 
     #[test]

@@ -194,7 +194,11 @@ pub struct TemplateList {
 }
 
 /// A compute environment: the body of `POST /v1/compute-envs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+///
+/// Its size is fixed (`desired_nodes`) or follows the backlog (`max_nodes`, with `min_nodes`,
+/// `idle_timeout` and `max_pending_allocations`). The `slurm` provider's fields say how each
+/// allocation is submitted with `sbatch`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComputeEnv {
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
@@ -216,6 +220,47 @@ pub struct ComputeEnv {
     pub network: Option<String>,
     #[schema(minimum = 1)]
     pub slots: Option<u32>,
+    /// Backlog scaling: nodes kept even without work [default 0].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_nodes: Option<u32>,
+    /// Backlog scaling: at most this many nodes; setting it turns backlog scaling on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_nodes: Option<u32>,
+    /// Backlog scaling: a node idle this long is removed, e.g. `5m` [default 5m].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Backlog scaling: at most this many allocations (Slurm jobs, or nodes starting) on
+    /// their way at once [default 4].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_allocations: Option<u32>,
+    /// `slurm`: `sbatch --partition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `slurm`: `sbatch --account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `slurm`: `sbatch --qos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// `slurm`: `sbatch --time`, e.g. `2h`; the agents stop taking work that would not end
+    /// before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit: Option<String>,
+    /// `slurm`: `sbatch --nodes` [default 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_per_allocation: Option<u32>,
+    /// `slurm`: CPUs asked for on each node [default 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_node: Option<u32>,
+    /// `slurm`: `sbatch --mem`, e.g. `4GiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_node: Option<String>,
+    /// `slurm`: further `sbatch` arguments, passed as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbatch_args: Option<Vec<String>>,
+    /// `slurm`: agents (Kiln nodes) started in each allocation [default: one per Slurm node].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers_per_allocation: Option<u32>,
 }
 
 /// `GET /v1/compute-envs/{name}` (also the answer of create and scale): the environment and
@@ -227,6 +272,66 @@ pub struct ComputeEnvDetail {
     pub env: ComputeEnv,
     #[serde(default)]
     pub nodes: Vec<NodeRef>,
+    /// What holds capacity back, for people (e.g. `2 allocations pending in Slurm (job 1234
+    /// PENDING: Resources)`, or the provider's last error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `slurm`: the environment's allocations (Slurm jobs) that have not ended.
+    #[serde(default)]
+    pub allocations: Vec<AllocationInfo>,
+    /// The latest scaling activities, newest first (at most 20; all of them at
+    /// `GET /v1/compute-envs/{name}/activities`).
+    #[serde(default)]
+    pub activities: Vec<ActivityInfo>,
+}
+
+/// One allocation of a `slurm` environment: a Slurm job running agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AllocationInfo {
+    /// The Slurm job id.
+    pub job_id: String,
+    /// Slurm's state (`PENDING`, `RUNNING`, `COMPLETING`, …).
+    pub state: String,
+    /// Slurm's reason (`Resources`, `Priority`, …), if it gives one.
+    pub reason: Option<String>,
+    /// Agents the allocation starts.
+    pub workers: u32,
+    /// Of those, how many have registered.
+    pub registered: u32,
+    /// RFC 3339: when it was submitted.
+    pub submitted_at: String,
+    /// RFC 3339: when Slurm ends it, once it runs (its time limit).
+    pub ends_at: Option<String>,
+}
+
+/// A scaling activity, in the shape of Tencent's `DescribeComputeEnvActivities`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActivityInfo {
+    pub activity_id: String,
+    /// The node made or removed (absent while a node being made has not registered).
+    pub compute_node_id: Option<String>,
+    /// `CREATE_COMPUTE_NODE` or `TERMINATE_COMPUTE_NODE`.
+    pub compute_node_activity_type: String,
+    pub env_id: String,
+    /// Why the scaler did it.
+    pub cause: String,
+    /// `SUBMITTED`, `PROCESSING`, `SUCCEED` or `FAILED`.
+    pub activity_state: String,
+    /// Why it is in that state (e.g. Slurm's refusal).
+    pub state_reason: Option<String>,
+    /// RFC 3339.
+    pub start_time: String,
+    /// RFC 3339, once it ended.
+    pub end_time: Option<String>,
+    /// What the provider made: the Slurm job id, the container or the process id.
+    pub instance_id: Option<String>,
+}
+
+/// `GET /v1/compute-envs/{name}/activities?offset=&limit=`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActivityList {
+    pub total_count: u32,
+    pub items: Vec<ActivityInfo>,
 }
 
 /// `GET /v1/compute-envs`.

@@ -130,6 +130,7 @@ async fn refused_connection_is_transport_error() {
         .heartbeat(&HeartbeatRequest {
             node_id: "n".into(),
             running: vec![],
+            leaving: false,
         })
         .await
         .unwrap_err();

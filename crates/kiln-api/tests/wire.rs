@@ -27,6 +27,21 @@ fn key(index: u32) -> AttemptKey {
     }
 }
 
+fn activity() -> ActivityInfo {
+    ActivityInfo {
+        activity_id: "act-1".into(),
+        compute_node_id: Some("hpc-12-0".into()),
+        compute_node_activity_type: "CREATE_COMPUTE_NODE".into(),
+        env_id: "hpc".into(),
+        cause: "200 RUNNABLE instance(s) need 100 node(s), 0 up or on their way".into(),
+        activity_state: "SUCCEED".into(),
+        state_reason: None,
+        start_time: "2026-01-01T00:00:00Z".into(),
+        end_time: Some("2026-01-01T00:00:03Z".into()),
+        instance_id: Some("12".into()),
+    }
+}
+
 fn env() -> ComputeEnv {
     ComputeEnv {
         name: "pool-a".into(),
@@ -38,6 +53,9 @@ fn env() -> ComputeEnv {
         image: Some("alpine:3".into()),
         network: None,
         slots: Some(4),
+        max_nodes: Some(8),
+        idle_timeout: Some("5m".into()),
+        ..ComputeEnv::default()
     }
 }
 
@@ -136,8 +154,23 @@ fn rest_types_round_trip() {
             name: "n1".into(),
             state: "RUNNING".into(),
         }],
+        status: Some("1 allocation pending in Slurm (job 12 PENDING: Resources)".into()),
+        allocations: vec![AllocationInfo {
+            job_id: "12".into(),
+            state: "PENDING".into(),
+            reason: Some("Resources".into()),
+            workers: 1,
+            registered: 0,
+            submitted_at: "2026-01-01T00:00:00Z".into(),
+            ends_at: None,
+        }],
+        activities: vec![activity()],
     };
     round_trip(&detail);
+    round_trip(&ActivityList {
+        total_count: 1,
+        items: vec![activity()],
+    });
     round_trip(&ComputeEnvList {
         items: vec![detail],
     });
@@ -174,6 +207,7 @@ fn agent_types_round_trip() {
         version: "0.1.0".into(),
         containers: true,
         running: vec![key(0), key(1)],
+        ends_at: Some(1_800_000_000_000),
     });
     round_trip(&RegisterResponse {
         node_id: "node-1".into(),
@@ -183,6 +217,7 @@ fn agent_types_round_trip() {
     round_trip(&HeartbeatRequest {
         node_id: "node-1".into(),
         running: vec![key(3)],
+        leaving: true,
     });
     round_trip(&HeartbeatResponse {
         kill: vec![key(3)],
@@ -407,6 +442,9 @@ fn compute_env_detail_is_flat() {
             name: "n1".into(),
             state: "RUNNING".into(),
         }],
+        status: None,
+        allocations: Vec::new(),
+        activities: Vec::new(),
     };
     let v = serde_json::to_value(&detail).unwrap();
     assert_eq!(v["name"], "pool-a");
@@ -428,6 +466,7 @@ fn openapi_has_every_schema() {
         "JobDetail",
         "InstanceList",
         "ComputeEnvDetail",
+        "ActivityList",
         "NodeList",
         "Health",
         "RegisterRequest",
@@ -440,5 +479,5 @@ fn openapi_has_every_schema() {
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
-    assert_eq!(schemas.len(), 39);
+    assert_eq!(schemas.len(), 42);
 }

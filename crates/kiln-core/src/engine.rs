@@ -147,8 +147,12 @@ pub struct Node {
     /// `timeout` ends before then, and none without one after then.
     pub ends_at: Option<u64>,
     queued: u32,
-    free_millicpus: u64,
-    free_memory: u64,
+    /// What the attempts holding capacity use: may exceed the node's size for a moment (an
+    /// attempt that waited on the node may report its start before the one it waited for
+    /// reports its end), and is remembered exactly, so that such an overlap is not mistaken for
+    /// free room.
+    used_millicpus: u64,
+    used_memory: u64,
 }
 
 impl Node {
@@ -164,8 +168,8 @@ impl Node {
             containers: false,
             ends_at: None,
             queued: 0,
-            free_millicpus: millicpus,
-            free_memory: memory,
+            used_millicpus: 0,
+            used_memory: 0,
         }
     }
 
@@ -198,9 +202,14 @@ impl Node {
         self.open_to(task, now) && self.fits(r)
     }
 
-    /// Whether an instance of `task` needing `r` may wait on this node for capacity.
+    /// Whether an instance of `task` needing `r` may wait on this node for capacity. On a
+    /// node that goes away, it may start up to one `timeout` later (the slots it waits for are
+    /// held by attempts of the same bound), so it must fit twice.
     fn queues(&self, task: &TaskSpec, r: &Resources, now: u64) -> bool {
-        self.open_to(task, now) && self.queued < self.prefetch && self.could_fit(r)
+        let waits = task.timeout_ms.unwrap_or(0);
+        self.open_to(task, now.saturating_add(waits))
+            && self.queued < self.prefetch
+            && self.could_fit(r)
     }
 
     /// Whether this node is one `task` may ever run on (up or not).
@@ -209,11 +218,7 @@ impl Node {
     }
 
     fn open_to(&self, task: &TaskSpec, now: u64) -> bool {
-        self.up
-            && !self.draining
-            && self.pool == task.compute_env
-            && (self.containers || task.image == Image::Host)
-            && self.outlasts(task, now)
+        self.up && !self.draining && self.serves(task) && self.outlasts(task, now)
     }
 
     /// Whether an attempt of `task` started now ends (by its `timeout`) before the node does.
@@ -223,7 +228,8 @@ impl Node {
     }
 
     fn fits(&self, r: &Resources) -> bool {
-        u64::from(r.millicpus) <= self.free_millicpus && r.memory <= self.free_memory
+        self.used_millicpus.saturating_add(u64::from(r.millicpus)) <= self.millicpus
+            && self.used_memory.saturating_add(r.memory) <= self.memory
     }
 
     /// Whether an instance needing `r` could ever fit here.
@@ -232,13 +238,13 @@ impl Node {
     }
 
     fn take(&mut self, r: &Resources) {
-        self.free_millicpus = self.free_millicpus.saturating_sub(u64::from(r.millicpus));
-        self.free_memory = self.free_memory.saturating_sub(r.memory);
+        self.used_millicpus = self.used_millicpus.saturating_add(u64::from(r.millicpus));
+        self.used_memory = self.used_memory.saturating_add(r.memory);
     }
 
     fn give(&mut self, r: &Resources) {
-        self.free_millicpus = (self.free_millicpus + u64::from(r.millicpus)).min(self.millicpus);
-        self.free_memory = (self.free_memory + r.memory).min(self.memory);
+        self.used_millicpus = self.used_millicpus.saturating_sub(u64::from(r.millicpus));
+        self.used_memory = self.used_memory.saturating_sub(r.memory);
     }
 }
 
@@ -382,8 +388,8 @@ impl Engine {
     /// Sets every node's free capacity from the attempts active on it.
     fn recompute_capacity(&mut self) {
         for n in &mut self.nodes {
-            n.free_millicpus = n.millicpus;
-            n.free_memory = n.memory;
+            n.used_millicpus = 0;
+            n.used_memory = 0;
             n.queued = 0;
         }
         for job in &self.jobs {

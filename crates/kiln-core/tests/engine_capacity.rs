@@ -80,3 +80,67 @@ fn a_node_that_goes_away_takes_only_attempts_that_end_before_it() {
         "long still waits for another node"
     );
 }
+
+#[test]
+fn an_attempt_waits_on_a_node_that_goes_away_only_if_it_fits_twice() {
+    let mut e = Engine::new(vec![]);
+    let job = spec(
+        "name: q\ntasks:\n  w: {command: 'true', instances: 6, timeout: 10s, compute_env: hpc}\n",
+    );
+    e.add_job("job-1".into(), job, 1, 0);
+    let node = Node::new("hpc-1", 1000, GIB)
+        .in_pool(Some("hpc".into()))
+        .with_prefetch(1)
+        .with_end(Some(60_000));
+    e.add_node(node);
+    // At 30 s: one runs (ends by 40 s), one waits (starts by 40 s, ends by 50 s).
+    assert_eq!(e.schedule(30_000).len(), 2);
+    let done = |e: &mut Engine, index, at| {
+        let ev = Event::Ended {
+            task: 0,
+            index,
+            attempt: 1,
+            outcome: Outcome::Exited(0),
+        };
+        e.apply("job-1", ev, at);
+    };
+    done(&mut e, 0, 44_000);
+    done(&mut e, 1, 45_000);
+    // At 45 s: one more may run (ends by 55 s), but none may wait (it could end at 65 s).
+    assert_eq!(e.schedule(45_000).len(), 1);
+}
+
+#[test]
+fn a_waiting_attempt_that_starts_before_the_one_it_waited_for_ends_is_not_free_room() {
+    let mut e = Engine::new(vec![]);
+    let job = spec("name: o\ntasks:\n  w: {command: 'true', instances: 5, compute_env: p}\n");
+    e.add_job("job-1".into(), job, 1, 0);
+    e.add_node(
+        Node::new("p-1", 1000, GIB)
+            .in_pool(Some("p".into()))
+            .with_prefetch(1),
+    );
+    // 0 runs, 1 waits on the node.
+    assert_eq!(e.schedule(0).len(), 2);
+    // The agent starts 1 as 0 ends, and its start arrives before 0's end.
+    let started = Event::Started {
+        task: 0,
+        index: 1,
+        attempt: 1,
+        pid: None,
+    };
+    e.apply("job-1", started, 1);
+    let d = e.schedule(1);
+    assert_eq!(d.len(), 1, "2 may wait behind 1: {d:?}");
+    let ended = Event::Ended {
+        task: 0,
+        index: 0,
+        attempt: 1,
+        outcome: Outcome::Exited(0),
+    };
+    e.apply("job-1", ended, 2);
+    // 1 runs, 2 waits: no room for a third.
+    assert!(e.schedule(2).is_empty());
+    let hpc = e.node_index("p-1").unwrap();
+    assert_eq!(e.node_load()[hpc], 2);
+}

@@ -94,6 +94,8 @@ pub struct ApiState {
     pub lease_wait: Duration,
     /// The instance types specs, templates and compute environments may name.
     pub catalog: Catalog,
+    /// Compute environments' activities and status (`kiln why` says what holds capacity back).
+    pub activities: crate::envs::Activities,
 }
 
 type Shared = Arc<ApiState>;
@@ -670,8 +672,13 @@ async fn why(
     if q.index.is_some() && q.task.is_none() {
         return Err(ApiError::bad("index needs task").field("index"));
     }
+    let activities = st.activities.clone();
     Ok(Json(
-        on_store(&st, move |s| views::why(s, &id, q.task.as_deref(), q.index)).await?,
+        on_store(&st, move |s| {
+            let status = |env: &str| activities.status(env);
+            views::why(s, &id, q.task.as_deref(), q.index, &status)
+        })
+        .await?,
     ))
 }
 

@@ -202,7 +202,8 @@ impl Driver {
         // As many again may wait on the agent, so that a freed slot starts new work at once
         // instead of after a round trip to the server.
         .with_prefetch(req.slots)
-        .with_containers(req.containers);
+        .with_containers(req.containers)
+        .with_end(req.ends_at);
         self.engine_mut().add_node(node);
         let running: Vec<AttemptRef> = req
             .running
@@ -225,6 +226,14 @@ impl Driver {
             .on(NodeEvent::Registered);
         if state == NodeState::Deleting {
             self.engine_mut().set_draining(&req.name, true);
+        }
+        if previous.is_none()
+            && let Some(env) = &req.compute_env
+        {
+            self.providers
+                .scaling
+                .activities
+                .node_joined(env, &req.name, now);
         }
         let outbox = previous.map(|p| p.outbox).unwrap_or_default();
         self.agents.by_id.insert(
@@ -282,6 +291,15 @@ impl Driver {
             };
         }
         agent.last_seen = now;
+        if req.leaving {
+            let name = agent.name.clone();
+            self.node_gone(&name, "its agent left");
+            return HeartbeatResponse {
+                kill: Vec::new(),
+                drain: true,
+                unknown_node: false,
+            };
+        }
         let drain = agent.state == NodeState::Deleting;
         let kill = std::mem::take(&mut agent.kills);
         if drain && kill.is_empty() {
@@ -574,6 +592,25 @@ impl Driver {
         };
         if let Err(e) = self.store().upsert_node(&record) {
             tracing::warn!("cannot record node {}: {e}", record.name);
+        }
+    }
+
+    /// A node is gone for good (its agent left, its Slurm allocation ended): the attempts it
+    /// held end `NODE_LOST` and run again elsewhere, and it is forgotten.
+    pub fn node_gone(&mut self, name: &str, why: &str) {
+        let Some(id) = self.agents.by_name(name).map(|a| a.id.clone()) else {
+            return;
+        };
+        let lost = self.engine().active_on(name).len();
+        if lost > 0 {
+            tracing::warn!("node {name} is gone ({why}): its {lost} attempt(s) run again");
+        } else {
+            tracing::info!("node {name} is gone ({why})");
+        }
+        self.engine_mut().node_lost(name, now_ms());
+        self.agents.by_id.remove(&id);
+        if let Err(e) = self.store().delete_node(name) {
+            tracing::warn!("cannot forget node {name}: {e}");
         }
     }
 

@@ -697,6 +697,7 @@ impl Driver {
             }
             if self.is_leader() && self.last_reconcile.elapsed() >= Duration::from_millis(500) {
                 self.last_reconcile = Instant::now();
+                self.scale_envs();
                 self.reconcile_envs();
                 self.forget_finished();
             }

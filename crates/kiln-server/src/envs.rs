@@ -2,17 +2,21 @@
 //!
 //! Providers: `local` — the server starts `kiln agent` processes on its own host to match the
 //! desired count, and drains the surplus; `docker` — the server runs node containers on the
-//! Docker Engine (see [`docker`]); `static` — operators start agents with
-//! `--compute-env NAME`, and Kiln shows desired against actual. Scaling down drains a node (no
-//! new work, running instances finish) before it leaves.
+//! Docker Engine (see [`docker`]); `slurm` — the server submits agents as Slurm jobs (see
+//! [`slurm`]); `static` — operators start agents with `--compute-env NAME`, and Kiln shows
+//! desired against actual. Scaling down drains a node (no new work, running instances finish)
+//! before it leaves. An environment with `max_nodes` scales with its backlog instead of a fixed
+//! `desired_nodes` (see [`scaling`]).
 
 mod docker;
+mod scaling;
+mod slurm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use kiln_api::{ComputeEnv, ComputeEnvDetail, NodeRef};
+use kiln_api::{ActivityList, ComputeEnv, ComputeEnvDetail, NodeRef};
 use kiln_core::model::Catalog;
 use kiln_store::ComputeEnvRecord;
 
@@ -20,6 +24,8 @@ pub use docker::{
     DockerConfig, DockerError, DockerNodes, LABEL_ENV, LABEL_NODE, LABEL_SERVER, MANAGED_LABEL,
     ROLE_LABEL, host_ca_bundle, host_docker_socket, node_url, run_docker_provider, server_id,
 };
+pub use scaling::{Activities, policy_of};
+pub use slurm::{SlurmConfig, SlurmNodes, check_slurm, run_slurm_provider};
 
 use crate::cluster::NodeState;
 use crate::driver::{Driver, now_ms};
@@ -45,6 +51,10 @@ pub struct Providers {
     children: BTreeMap<String, Child>,
     /// Runs the node containers of `docker` environments (absent in `kiln run`).
     docker: Option<DockerNodes>,
+    /// Submits the allocations of `slurm` environments (absent in `kiln run`).
+    slurm: Option<SlurmNodes>,
+    /// Idle clocks and activities of backlog scaling.
+    pub(crate) scaling: scaling::Scaling,
 }
 
 /// What every node of an environment has (from its `instance_type` or `resources`); `None`
@@ -96,12 +106,12 @@ pub fn check_env(e: &ComputeEnv, catalog: &Catalog) -> Result<NodeShape, JobOpEr
         ));
     }
     let docker = match e.provider.as_str() {
-        "local" | "static" => false,
+        "local" | "static" | "slurm" => false,
         "docker" => true,
         other => {
             return Err(invalid(
                 "provider",
-                format!("unknown provider `{other}`: expected local, docker or static"),
+                format!("unknown provider `{other}`: expected local, docker, slurm or static"),
             ));
         }
     };
@@ -114,6 +124,8 @@ pub fn check_env(e: &ComputeEnv, catalog: &Catalog) -> Result<NodeShape, JobOpEr
             format!("desired_nodes must be at most {MAX_DESIRED_NODES}"),
         ));
     }
+    let per_allocation = check_slurm(e)?;
+    policy_of(e, per_allocation)?;
     let shape = node_shape(e, catalog)?;
     if !docker {
         for (field, given) in [
@@ -266,34 +278,31 @@ fn valid_network(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// The parts of [`ComputeEnv`] kept as JSON beside the record.
+/// The parts of [`ComputeEnv`] kept as JSON beside the record: every field but those the
+/// record has columns for.
 fn config_json(e: &ComputeEnv) -> String {
-    serde_json::json!({
-        "instance_type": e.instance_type,
-        "resources": e.resources,
-        "image": e.image,
-        "network": e.network,
-        "slots": e.slots,
-    })
-    .to_string()
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        for column in ["name", "description", "provider", "desired_nodes"] {
+            obj.remove(column);
+        }
+    }
+    v.to_string()
 }
 
 fn env_of(r: &ComputeEnvRecord) -> ComputeEnv {
-    let cfg: serde_json::Value = serde_json::from_str(&r.config_json).unwrap_or_default();
-    let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let mut cfg: serde_json::Value = serde_json::from_str(&r.config_json).unwrap_or_default();
+    if let Some(obj) = cfg.as_object_mut() {
+        obj.insert("name".into(), r.name.clone().into());
+        obj.insert("provider".into(), r.provider.clone().into());
+    }
+    let env: ComputeEnv = serde_json::from_value(cfg).unwrap_or_default();
     ComputeEnv {
         name: r.name.clone(),
         description: r.description.clone(),
         provider: r.provider.clone(),
         desired_nodes: r.desired_nodes,
-        instance_type: s("instance_type"),
-        resources: cfg.get("resources").filter(|v| !v.is_null()).cloned(),
-        image: s("image"),
-        network: s("network"),
-        slots: cfg
-            .get("slots")
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok()),
+        ..env
     }
 }
 
@@ -309,15 +318,34 @@ impl Driver {
         self.providers.docker = Some(nodes);
     }
 
+    /// Lets this driver accept `slurm` environments, whose allocations `nodes` submits (with
+    /// [`run_slurm_provider`] on a runtime, off the driver thread).
+    pub fn set_slurm(&mut self, nodes: SlurmNodes) {
+        self.providers.slurm = Some(nodes);
+    }
+
+    /// The Slurm side of `slurm` environments, if this driver has one.
+    pub fn slurm_nodes(&self) -> Option<SlurmNodes> {
+        self.providers.slurm.clone()
+    }
+
+    /// The activities of every environment (shared with the provider loops).
+    pub fn activities(&self) -> Activities {
+        self.providers.scaling.activities.clone()
+    }
+
     /// The Docker side of `docker` environments, if this driver has one.
     pub fn docker_nodes(&self) -> Option<DockerNodes> {
         self.providers.docker.clone()
     }
 
-    /// Asks the docker provider to reconcile now rather than at its next period.
+    /// Asks the docker and slurm providers to reconcile now rather than at their next period.
     fn wake_docker(&self) {
         if let Some(d) = &self.providers.docker {
             d.wake();
+        }
+        if let Some(s) = &self.providers.slurm {
+            s.wake();
         }
     }
 
@@ -332,10 +360,43 @@ impl Driver {
                 state: a.state.as_str().to_string(),
             })
             .collect();
+        let seen = self
+            .providers
+            .slurm
+            .as_ref()
+            .filter(|_| r.provider == "slurm")
+            .map(|s| s.seen(&r.name))
+            .unwrap_or_default();
         ComputeEnvDetail {
             env: env_of(r),
             nodes,
+            status: self.providers.scaling.activities.status(&r.name),
+            allocations: seen.allocations,
+            activities: self.providers.scaling.activities.page(&r.name, 0, 20).1,
         }
+    }
+
+    /// `GET /v1/compute-envs/{name}/activities`: newest first.
+    pub fn env_activities(
+        &mut self,
+        name: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<ActivityList, JobOpError> {
+        if self.store().get_compute_env(name)?.is_none() {
+            return Err(JobOpError::NotFound(format!(
+                "no compute environment `{name}`"
+            )));
+        }
+        let (total, items) =
+            self.providers
+                .scaling
+                .activities
+                .page(name, offset as usize, limit as usize);
+        Ok(ActivityList {
+            total_count: u32::try_from(total).unwrap_or(u32::MAX),
+            items,
+        })
     }
 
     /// `POST /v1/compute-envs`.
@@ -351,6 +412,12 @@ impl Driver {
             if let Err(why) = nodes.server_url() {
                 return Err(invalid("provider", why));
             }
+        }
+        if e.provider == "slurm" && self.providers.slurm.is_none() {
+            return Err(invalid(
+                "provider",
+                "this server does not run slurm compute environments",
+            ));
         }
         if self.store().get_compute_env(&e.name)?.is_some() {
             return Err(JobOpError::Conflict(format!(
@@ -389,6 +456,16 @@ impl Driver {
 
     /// `POST /v1/compute-envs/{name}/scale`.
     pub fn scale_env(&mut self, name: &str, desired: u32) -> Result<ComputeEnvDetail, JobOpError> {
+        if let Some(r) = self.store().get_compute_env(name)?
+            && env_of(&r).max_nodes.is_some()
+        {
+            return Err(invalid(
+                "desired_nodes",
+                format!(
+                    "`{name}` scales with its backlog (min_nodes/max_nodes): it has no desired size"
+                ),
+            ));
+        }
         if !self.store().set_desired_nodes(name, desired)? {
             return Err(JobOpError::NotFound(format!(
                 "no compute environment `{name}`"
@@ -413,12 +490,13 @@ impl Driver {
             self.drain_agent(&m);
         }
         self.store().delete_compute_env(name)?;
+        self.providers.scaling.activities.forget(name);
         self.wake_docker();
         Ok(())
     }
 
     /// Live members of an environment: registered (or expected back) and not draining.
-    fn env_members(&self, env: &str) -> Vec<String> {
+    pub(crate) fn env_members(&self, env: &str) -> Vec<String> {
         self.agents()
             .list()
             .filter(|a| a.compute_env.as_deref() == Some(env))
@@ -463,7 +541,7 @@ impl Driver {
                     }
                 }
             }
-            let desired = env.desired_nodes as usize;
+            let desired = self.env_target(env) as usize;
             if members.len() > desired {
                 members.sort_by_key(|m| node_number(m, &env.name));
                 for m in members.split_off(desired) {

@@ -14,8 +14,8 @@ use kiln_core::model::Catalog;
 use crate::api::{ApiState, Tokens, digest, router};
 use crate::driver::{ClusterConfig, Driver, DriverError, LocalConfig, StopRequest};
 use crate::envs::{
-    DockerConfig, DockerNodes, ProviderConfig, host_ca_bundle, host_docker_socket, node_url,
-    run_docker_provider,
+    DockerConfig, DockerNodes, ProviderConfig, SlurmConfig, SlurmNodes, host_ca_bundle,
+    host_docker_socket, node_url, run_docker_provider, run_slurm_provider,
 };
 
 /// How `kiln server` is set up.
@@ -34,6 +34,7 @@ pub struct ServerConfig {
     pub kill_grace: Duration,
     pub cluster: ClusterConfig,
     pub docker: DockerOptions,
+    pub slurm: SlurmOptions,
     /// The instance types specs may name.
     pub catalog: Catalog,
 }
@@ -45,6 +46,17 @@ pub struct DockerOptions {
     /// see [`node_url`]].
     pub advertise_url: Option<String>,
     /// The kiln binary bind-mounted into node containers [default: this executable].
+    pub node_binary: Option<PathBuf>,
+}
+
+/// How allocations of `slurm` compute environments reach the server and get kiln.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    /// The server's URL as compute nodes reach it [default: `--advertise-url`, else the
+    /// listen address].
+    pub advertise_url: Option<String>,
+    /// The kiln binary allocations run, at a path every compute node has [default: this
+    /// executable].
     pub node_binary: Option<PathBuf>,
 }
 
@@ -177,6 +189,7 @@ pub fn run_server(
         lease_notify: driver.lease_notify(),
         lease_wait: cfg.cluster.lease_wait,
         catalog: cfg.catalog.clone(),
+        activities: driver.activities(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -229,6 +242,38 @@ pub fn run_server(
             nodes_dir: cfg.data_dir.join("nodes"),
         }),
         Err(e) => tracing::warn!("local compute environments cannot start agents: {e}"),
+    }
+    // Allocations of `slurm` environments run this binary, from the data directory's paths (a
+    // filesystem the compute nodes share), against the address they can reach.
+    let slurm_binary = cfg
+        .slurm
+        .node_binary
+        .clone()
+        .map_or_else(std::env::current_exe, Ok);
+    match (slurm_binary, crate::envs::server_id(&cfg.data_dir)) {
+        (Ok(kiln), Ok(server_id)) => {
+            let nodes = SlurmNodes::new(SlurmConfig {
+                kiln,
+                server_url: cfg
+                    .slurm
+                    .advertise_url
+                    .clone()
+                    .or_else(|| cfg.docker.advertise_url.clone())
+                    .unwrap_or_else(|| format!("http://{reachable}")),
+                agent_token_file: cfg.data_dir.join("agent-token"),
+                nodes_dir: cfg.data_dir.join("nodes"),
+                server_id,
+            });
+            driver.set_slurm(nodes.clone());
+            rt.spawn(run_slurm_provider(
+                driver.handle(),
+                nodes,
+                driver.activities(),
+            ));
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!("slurm compute environments cannot be served: {e}");
+        }
     }
     // Node containers of `docker` environments: the same binary, mounted, against the address
     // they can reach. The reconciler talks to the Docker Engine on the HTTP runtime.

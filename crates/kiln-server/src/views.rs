@@ -227,13 +227,23 @@ pub fn latest_attempt(
         .map_or((0, false), |a| (a.attempt, a.state.is_active())))
 }
 
-/// `GET /v1/jobs/{id}/why`: the state of a job, task or instance and what it waits for.
+/// `GET /v1/jobs/{id}/why`: the state of a job, task or instance and what it waits for. Work
+/// waiting for capacity also says what holds its environment's back (`env_status`, e.g.
+/// `NO_CAPACITY hpc: 2 allocations pending in Slurm (job 1234 PENDING: Resources)`).
 pub fn why(
     store: &dyn Store,
     id: &str,
     task: Option<&str>,
     index: Option<u32>,
+    env_status: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Why, JobOpError> {
+    let with_status = |reason: Option<Reason>| match reason {
+        Some(Reason::NoCapacity(pool)) => Some(Reason::NoCapacity(match env_status(&pool) {
+            Some(status) => format!("{pool}: {status}"),
+            None => pool,
+        })),
+        other => other,
+    };
     let v = view_of(store, id)?;
     let Some(task) = task else {
         let state = v.row.state;
@@ -242,7 +252,7 @@ pub fn why(
             .tasks
             .iter()
             .filter(|r| !r.state.is_terminal())
-            .map(|r| match &r.reason {
+            .map(|r| match with_status(r.reason.clone()) {
                 Some(why) => format!("{} is {} ({why})", r.name, r.state),
                 None => format!("{} is {}", r.name, r.state),
             })
@@ -298,6 +308,7 @@ pub fn why(
             (state, reason, what)
         }
     };
+    let reason = with_status(reason);
     Ok(Why {
         job: id.to_string(),
         task: Some(task.to_string()),
@@ -331,9 +342,16 @@ fn explain(what: &str, state: State, reason: Option<&Reason>) -> String {
         Some(Reason::ConcurrencyLimit) => {
             "its task's max_concurrency is reached; it starts when another instance ends".into()
         }
-        Some(Reason::NoCapacity(pool)) => format!(
-            "no node of `{pool}` has room for it; it starts when capacity frees up or nodes join"
-        ),
+        Some(Reason::NoCapacity(pool)) => match pool.split_once(": ") {
+            Some((pool, status)) => format!(
+                "no node of `{pool}` has room for it ({status}); it starts when capacity frees \
+                 up or nodes join"
+            ),
+            None => format!(
+                "no node of `{pool}` has room for it; it starts when capacity frees up or nodes \
+                 join"
+            ),
+        },
         Some(Reason::UpstreamFailed(up)) => format!("{up} did not succeed, so it cannot run"),
         Some(r) => r.to_string(),
         None => match state {

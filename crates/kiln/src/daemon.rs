@@ -8,7 +8,7 @@ use kiln_agent::agent::{AgentConfig, run_agent};
 use kiln_core::engine::Node;
 use kiln_core::model::Catalog;
 use kiln_server::ClusterConfig;
-use kiln_server::server::{DockerOptions, ServerConfig, run_server};
+use kiln_server::server::{DockerOptions, ServerConfig, SlurmOptions, run_server};
 
 use crate::exit;
 
@@ -27,6 +27,14 @@ pub struct ServerArgs {
     /// must run in their image [default: this executable].
     #[arg(long, env = "KILN_NODE_BINARY", value_name = "PATH")]
     node_binary: Option<PathBuf>,
+    /// The server's URL as the compute nodes of `slurm` compute environments reach it
+    /// [default: --advertise-url, else the listen address].
+    #[arg(long, env = "KILN_SLURM_ADVERTISE_URL", value_name = "URL")]
+    slurm_advertise_url: Option<String>,
+    /// The kiln binary allocations of `slurm` compute environments run, at a path every
+    /// compute node has [default: this executable].
+    #[arg(long, env = "KILN_SLURM_NODE_BINARY", value_name = "PATH")]
+    slurm_node_binary: Option<PathBuf>,
     /// Where the database, logs, working directories and the two tokens (`admin-token`,
     /// `agent-token`) are kept.
     #[arg(long, env = "KILN_DATA_DIR")]
@@ -87,6 +95,17 @@ pub struct AgentArgs {
     /// Seconds a stopped instance gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     kill_grace: u64,
+    /// When this node's allocation ends, in seconds since the Unix epoch (a Slurm job's time
+    /// limit): the agent takes only instances whose timeout ends before then, leaves just
+    /// before it, and on SIGTERM leaves at once; the instances it held run again elsewhere
+    /// (NODE_LOST).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    end_time: Option<u64>,
+    /// On SIGTERM, leave at once instead of stopping the running instances: they run again
+    /// elsewhere (NODE_LOST, not counted against retries). For nodes in allocations that can
+    /// end at any time (scancel, preemption).
+    #[arg(long)]
+    leave_on_signal: bool,
 }
 
 /// Sends the process's log (what the server and agents report with `tracing`) to stderr, at the
@@ -130,11 +149,16 @@ pub fn server(args: ServerArgs) -> u8 {
         eprintln!("error: --lease-ttl must be between 0.2 and 600 seconds");
         return exit::INVALID;
     }
-    if let Some(url) = &args.advertise_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        eprintln!("error: --advertise-url must be an http:// or https:// URL");
-        return exit::INVALID;
+    for (flag, url) in [
+        ("--advertise-url", &args.advertise_url),
+        ("--slurm-advertise-url", &args.slurm_advertise_url),
+    ] {
+        if let Some(url) = url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            eprintln!("error: {flag} must be an http:// or https:// URL");
+            return exit::INVALID;
+        }
     }
     let catalog = match &args.instance_types {
         None => Catalog::builtin(),
@@ -179,6 +203,10 @@ pub fn server(args: ServerArgs) -> u8 {
         docker: DockerOptions {
             advertise_url: args.advertise_url,
             node_binary: args.node_binary,
+        },
+        slurm: SlurmOptions {
+            advertise_url: args.slurm_advertise_url,
+            node_binary: args.slurm_node_binary,
         },
     };
     let stop = crate::signals::stop_requests(
@@ -242,6 +270,8 @@ pub fn agent(args: AgentArgs) -> u8 {
         heartbeat: None,
         // Tasks with a Docker image run here if a Docker Engine answers.
         containers: true,
+        end_time: args.end_time.map(|s| s.saturating_mul(1000)),
+        leave_on_signal: args.leave_on_signal,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -100,6 +100,11 @@ impl Drop for Leftovers {
 /// network of its own, created with no nodes. Bind the guard first, so that it is dropped
 /// after the server (which would otherwise make new containers as the guard removes them).
 fn docker_env(slots: u32) -> (Leftovers, Cluster, String) {
+    docker_env_sized(slots, "desired_nodes: 0")
+}
+
+/// [`docker_env`] with the size given as YAML (`desired_nodes: 0`, or backlog scaling fields).
+fn docker_env_sized(slots: u32, size: &str) -> (Leftovers, Cluster, String) {
     support::test_image();
     let c = Cluster::with_options(ServerOptions {
         host: "0.0.0.0".into(),
@@ -115,7 +120,7 @@ fn docker_env(slots: u32) -> (Leftovers, Cluster, String) {
         "env.yaml",
         &format!(
             "name: {env}\nprovider: docker\nimage: {IMAGE}\nnetwork: {network}\n\
-             instance_type: S1.SMALL1\nslots: {slots}\ndesired_nodes: 0\n"
+             instance_type: S1.SMALL1\nslots: {slots}\n{size}\n"
         ),
     );
     let (code, out, err) = c.run(&["env", "create", path(&file)]);
@@ -401,5 +406,56 @@ fn a_node_container_runs_containerised_tasks_beside_itself() {
     assert_eq!(out.trim(), format!("t-0 node-{env}-1 /kiln/work"));
     let (ok, left, err) = docker(&["ps", "-aq", "--filter", &format!("label=kiln.job={id}")]);
     assert!(ok && left.trim().is_empty(), "{left}{err}");
+    delete_and_check_clean(&c, &env, &guard.network);
+}
+
+#[test]
+fn a_docker_environment_grows_with_its_backlog_and_shrinks_back_to_none() {
+    let (guard, c, env) = docker_env_sized(1, "max_nodes: 2\nidle_timeout: 3s");
+    assert!(node_containers(&env, false).is_empty(), "no work, no node");
+    let spec = c.spec(
+        "backlog.yaml",
+        &format!(
+            "name: backlog\ntasks:\n  work:\n    instances: 16\n    compute_env: {env}\n    \
+             command: sleep 0.5\n"
+        ),
+    );
+    let id = c.submit(&spec);
+    let want: BTreeSet<String> = (1..=2).map(|n| format!("{env}-{n}")).collect();
+    wait_until(120, "two running nodes", || running_nodes(&c, &env) == want);
+    let job = c.wait_job(&id, 180, |v| {
+        assert!(node_containers(&env, false).len() <= 2, "above max_nodes");
+        state(v) == "SUCCEED"
+    });
+    assert_eq!(job["tasks"][0]["counts"]["SUCCEED"], 16);
+    // Idle for 3 s: both drain, and their containers go.
+    wait_until(90, "the node containers to go", || {
+        node_containers(&env, false).is_empty()
+    });
+    wait_until(30, "no running node", || running_nodes(&c, &env).is_empty());
+    let (status, acts) = c.request("GET", &format!("/v1/compute-envs/{env}/activities"), None);
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = acts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["compute_node_activity_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "CREATE_COMPUTE_NODE")
+            .count(),
+        2,
+        "{acts}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "TERMINATE_COMPUTE_NODE")
+            .count(),
+        2,
+        "{acts}"
+    );
     delete_and_check_clean(&c, &env, &guard.network);
 }

@@ -6,14 +6,18 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kiln_api::{ComputeEnv, ComputeEnvDetail, ComputeEnvList, ErrorBody, ScaleRequest, paths};
+use kiln_api::{
+    ActivityList, ComputeEnv, ComputeEnvDetail, ComputeEnvList, ErrorBody, ScaleRequest, paths,
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::idempotency::Key;
-use super::{ApiError, IdempotencyHeader, Path, Shared, body as body_bytes, json, valid_name};
+use super::{
+    ApiError, IdempotencyHeader, Path, Query, Shared, body as body_bytes, json, valid_name,
+};
 use crate::envs::{MAX_DESIRED_NODES, check_env};
 
 pub(super) fn routes() -> OpenApiRouter<Shared> {
@@ -21,6 +25,7 @@ pub(super) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(create_env, list_envs))
         .routes(routes!(show_env, delete_env))
         .routes(routes!(scale_env))
+        .routes(routes!(env_activities))
 }
 
 /// `{name}`: a compute environment.
@@ -43,12 +48,13 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
-/// environment needs `image`, present on the server's Docker Engine, which must answer.
+/// Create a compute environment (`provider`: `local`, `docker`, `slurm` or `static`). A
+/// `docker` environment needs `image`, present on the server's Docker Engine, which must
+/// answer; a `slurm` environment needs Slurm's tools on the server's host.
 #[utoipa::path(post, path = paths::COMPUTE_ENVS, request_body = ComputeEnv, params(IdempotencyHeader),
     responses(
         (status = 201, body = ComputeEnvDetail),
-        (status = 400, description = "a field is invalid (also one the schema cannot say: a docker environment without `image`, an unknown instance type)", body = ErrorBody),
+        (status = 400, description = "a field is invalid (also one the schema cannot say: a docker environment without `image`, an unknown instance type, min_nodes above max_nodes, a bad partition name)", body = ErrorBody),
         (status = 409, description = "the name is taken", body = ErrorBody)))]
 pub(super) async fn create_env(
     State(st): State<Shared>,
@@ -69,6 +75,11 @@ pub(super) async fn create_env(
         && let Some(docker) = st.handle.call(|d| d.docker_nodes()).await?
     {
         docker.check(&env).await?;
+    }
+    if env.provider == "slurm"
+        && let Some(slurm) = st.handle.call(|d| d.slurm_nodes()).await?
+    {
+        slurm.check().await?;
     }
     let detail = st.handle.call(move |d| d.create_env(env)).await??;
     if let Some(k) = key
@@ -103,9 +114,13 @@ pub(super) async fn show_env(
     Ok(Json(st.handle.call(move |d| d.get_env(&name)).await??))
 }
 
-/// Grow or shrink the environment; shrinking drains nodes before they leave.
+/// Grow or shrink the environment; shrinking drains nodes before they leave. An environment
+/// that scales with its backlog (`max_nodes`) has no desired size: 400.
 #[utoipa::path(post, path = paths::COMPUTE_ENV_SCALE, params(EnvPath), request_body = ScaleRequest,
-    responses((status = 200, body = ComputeEnvDetail), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, body = ComputeEnvDetail),
+        (status = 400, description = "desired_nodes is out of range, or the environment scales with its backlog", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub(super) async fn scale_env(
     State(st): State<Shared>,
     Path(EnvPath { name }): Path<EnvPath>,
@@ -137,4 +152,41 @@ pub(super) async fn delete_env(
     st.handle.call(move |d| d.delete_env(&n)).await??;
     super::idempotency::forget(&st, format!("compute-env/{name}")).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ActivityQuery {
+    /// Activities to skip, newest first [default 0].
+    #[param(minimum = 0)]
+    offset: Option<u32>,
+    /// At most this many [default 20].
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+}
+
+/// The environment's scaling activities, newest first (Tencent's
+/// `DescribeComputeEnvActivities`): each node made or removed, with its cause and state.
+#[utoipa::path(get, path = paths::COMPUTE_ENV_ACTIVITIES, params(EnvPath, ActivityQuery),
+    responses(
+        (status = 200, body = ActivityList),
+        (status = 400, description = "limit is out of range", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(super) async fn env_activities(
+    State(st): State<Shared>,
+    Path(EnvPath { name }): Path<EnvPath>,
+    Query(q): Query<ActivityQuery>,
+) -> Result<Json<ActivityList>, ApiError> {
+    check_name(&name)?;
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad("limit must be between 1 and 100").field("limit"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    Ok(Json(
+        st.handle
+            .call(move |d| d.env_activities(&name, offset, limit))
+            .await??,
+    ))
 }

@@ -728,7 +728,7 @@ impl Driver {
                 (
                     r.name.clone(),
                     EnvPlan {
-                        desired: r.desired_nodes,
+                        desired: self.env_target(r),
                         node,
                     },
                 )

@@ -69,6 +69,7 @@ pub fn server() -> Server {
             lease_notify: driver.lease_notify(),
             lease_wait: Duration::from_millis(200),
             catalog: kiln_core::model::Catalog::builtin(),
+            activities: driver.activities(),
         });
         tx.send(state).unwrap();
         let stop = move || {

@@ -560,6 +560,9 @@ pub async fn why(args: WhyArgs) -> Outcome {
         .map_err(|e| conn.fail(e))?;
     if args.out.output == Format::Table {
         println!("{}", why.explanation);
+        if let Some(reason) = &why.reason {
+            println!("reason: {reason}");
+        }
     } else {
         print_data(args.out.output, &why);
     }

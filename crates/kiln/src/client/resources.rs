@@ -264,7 +264,7 @@ pub async fn env(cmd: EnvCmd) -> Outcome {
                 let mut t = table([
                     "NAME",
                     "PROVIDER",
-                    "DESIRED",
+                    "SIZE",
                     "NODES",
                     "SHAPE",
                     "SLOTS",
@@ -274,7 +274,7 @@ pub async fn env(cmd: EnvCmd) -> Outcome {
                     t.add_row([
                         e.env.name.clone(),
                         e.env.provider.clone(),
-                        e.env.desired_nodes.to_string(),
+                        size(&e.env),
                         e.nodes.len().to_string(),
                         shape(&e.env),
                         e.env.slots.map_or_else(|| "-".into(), |s| s.to_string()),
@@ -324,12 +324,29 @@ pub async fn env(cmd: EnvCmd) -> Outcome {
     Ok(exit::OK)
 }
 
-/// An environment's node shape: its instance type, or its resources.
+/// An environment's node shape: its instance type, or its resources (`slurm`: what each
+/// allocation asks for).
 fn shape(env: &ComputeEnv) -> String {
     match (&env.instance_type, &env.resources) {
         (Some(t), _) => t.clone(),
         (None, Some(r)) => r.to_string(),
+        (None, None) if env.provider == "slurm" => format!(
+            "{} node(s) x {} CPU(s){}",
+            env.nodes_per_allocation.unwrap_or(1),
+            env.cpus_per_node.unwrap_or(1),
+            env.memory_per_node
+                .as_deref()
+                .map_or_else(String::new, |m| format!(", {m}"))
+        ),
         (None, None) => "-".into(),
+    }
+}
+
+/// `3` for a fixed size, `0..4` under backlog scaling.
+fn size(env: &ComputeEnv) -> String {
+    match env.max_nodes {
+        Some(max) => format!("{}..{max}", env.min_nodes.unwrap_or(0)),
+        None => env.desired_nodes.to_string(),
     }
 }
 
@@ -343,23 +360,83 @@ fn print_env(format: Format, env: &ComputeEnvDetail) {
     println!("name:          {}", e.name);
     println!("description:   {}", opt(&e.description));
     println!("provider:      {}", e.provider);
-    println!("desired_nodes: {}", e.desired_nodes);
+    match e.max_nodes {
+        Some(max) => println!(
+            "nodes:         {} to {max}, with the backlog (idle_timeout {}, at most {} pending)",
+            e.min_nodes.unwrap_or(0),
+            e.idle_timeout.as_deref().unwrap_or("5m"),
+            e.max_pending_allocations.unwrap_or(4)
+        ),
+        None => println!("desired_nodes: {}", e.desired_nodes),
+    }
     println!("shape:         {}", shape(e));
-    println!("image:         {}", opt(&e.image));
-    println!("network:       {}", opt(&e.network));
+    if e.provider == "docker" {
+        println!("image:         {}", opt(&e.image));
+        println!("network:       {}", opt(&e.network));
+    }
+    if e.provider == "slurm" {
+        for (k, v) in [
+            ("partition:    ", &e.partition),
+            ("account:      ", &e.account),
+            ("qos:          ", &e.qos),
+            ("time_limit:   ", &e.time_limit),
+        ] {
+            println!("{k} {}", opt(v));
+        }
+        if let Some(args) = &e.sbatch_args {
+            println!("sbatch_args:   {}", args.join(" "));
+        }
+    }
     println!(
         "slots:         {}",
         e.slots.map_or_else(|| "-".into(), |s| s.to_string())
     );
+    if let Some(status) = &env.status {
+        println!("status:        {status}");
+    }
     if env.nodes.is_empty() {
         println!("nodes:         none");
-        return;
+    } else {
+        let mut t = table(["NODE", "NAME", "STATE"]);
+        for n in &env.nodes {
+            t.add_row([n.id.clone(), n.name.clone(), n.state.clone()]);
+        }
+        println!("nodes:\n{t}");
     }
-    let mut t = table(["NODE", "NAME", "STATE"]);
-    for n in &env.nodes {
-        t.add_row([n.id.clone(), n.name.clone(), n.state.clone()]);
+    if !env.allocations.is_empty() {
+        let mut t = table(["SLURM JOB", "STATE", "REASON", "AGENTS", "ENDS"]);
+        for a in &env.allocations {
+            t.add_row([
+                a.job_id.clone(),
+                a.state.clone(),
+                or_dash(a.reason.as_deref()),
+                format!("{}/{}", a.registered, a.workers),
+                or_dash(a.ends_at.as_deref()),
+            ]);
+        }
+        println!("allocations:\n{t}");
     }
-    println!("nodes:\n{t}");
+    if !env.activities.is_empty() {
+        let mut t = table(["TIME", "ACTIVITY", "NODE", "STATE", "CAUSE"]);
+        for a in &env.activities {
+            let cause = match &a.state_reason {
+                Some(r) => format!("{}: {r}", a.cause),
+                None => a.cause.clone(),
+            };
+            let node = a
+                .compute_node_id
+                .clone()
+                .or_else(|| a.instance_id.as_ref().map(|i| format!("job {i}")));
+            t.add_row([
+                a.start_time.clone(),
+                a.compute_node_activity_type.clone(),
+                or_dash(node.as_deref()),
+                a.activity_state.clone(),
+                cause,
+            ]);
+        }
+        println!("activities (newest first):\n{t}");
+    }
 }
 
 // ---- nodes ------------------------------------------------------------------------------------
