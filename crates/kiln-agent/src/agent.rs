@@ -899,16 +899,16 @@ async fn run_attempt(
     {
         tracing::warn!("the output of {key} is not shipped yet; reporting its end anyway");
     }
-    // In an allocation, a task killed by a signal most likely died with the allocation
-    // (`scancel`, the time limit: Slurm signals every process of the job): hold its end a
-    // moment, and if the agent is leaving meanwhile, the attempt is handed back with the rest
+    // In an allocation, a task killed by SIGTERM or SIGKILL (or a shell that exited 143 or 137
+    // because its child was) most likely died with the allocation (`scancel`, the time limit:
+    // Slurm signals every process of the job): hold its end a moment, and if the agent is leaving meanwhile, the attempt is handed back with the rest
     // (`NODE_LOST`) instead of counting as the task's failure.
-    if shared.cfg.leave_on_signal
-        && matches!(
-            outcome,
-            kiln_core::state::Outcome::Signaled(libc_sig::TERM | libc_sig::KILL)
-        )
-    {
+    let killed = matches!(
+        outcome,
+        kiln_core::state::Outcome::Signaled(libc_sig::TERM | libc_sig::KILL)
+    ) || matches!(outcome, kiln_core::state::Outcome::Exited(code)
+        if code == 128 + libc_sig::TERM || code == 128 + libc_sig::KILL);
+    if shared.cfg.leave_on_signal && killed {
         let mut stopping = shared.stopping.subscribe();
         let left = tokio::time::timeout(SIGNAL_HOLD, stopping.wait_for(|s| *s)).await;
         if left.is_ok() {

@@ -111,6 +111,22 @@ fn activities(c: &Cluster, env: &str) -> Vec<Value> {
     v["items"].as_array().unwrap().clone()
 }
 
+/// What the allocations' agents wrote (`DATA_DIR/nodes/slurm-JOBID.out`), for a failure.
+fn agent_logs(c: &Cluster) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(c.data().join("nodes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with("slurm-") {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            out.push_str(&format!("--- {}\n{text}", e.path().display()));
+        }
+    }
+    out
+}
+
 fn attempts(c: &Cluster, id: &str, task: &str) -> Vec<Value> {
     c.instances(id, task)
         .iter()
@@ -200,8 +216,13 @@ fn a_cancelled_allocation_s_instances_run_again_and_the_job_succeeds() {
     let done = c.wait_job(&id, 240, |v| {
         state(v) != "RUNNING" && state(v) != "RUNNABLE"
     });
-    assert_eq!(state(&done), "SUCCEED", "{done}");
     let all = attempts(&c, &id, "w");
+    assert_eq!(
+        state(&done),
+        "SUCCEED",
+        "{done}\n{all:#?}\n{}",
+        agent_logs(&c)
+    );
     assert!(
         all.iter().any(|a| a["reason"] == "NODE_LOST"),
         "the cancelled allocation's instances end NODE_LOST: {all:?}"
@@ -227,7 +248,12 @@ fn a_short_time_limit_stops_leasing_in_time_and_the_allocation_is_replaced() {
     let id = c.submit(&spec);
     let done = c.wait_job(&id, 400, |v| state(v) == "SUCCEED" || state(v) == "FAILED");
     let all = attempts(&c, &id, "w");
-    assert_eq!(state(&done), "SUCCEED", "{done}\n{all:#?}");
+    assert_eq!(
+        state(&done),
+        "SUCCEED",
+        "{done}\n{all:#?}\n{}",
+        agent_logs(&c)
+    );
     assert_eq!(
         all.len(),
         12,
