@@ -304,6 +304,36 @@ impl SqliteStore {
         Self::init(Connection::open(path)?, Some(path.to_path_buf()))
     }
 
+    /// Opens an existing database for reading only — the state directory of a `kiln run`, also
+    /// while that run goes on: nothing is created, migrated or written (every write fails).
+    /// A database of an older schema is refused too, since it cannot be migrated here.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(StoreError::Database(format!(
+                "no database at {}",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let version = check_version(&conn)?;
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::Database(format!(
+                "the database at {} has schema {version}; this Kiln reads {SCHEMA_VERSION} (a `kiln run` with this state directory upgrades it)",
+                path.display()
+            )));
+        }
+        Ok(SqliteStore {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: Some(path.to_path_buf()),
+        })
+    }
+
     /// An in-memory database, for tests.
     pub fn in_memory() -> Result<Self> {
         Self::init(Connection::open_in_memory()?, None)

@@ -50,7 +50,7 @@ pub struct RunArgs {
 }
 
 /// The default state directory: `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`.
-fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("kiln");
     }

@@ -11,6 +11,7 @@ use kiln_core::state::State;
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind};
 
+use super::local::StateDirOpt;
 use super::{Conn, Exit, Outcome, OutputOpt, ServerOpts, is_json, or_dash, paren};
 use crate::load::{error_json, print_errors, read_error, read_spec_bytes};
 use crate::output::print_data;
@@ -51,6 +52,8 @@ pub struct JobsArgs {
     #[command(flatten)]
     server: ServerOpts,
     #[command(flatten)]
+    local: StateDirOpt,
+    #[command(flatten)]
     out: OutputOpt,
 }
 
@@ -58,7 +61,7 @@ pub struct JobsArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum JobCmd {
     /// Show a job and its tasks, with instance counts by state.
-    Show(JobIdArgs),
+    Show(ShowArgs),
     /// Stop what runs of a job; what has not run ends FAILED (TERMINATED_BY_USER). With
     /// --task and --index, only that instance.
     Terminate(TerminateArgs),
@@ -75,6 +78,18 @@ pub struct JobIdArgs {
     id: String,
     #[command(flatten)]
     server: ServerOpts,
+    #[command(flatten)]
+    out: OutputOpt,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The job id (`job-…`).
+    id: String,
+    #[command(flatten)]
+    server: ServerOpts,
+    #[command(flatten)]
+    local: StateDirOpt,
     #[command(flatten)]
     out: OutputOpt,
 }
@@ -112,6 +127,8 @@ pub struct LogsArgs {
     stderr: bool,
     #[command(flatten)]
     server: ServerOpts,
+    #[command(flatten)]
+    local: StateDirOpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,6 +141,8 @@ pub struct WhyArgs {
     index: Option<u32>,
     #[command(flatten)]
     server: ServerOpts,
+    #[command(flatten)]
+    local: StateDirOpt,
     #[command(flatten)]
     out: OutputOpt,
 }
@@ -385,6 +404,9 @@ fn flush_stdout() {
 
 /// `kiln jobs`.
 pub async fn jobs(args: JobsArgs) -> Outcome {
+    if let Some(local) = args.local.open()? {
+        return local.jobs(args.state.as_deref(), args.out.output);
+    }
     let conn = args.server.connect()?;
     let state = args.state.as_deref().map(str::to_ascii_uppercase);
     let mut list = conn
@@ -412,7 +434,7 @@ pub async fn jobs(args: JobsArgs) -> Outcome {
     Ok(exit::OK)
 }
 
-fn print_jobs(format: Format, list: &JobList) {
+pub(super) fn print_jobs(format: Format, list: &JobList) {
     if format != Format::Table {
         print_data(format, list);
         return;
@@ -444,6 +466,9 @@ fn print_jobs(format: Format, list: &JobList) {
 pub async fn job(cmd: JobCmd) -> Outcome {
     match cmd {
         JobCmd::Show(a) => {
+            if let Some(local) = a.local.open()? {
+                return local.show(&a.id, a.out.output);
+            }
             let conn = a.server.connect()?;
             let job = conn.client.job(&a.id).await.map_err(|e| conn.fail(e))?;
             if a.out.output == Format::Table {
@@ -495,7 +520,7 @@ fn print_summary(format: Format, job: &JobSummary) {
 }
 
 /// A job as a table: per task, instance counts by state; then the job's line.
-fn print_job(job: &JobDetail) {
+pub(super) fn print_job(job: &JobDetail) {
     let t = crate::output::task_table(&job.tasks);
     println!("{t}");
     println!(
@@ -513,6 +538,11 @@ fn print_job(job: &JobDetail) {
 
 /// `kiln logs JOB TASK [INDEX]`: the body goes to stdout as it arrives.
 pub async fn logs(args: LogsArgs) -> Outcome {
+    if let Some(local) = args.local.open()? {
+        return local
+            .logs(&args.job, &args.task, args.index, args.stderr, args.follow)
+            .await;
+    }
     let conn = args.server.connect()?;
     let stream = if args.stderr {
         kiln_api::STDERR
@@ -552,6 +582,9 @@ pub async fn logs(args: LogsArgs) -> Outcome {
 
 /// `kiln why JOB [TASK [INDEX]]`.
 pub async fn why(args: WhyArgs) -> Outcome {
+    if let Some(local) = args.local.open()? {
+        return local.why(&args.job, args.task.as_deref(), args.index, args.out.output);
+    }
     let conn = args.server.connect()?;
     let why = conn
         .client

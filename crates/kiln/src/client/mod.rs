@@ -8,6 +8,7 @@
 //! `submit --wait` (the job keeps running on the server).
 
 mod jobs;
+mod local;
 mod resources;
 
 use std::future::Future;
