@@ -21,7 +21,7 @@ for service in scripts/services/*.sh; do
 done
 
 before=$(kiln_objects | sort)
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
 
 # Nothing the suite created and labelled as Kiln's may outlive it.
 left=$(comm -13 <(echo "$before") <(kiln_objects | sort) | grep . || true)

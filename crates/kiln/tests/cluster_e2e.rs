@@ -262,9 +262,10 @@ fn an_output_upload_that_failed_succeeds_on_retry_once_storage_is_back(db: Db) {
 /// An agent killed while its instance runs: when it starts again it kills the process group its
 /// previous process left (the server ran that attempt again already), so nothing runs twice.
 fn a_restarted_agent_kills_what_its_killed_process_left_running(db: Db) {
+    // Both backends' variants run at once in one test process: each needs a marker of its own.
+    let mark = format!("orphan-{}-{}", std::process::id(), db.name());
     let mut c = Cluster::on(db);
     c.start_agent("phoenix", 1);
-    let mark = format!("orphan-{}", std::process::id());
     let spec = c.spec(
         "orphan.yaml",
         &format!(

@@ -46,6 +46,16 @@ pub enum Db {
     Postgres,
 }
 
+impl Db {
+    /// A short name for markers and directories that must differ between the two variants.
+    pub fn name(self) -> &'static str {
+        match self {
+            Db::Sqlite => "sqlite",
+            Db::Postgres => "postgres",
+        }
+    }
+}
+
 /// How the server process is started.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
