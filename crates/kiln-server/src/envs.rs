@@ -435,7 +435,14 @@ impl Driver {
             created_at: now,
             updated_at: now,
         };
-        self.store().put_compute_env(&record)?;
+        // The check above is for the common case; this insert-if-absent decides a race with
+        // another server creating the same name.
+        if !self.store().create_compute_env(&record)? {
+            return Err(JobOpError::Conflict(format!(
+                "compute environment `{}` exists already",
+                e.name
+            )));
+        }
         self.reconcile_envs();
         self.wake_docker();
         Ok(self.env_detail(&record))

@@ -57,6 +57,7 @@ pub fn run(store: &dyn Store) {
     secrets(store);
     templates(store);
     compute_envs(store);
+    creating_once(store);
     nodes(store);
     leases(store);
     idempotency(store);
@@ -718,6 +719,69 @@ fn compute_envs(store: &dyn Store) {
     assert!(store.delete_compute_env("cpu").unwrap());
     assert!(!store.delete_compute_env("cpu").unwrap());
     assert_eq!(store.list_compute_envs().unwrap(), [scaled]);
+}
+
+/// `create_template` / `create_compute_env` write only under a free name, and of several
+/// creating one name at once exactly one wins (what two servers on one database rely on).
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn creating_once(store: &dyn Store) {
+    let tpl = |description: &str| TemplateRecord {
+        name: "tpl-once".into(),
+        description: Some(description.into()),
+        task_json: "{}".into(),
+        created_at: 5,
+        updated_at: 5,
+    };
+    assert!(store.create_template(&tpl("first")).unwrap());
+    assert!(!store.create_template(&tpl("second")).unwrap());
+    assert_eq!(store.get_template("tpl-once").unwrap(), Some(tpl("first")));
+    assert!(store.delete_template("tpl-once").unwrap());
+
+    let env = |description: &str| ComputeEnvRecord {
+        name: "env-once".into(),
+        description: Some(description.into()),
+        provider: "local".into(),
+        desired_nodes: 1,
+        config_json: "{}".into(),
+        created_at: 5,
+        updated_at: 5,
+    };
+    assert!(store.create_compute_env(&env("first")).unwrap());
+    assert!(!store.create_compute_env(&env("second")).unwrap());
+    assert_eq!(
+        store.get_compute_env("env-once").unwrap(),
+        Some(env("first"))
+    );
+    assert!(store.delete_compute_env("env-once").unwrap());
+
+    // A race: eight creators of one name, each with its own description.
+    for round in 0..3 {
+        type Won = Vec<(String, bool)>;
+        let (templates, envs): (Won, Won) = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    s.spawn(move || {
+                        let d = format!("racer-{round}-{i}");
+                        let t = store.create_template(&tpl(&d)).unwrap();
+                        let e = store.create_compute_env(&env(&d)).unwrap();
+                        ((d.clone(), t), (d, e))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).unzip()
+        });
+        let winner = |won: &[(String, bool)]| -> String {
+            let winners: Vec<&String> = won.iter().filter(|(_, w)| *w).map(|(d, _)| d).collect();
+            assert_eq!(winners.len(), 1, "exactly one creator wins: {won:?}");
+            winners[0].clone()
+        };
+        let t = winner(&templates);
+        assert_eq!(store.get_template("tpl-once").unwrap(), Some(tpl(&t)));
+        let e = winner(&envs);
+        assert_eq!(store.get_compute_env("env-once").unwrap(), Some(env(&e)));
+        assert!(store.delete_template("tpl-once").unwrap());
+        assert!(store.delete_compute_env("env-once").unwrap());
+    }
 }
 
 #[allow(clippy::unwrap_used, clippy::expect_used)]

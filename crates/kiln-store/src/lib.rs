@@ -335,6 +335,10 @@ pub trait Store: Send + Sync {
 
     /// Stores a template, durably; `true` if created, `false` if it replaced one.
     fn put_template(&self, t: &TemplateRecord) -> Result<bool>;
+    /// Stores a template, durably, only if no template has its name: `true` if created,
+    /// `false` (nothing written) if the name is taken. Atomic: of servers creating one name at
+    /// once, exactly one gets `true`.
+    fn create_template(&self, t: &TemplateRecord) -> Result<bool>;
     fn get_template(&self, name: &str) -> Result<Option<TemplateRecord>>;
     /// Every template, by name.
     fn list_templates(&self) -> Result<Vec<TemplateRecord>>;
@@ -343,6 +347,9 @@ pub trait Store: Send + Sync {
 
     /// Stores a compute environment, durably; `true` if created, `false` if it replaced one.
     fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool>;
+    /// Stores a compute environment, durably, only if none has its name: `true` if created,
+    /// `false` (nothing written) if the name is taken. Atomic, as [`Store::create_template`].
+    fn create_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool>;
     fn get_compute_env(&self, name: &str) -> Result<Option<ComputeEnvRecord>>;
     /// Every compute environment, by name.
     fn list_compute_envs(&self) -> Result<Vec<ComputeEnvRecord>>;

@@ -1458,6 +1458,21 @@ impl Store for PgStore {
         inserted(&rows)
     }
 
+    fn create_template(&self, t: &TemplateRecord) -> Result<bool> {
+        self.execute(
+            "INSERT INTO templates (name, description, task, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO NOTHING",
+            &[
+                &t.name,
+                &t.description,
+                &t.task_json,
+                &big(t.created_at),
+                &big(t.updated_at),
+            ],
+        )
+    }
+
     fn get_template(&self, name: &str) -> Result<Option<TemplateRecord>> {
         self.query(
             &format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE name = $1"),
@@ -1502,6 +1517,24 @@ impl Store for PgStore {
             ],
         )?;
         inserted(&rows)
+    }
+
+    fn create_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
+        self.execute(
+            "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name) DO NOTHING",
+            &[
+                &e.name,
+                &e.description,
+                &e.provider,
+                &i64::from(e.desired_nodes),
+                &e.config_json,
+                &big(e.created_at),
+                &big(e.updated_at),
+            ],
+        )
     }
 
     fn get_compute_env(&self, name: &str) -> Result<Option<ComputeEnvRecord>> {

@@ -1135,6 +1135,21 @@ impl Store for SqliteStore {
         })
     }
 
+    fn create_template(&self, t: &TemplateRecord) -> Result<bool> {
+        self.execute_durably(
+            "INSERT INTO templates (name, description, task, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO NOTHING",
+            params![
+                t.name,
+                t.description,
+                t.task_json,
+                t.created_at as i64,
+                t.updated_at as i64
+            ],
+        )
+    }
+
     fn get_template(&self, name: &str) -> Result<Option<TemplateRecord>> {
         self.read(|conn| {
             Ok(conn
@@ -1186,6 +1201,24 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(!existed)
         })
+    }
+
+    fn create_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
+        self.execute_durably(
+            "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
+                 created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (name) DO NOTHING",
+            params![
+                e.name,
+                e.description,
+                e.provider,
+                e.desired_nodes,
+                e.config_json,
+                e.created_at as i64,
+                e.updated_at as i64
+            ],
+        )
     }
 
     fn get_compute_env(&self, name: &str) -> Result<Option<ComputeEnvRecord>> {

@@ -177,3 +177,47 @@ fn an_older_schema_is_migrated_and_keeps_its_jobs() {
     assert!(store.delete_job("job-old").unwrap());
     conformance::run(&store);
 }
+
+#[test]
+fn two_servers_creating_one_template_or_environment_make_it_once() {
+    let url = fresh_pg_database();
+    let stores: Vec<PgStore> = (0..2).map(|_| PgStore::open(&url).unwrap()).collect();
+    for round in 0..5 {
+        let name = format!("race-{round}");
+        let won: Vec<(bool, bool)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let store = &stores[i % 2];
+                    let name = &name;
+                    s.spawn(move || {
+                        let t = kiln_store::TemplateRecord {
+                            name: name.clone(),
+                            description: Some(format!("racer-{i}")),
+                            task_json: "{}".into(),
+                            created_at: 1,
+                            updated_at: 1,
+                        };
+                        let e = kiln_store::ComputeEnvRecord {
+                            name: name.clone(),
+                            description: Some(format!("racer-{i}")),
+                            provider: "local".into(),
+                            desired_nodes: 0,
+                            config_json: "{}".into(),
+                            created_at: 1,
+                            updated_at: 1,
+                        };
+                        (
+                            store.create_template(&t).unwrap(),
+                            store.create_compute_env(&e).unwrap(),
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(won.iter().filter(|w| w.0).count(), 1, "{won:?}");
+        assert_eq!(won.iter().filter(|w| w.1).count(), 1, "{won:?}");
+    }
+    assert_eq!(one(&url, "SELECT count(*) FROM templates"), "5");
+    assert_eq!(one(&url, "SELECT count(*) FROM compute_envs"), "5");
+}

@@ -168,13 +168,8 @@ pub(super) async fn create_template(
         created_at: now,
         updated_at: now,
     };
-    let created = on_store(&st, move |s| -> Result<bool, kiln_store::StoreError> {
-        if s.get_template(&record.name)?.is_some() {
-            return Ok(false);
-        }
-        s.put_template(&record)
-    })
-    .await?;
+    // Insert-if-absent in the store: of two servers creating one name at once, one gets 409.
+    let created = on_store(&st, move |s| s.create_template(&record)).await?;
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
