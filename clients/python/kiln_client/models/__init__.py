@@ -1,5 +1,8 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .activity_info import ActivityInfo
+from .activity_list import ActivityList
+from .allocation_info import AllocationInfo
 from .attempt_assignment import AttemptAssignment
 from .attempt_assignment_env import AttemptAssignmentEnv
 from .attempt_detail import AttemptDetail
@@ -68,6 +71,9 @@ from .template_list import TemplateList
 from .why import Why
 
 __all__ = (
+    "ActivityInfo",
+    "ActivityList",
+    "AllocationInfo",
     "AttemptAssignment",
     "AttemptAssignmentEnv",
     "AttemptDetail",

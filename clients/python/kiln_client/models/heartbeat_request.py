@@ -20,14 +20,20 @@ class HeartbeatRequest:
 
     Attributes:
         node_id (str):
+        leaving (bool | Unset): The agent is going away now (its allocation ends, or it was told to stop there): the
+            attempts it holds are lost (`NODE_LOST`, not counted against `retries`) and run again
+            elsewhere; it kills them itself.
         running (list[AttemptKey] | Unset):
     """
 
     node_id: str
+    leaving: bool | Unset = UNSET
     running: list[AttemptKey] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         node_id = self.node_id
+
+        leaving = self.leaving
 
         running: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.running, Unset):
@@ -43,6 +49,8 @@ class HeartbeatRequest:
                 "node_id": node_id,
             }
         )
+        if leaving is not UNSET:
+            field_dict["leaving"] = leaving
         if running is not UNSET:
             field_dict["running"] = running
 
@@ -55,6 +63,8 @@ class HeartbeatRequest:
         d = dict(src_dict)
         node_id = d.pop("node_id")
 
+        leaving = d.pop("leaving", UNSET)
+
         _running = d.pop("running", UNSET)
         running: list[AttemptKey] | Unset = UNSET
         if _running is not UNSET:
@@ -66,6 +76,7 @@ class HeartbeatRequest:
 
         heartbeat_request = cls(
             node_id=node_id,
+            leaving=leaving,
             running=running,
         )
 

@@ -26,6 +26,9 @@ class RegisterRequest:
         version (str): The agent's `kiln` version.
         compute_env (None | str | Unset):
         containers (bool | Unset): A Docker Engine answers on the node: it runs tasks whose image is a Docker image.
+        ends_at (int | None | Unset): When the agent goes away (ms since the epoch; a Slurm allocation's end): it is
+            given
+            only attempts whose `timeout` ends before then.
         running (list[AttemptKey] | Unset): Attempts still running on this agent (after a reconnect).
     """
 
@@ -36,6 +39,7 @@ class RegisterRequest:
     version: str
     compute_env: None | str | Unset = UNSET
     containers: bool | Unset = UNSET
+    ends_at: int | None | Unset = UNSET
     running: list[AttemptKey] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +60,12 @@ class RegisterRequest:
             compute_env = self.compute_env
 
         containers = self.containers
+
+        ends_at: int | None | Unset
+        if isinstance(self.ends_at, Unset):
+            ends_at = UNSET
+        else:
+            ends_at = self.ends_at
 
         running: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.running, Unset):
@@ -79,6 +89,8 @@ class RegisterRequest:
             field_dict["compute_env"] = compute_env
         if containers is not UNSET:
             field_dict["containers"] = containers
+        if ends_at is not UNSET:
+            field_dict["ends_at"] = ends_at
         if running is not UNSET:
             field_dict["running"] = running
 
@@ -110,6 +122,15 @@ class RegisterRequest:
 
         containers = d.pop("containers", UNSET)
 
+        def _parse_ends_at(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        ends_at = _parse_ends_at(d.pop("ends_at", UNSET))
+
         _running = d.pop("running", UNSET)
         running: list[AttemptKey] | Unset = UNSET
         if _running is not UNSET:
@@ -127,6 +148,7 @@ class RegisterRequest:
             version=version,
             compute_env=compute_env,
             containers=containers,
+            ends_at=ends_at,
             running=running,
         )
 

@@ -94,12 +94,17 @@ def sync_detailed(
     body: ComputeEnv,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ComputeEnvDetail | ErrorBody]:
-    """Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
-    environment needs `image`, present on the server's Docker Engine, which must answer.
+    """Create a compute environment (`provider`: `local`, `docker`, `slurm` or `static`). A
+    `docker` environment needs `image`, present on the server's Docker Engine, which must
+    answer; a `slurm` environment needs Slurm's tools on the server's host.
 
     Args:
         idempotency_key (None | str | Unset):
         body (ComputeEnv): A compute environment: the body of `POST /v1/compute-envs`.
+
+            Its size is fixed (`desired_nodes`) or follows the backlog (`max_nodes`, with `min_nodes`,
+            `idle_timeout` and `max_pending_allocations`). The `slurm` provider's fields say how each
+            allocation is submitted with `sbatch`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -127,12 +132,17 @@ def sync(
     body: ComputeEnv,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ComputeEnvDetail | ErrorBody | None:
-    """Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
-    environment needs `image`, present on the server's Docker Engine, which must answer.
+    """Create a compute environment (`provider`: `local`, `docker`, `slurm` or `static`). A
+    `docker` environment needs `image`, present on the server's Docker Engine, which must
+    answer; a `slurm` environment needs Slurm's tools on the server's host.
 
     Args:
         idempotency_key (None | str | Unset):
         body (ComputeEnv): A compute environment: the body of `POST /v1/compute-envs`.
+
+            Its size is fixed (`desired_nodes`) or follows the backlog (`max_nodes`, with `min_nodes`,
+            `idle_timeout` and `max_pending_allocations`). The `slurm` provider's fields say how each
+            allocation is submitted with `sbatch`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -155,12 +165,17 @@ async def asyncio_detailed(
     body: ComputeEnv,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ComputeEnvDetail | ErrorBody]:
-    """Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
-    environment needs `image`, present on the server's Docker Engine, which must answer.
+    """Create a compute environment (`provider`: `local`, `docker`, `slurm` or `static`). A
+    `docker` environment needs `image`, present on the server's Docker Engine, which must
+    answer; a `slurm` environment needs Slurm's tools on the server's host.
 
     Args:
         idempotency_key (None | str | Unset):
         body (ComputeEnv): A compute environment: the body of `POST /v1/compute-envs`.
+
+            Its size is fixed (`desired_nodes`) or follows the backlog (`max_nodes`, with `min_nodes`,
+            `idle_timeout` and `max_pending_allocations`). The `slurm` provider's fields say how each
+            allocation is submitted with `sbatch`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -186,12 +201,17 @@ async def asyncio(
     body: ComputeEnv,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ComputeEnvDetail | ErrorBody | None:
-    """Create a compute environment (`provider`: `local`, `docker` or `static`). A `docker`
-    environment needs `image`, present on the server's Docker Engine, which must answer.
+    """Create a compute environment (`provider`: `local`, `docker`, `slurm` or `static`). A
+    `docker` environment needs `image`, present on the server's Docker Engine, which must
+    answer; a `slurm` environment needs Slurm's tools on the server's host.
 
     Args:
         idempotency_key (None | str | Unset):
         body (ComputeEnv): A compute environment: the body of `POST /v1/compute-envs`.
+
+            Its size is fixed (`desired_nodes`) or follows the backlog (`max_nodes`, with `min_nodes`,
+            `idle_timeout` and `max_pending_allocations`). The `slurm` provider's fields say how each
+            allocation is submitted with `sbatch`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -95,7 +95,8 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: ScaleRequest,
 ) -> Response[ComputeEnvDetail | ErrorBody]:
-    """Grow or shrink the environment; shrinking drains nodes before they leave.
+    """Grow or shrink the environment; shrinking drains nodes before they leave. An environment
+    that scales with its backlog (`max_nodes`) has no desired size: 400.
 
     Args:
         name (str):
@@ -127,7 +128,8 @@ def sync(
     client: AuthenticatedClient,
     body: ScaleRequest,
 ) -> ComputeEnvDetail | ErrorBody | None:
-    """Grow or shrink the environment; shrinking drains nodes before they leave.
+    """Grow or shrink the environment; shrinking drains nodes before they leave. An environment
+    that scales with its backlog (`max_nodes`) has no desired size: 400.
 
     Args:
         name (str):
@@ -154,7 +156,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: ScaleRequest,
 ) -> Response[ComputeEnvDetail | ErrorBody]:
-    """Grow or shrink the environment; shrinking drains nodes before they leave.
+    """Grow or shrink the environment; shrinking drains nodes before they leave. An environment
+    that scales with its backlog (`max_nodes`) has no desired size: 400.
 
     Args:
         name (str):
@@ -184,7 +187,8 @@ async def asyncio(
     client: AuthenticatedClient,
     body: ScaleRequest,
 ) -> ComputeEnvDetail | ErrorBody | None:
-    """Grow or shrink the environment; shrinking drains nodes before they leave.
+    """Grow or shrink the environment; shrinking drains nodes before they leave. An environment
+    that scales with its backlog (`max_nodes`) has no desired size: 400.
 
     Args:
         name (str):
