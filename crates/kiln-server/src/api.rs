@@ -29,6 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cluster::{AgentCallError, LeaseNotify};
+use crate::commands::Command;
 use crate::driver::{DriverGone, Handle};
 use crate::jobs::JobOpError;
 use crate::views;
@@ -111,6 +112,55 @@ pub(crate) async fn on_store<T: Send + 'static, E: Into<ApiError> + Send + 'stat
         .await
         .map_err(ApiError::internal)?
         .map_err(Into::into)
+}
+
+/// How long a standby waits for the leader to answer a command it stored.
+const COMMAND_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs a write that needs the scheduler: on the leader's driver thread here, or, on a
+/// standby, through the store's command inbox, answering with what the leader answered.
+pub(crate) async fn act(st: &Shared, cmd: Command) -> Result<(), ApiError> {
+    let here = cmd.clone();
+    match st.handle.call(move |d| here.run(d)).await? {
+        Err(JobOpError::Driver(crate::driver::DriverError::NotLeader { .. })) => {}
+        other => return other.map_err(Into::into),
+    }
+    let text = serde_json::to_string(&cmd).map_err(ApiError::internal)?;
+    let id = on_store(st, move |s| s.push_command(&text, crate::driver::now_ms())).await?;
+    let deadline = tokio::time::Instant::now() + COMMAND_WAIT;
+    loop {
+        let answer = on_store(st, move |s| s.get_command(id))
+            .await?
+            .and_then(|c| c.answer);
+        if let Some(a) = answer {
+            return match a.status {
+                200..=299 => Ok(()),
+                404 => Err(ApiError::not_found(a.message)),
+                409 => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    code::CONFLICT,
+                    a.message,
+                )),
+                400 => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    code::INVALID_REQUEST,
+                    a.message,
+                )),
+                _ => Err(ApiError::internal(format!(
+                    "the leader answered command {id} with {}: {}",
+                    a.status, a.message
+                ))),
+            };
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::not_leader(format!(
+                "this server is a standby and no leader answered within {} s; the request \
+                 is stored (command {id}) and the next leader acts on it",
+                COMMAND_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 impl From<kiln_store::StoreError> for ApiError {
@@ -584,7 +634,7 @@ async fn delete_job(
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
     let i = id.clone();
-    st.handle.call(move |d| d.delete_job(&i)).await??;
+    act(&st, Command::DeleteJob { job: i }).await?;
     idempotency::forget(&st, format!("job/{id}")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -609,7 +659,7 @@ async fn terminate(
 ) -> Result<Json<JobSummary>, ApiError> {
     check_id(&id)?;
     let i = id.clone();
-    st.handle.call(move |d| d.terminate_job(&i)).await??;
+    act(&st, Command::TerminateJob { job: i }).await?;
     summary(&st, id).await
 }
 
@@ -627,9 +677,15 @@ async fn terminate_instance(
     check_id(&id)?;
     check_task(&task)?;
     let i = id.clone();
-    st.handle
-        .call(move |d| d.terminate_instance(&i, &task, index))
-        .await??;
+    act(
+        &st,
+        Command::TerminateInstance {
+            job: i,
+            task,
+            index,
+        },
+    )
+    .await?;
     summary(&st, id).await
 }
 
@@ -644,7 +700,7 @@ async fn retry(
 ) -> Result<Json<JobSummary>, ApiError> {
     check_id(&id)?;
     let i = id.clone();
-    st.handle.call(move |d| d.retry_job(&i)).await??;
+    act(&st, Command::RetryJob { job: i }).await?;
     summary(&st, id).await
 }
 

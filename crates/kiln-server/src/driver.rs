@@ -166,6 +166,7 @@ pub struct Driver {
     pub(crate) agents: Agents,
     pub(crate) providers: Providers,
     last_reconcile: Instant,
+    pub(crate) last_command_purge: Instant,
     /// When the server first saw each finished job still in the engine.
     finished: HashMap<JobId, Instant>,
     lease_notify: LeaseNotify,
@@ -233,6 +234,7 @@ impl Driver {
             agents: Agents::default(),
             providers: Providers::default(),
             last_reconcile: Instant::now(),
+            last_command_purge: Instant::now(),
             finished: HashMap::new(),
             lease_notify: LeaseNotify::default(),
             cluster: ClusterConfig::default(),
@@ -682,6 +684,7 @@ impl Driver {
             let ticked = self.tick(Duration::from_millis(50)).and_then(|()| {
                 if self.leadership.is_some() && self.is_leader() && !self.stopping {
                     self.adopt_submitted()?;
+                    self.drain_commands()?;
                 }
                 Ok(())
             });

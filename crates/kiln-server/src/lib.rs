@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod commands;
 pub mod driver;
 pub mod envs;
 pub mod items;

@@ -61,6 +61,72 @@ pub fn run(store: &dyn Store) {
     nodes(store);
     leases(store);
     idempotency(store);
+    commands(store);
+}
+
+/// Commands a standby stores for the leader: in order, answered once, purged when old.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn commands(store: &dyn Store) {
+    assert!(store.pending_commands(10).unwrap().is_empty());
+    assert_eq!(store.get_command(12345).unwrap(), None);
+    let a = store.push_command(r#"{"op":"a"}"#, 100).unwrap();
+    let b = store.push_command(r#"{"op":"b"}"#, 101).unwrap();
+    let c = store.push_command(r#"{"op":"c"}"#, 102).unwrap();
+    assert!(a < b && b < c, "{a} {b} {c}");
+    let pending = store.pending_commands(10).unwrap();
+    assert_eq!(pending.iter().map(|p| p.id).collect::<Vec<_>>(), [a, b, c]);
+    assert_eq!(
+        pending[1],
+        crate::CommandRecord {
+            id: b,
+            command: r#"{"op":"b"}"#.into(),
+            created_at: 101,
+            answer: None,
+        }
+    );
+    assert_eq!(store.pending_commands(2).unwrap().len(), 2);
+
+    let answer = crate::CommandAnswer {
+        status: 409,
+        message: "job x already finished".into(),
+        at: 200,
+    };
+    assert!(store.answer_command(b, &answer).unwrap());
+    // Answered once: a second answer (a deposed leader's, say) changes nothing.
+    let late = crate::CommandAnswer {
+        status: 200,
+        message: String::new(),
+        at: 201,
+    };
+    assert!(!store.answer_command(b, &late).unwrap());
+    assert!(!store.answer_command(999_999, &late).unwrap());
+    assert_eq!(
+        store.get_command(b).unwrap().and_then(|r| r.answer),
+        Some(answer)
+    );
+    assert_eq!(
+        store
+            .pending_commands(10)
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect::<Vec<_>>(),
+        [a, c]
+    );
+    assert!(store.answer_command(a, &late).unwrap());
+    // Only answered commands are purged, and only those answered before the limit.
+    assert_eq!(store.purge_commands(201).unwrap(), 1);
+    assert_eq!(store.get_command(b).unwrap(), None);
+    assert!(store.get_command(a).unwrap().is_some());
+    assert_eq!(store.purge_commands(1_000).unwrap(), 1);
+    assert_eq!(store.pending_commands(10).unwrap().len(), 1);
+    assert!(store.answer_command(c, &late).unwrap());
+    assert_eq!(store.purge_commands(1_000).unwrap(), 1);
+    // Ids are never reused.
+    assert!(store.push_command("{}", 300).unwrap() > c);
+    let d = store.pending_commands(1).unwrap()[0].id;
+    assert!(store.answer_command(d, &late).unwrap());
+    assert_eq!(store.purge_commands(1_000).unwrap(), 1);
 }
 
 /// The job "job-conform1" is stored, changed, loaded and finished.

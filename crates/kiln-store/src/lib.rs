@@ -204,6 +204,29 @@ pub enum Once<T> {
     Taken(IdempotencyRecord),
 }
 
+/// A write a standby took for the leader to act on (terminate, retry, delete, …), as
+/// [`Store::push_command`] stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRecord {
+    /// Increasing in the order commands were stored.
+    pub id: u64,
+    /// What to do, as JSON text (opaque to the store).
+    pub command: String,
+    /// ms since the epoch.
+    pub created_at: u64,
+    /// The leader's answer, once it acted.
+    pub answer: Option<CommandAnswer>,
+}
+
+/// What the leader answered to a command: an HTTP status and, unless it succeeded, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandAnswer {
+    pub status: u16,
+    pub message: String,
+    /// ms since the epoch.
+    pub at: u64,
+}
+
 /// A compute environment. On replace, the stored `created_at` is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComputeEnvRecord {
@@ -328,6 +351,18 @@ pub trait Store: Send + Sync {
     fn purge_idempotency(&self, before: u64) -> Result<u64>;
     /// Removes the records of creates that made `resource`; returns how many.
     fn forget_idempotency(&self, resource: &str) -> Result<u64>;
+
+    /// Stores a command for the leader, durably; returns its id.
+    fn push_command(&self, command: &str, now: u64) -> Result<u64>;
+    /// Commands not answered yet, oldest first, at most `limit`.
+    fn pending_commands(&self, limit: u32) -> Result<Vec<CommandRecord>>;
+    /// Records the leader's answer to a command; `false` if it is absent or answered already
+    /// (then nothing changes).
+    fn answer_command(&self, id: u64, answer: &CommandAnswer) -> Result<bool>;
+    /// The command stored under `id`, if any.
+    fn get_command(&self, id: u64) -> Result<Option<CommandRecord>>;
+    /// Removes the commands answered before `before` (ms since the epoch); returns how many.
+    fn purge_commands(&self, before: u64) -> Result<u64>;
 
     /// Stores (or replaces) a secret, durably.
     fn put_secret(&self, name: &str, value: &str) -> Result<()>;

@@ -20,8 +20,9 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery, JobRow, JobView, Lease,
-    NodeRecord, Once, Result, Store, StoreError, StoredJob, TemplateRecord, redact,
+    CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery,
+    JobRow, JobView, Lease, NodeRecord, Once, Result, Store, StoreError, StoredJob, TemplateRecord,
+    redact,
 };
 
 /// Version 1: the same records as SQLite's version 1.
@@ -111,7 +112,21 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+
+/// Version 6: writes taken by a standby (terminate, retry, delete, …) for the leader to act
+/// on, with the leader's answer.
+const V6: &str = "
+CREATE TABLE commands (
+    id BIGSERIAL PRIMARY KEY,
+    command TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    answered_at BIGINT,
+    status INTEGER,
+    message TEXT
+);
+CREATE INDEX commands_pending ON commands(id) WHERE answered_at IS NULL;
+";
 
 /// Version 3: the scheduler lease with its fencing epoch and the history of its terms; the
 /// epoch each attempt was dispatched under, and when the store first recorded it.
@@ -644,6 +659,26 @@ fn idempotency_row(r: &Row) -> Result<IdempotencyRecord> {
     })
 }
 
+const COMMAND_COLUMNS: &str = "id, command, created_at, answered_at, status, message";
+
+fn command_row(r: &Row) -> Result<CommandRecord> {
+    let id: i64 = r.try_get(0).map_err(db)?;
+    let created: i64 = r.try_get(2).map_err(db)?;
+    let answered: Option<i64> = r.try_get(3).map_err(db)?;
+    let status: Option<i32> = r.try_get(4).map_err(db)?;
+    let message: Option<String> = r.try_get(5).map_err(db)?;
+    Ok(CommandRecord {
+        id: u64::try_from(id).unwrap_or(0),
+        command: r.try_get(1).map_err(db)?,
+        created_at: u64::try_from(created).unwrap_or(0),
+        answer: answered.map(|at| CommandAnswer {
+            status: u16::try_from(status.unwrap_or(0)).unwrap_or(0),
+            message: message.unwrap_or_default(),
+            at: u64::try_from(at).unwrap_or(0),
+        }),
+    })
+}
+
 fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -1034,6 +1069,63 @@ impl Store for PgStore {
     fn get_idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
         let rows = self.query(IDEMPOTENCY_SELECT, &[&scope, &key])?;
         rows.first().map(idempotency_row).transpose()
+    }
+
+    fn push_command(&self, command: &str, now: u64) -> Result<u64> {
+        let rows = self.query(
+            "INSERT INTO commands (command, created_at) VALUES ($1, $2) RETURNING id",
+            &[&command, &big(now)],
+        )?;
+        let id: i64 = rows
+            .first()
+            .ok_or_else(|| StoreError::Database("INSERT … RETURNING gave no row".into()))?
+            .try_get(0)
+            .map_err(db)?;
+        Ok(u64::try_from(id).unwrap_or(0))
+    }
+
+    fn pending_commands(&self, limit: u32) -> Result<Vec<CommandRecord>> {
+        self.query(
+            &format!(
+                "SELECT {COMMAND_COLUMNS} FROM commands WHERE answered_at IS NULL
+                 ORDER BY id LIMIT $1"
+            ),
+            &[&i64::from(limit)],
+        )?
+        .iter()
+        .map(command_row)
+        .collect()
+    }
+
+    fn answer_command(&self, id: u64, answer: &CommandAnswer) -> Result<bool> {
+        self.execute(
+            "UPDATE commands SET answered_at = $2, status = $3, message = $4
+             WHERE id = $1 AND answered_at IS NULL",
+            &[
+                &big(id),
+                &big(answer.at),
+                &i32::from(answer.status),
+                &answer.message,
+            ],
+        )
+    }
+
+    fn get_command(&self, id: u64) -> Result<Option<CommandRecord>> {
+        self.query(
+            &format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1"),
+            &[&big(id)],
+        )?
+        .first()
+        .map(command_row)
+        .transpose()
+    }
+
+    fn purge_commands(&self, before: u64) -> Result<u64> {
+        let rows = self.query(
+            "DELETE FROM commands WHERE answered_at < $1 RETURNING 1",
+            &[&big(before)],
+        )?;
+        Ok(rows.len() as u64)
     }
 
     fn purge_idempotency(&self, before: u64) -> Result<u64> {

@@ -14,8 +14,8 @@ use rusqlite::{
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery, JobRow, JobView, Lease,
-    NodeRecord, Once, Result, Store, StoreError, StoredJob, TemplateRecord,
+    CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery,
+    JobRow, JobView, Lease, NodeRecord, Once, Result, Store, StoreError, StoredJob, TemplateRecord,
 };
 
 /// Version 1: jobs, tasks, instances, attempts, secrets, templates, compute environments,
@@ -106,7 +106,21 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+
+/// Version 6: writes taken by a standby (terminate, retry, delete, …) for the leader to act
+/// on, with the leader's answer.
+const V6: &str = "
+CREATE TABLE commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    command TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    answered_at INTEGER,
+    status INTEGER,
+    message TEXT
+);
+CREATE INDEX commands_pending ON commands(id) WHERE answered_at IS NULL;
+";
 
 /// Version 3: the scheduler lease with its fencing epoch and the history of its terms; the
 /// epoch each attempt was dispatched under, and when the store first recorded it.
@@ -702,6 +716,24 @@ fn insert_idempotency(conn: &Connection, r: &IdempotencyRecord) -> Result<()> {
     Ok(())
 }
 
+const COMMAND_COLUMNS: &str = "id, command, created_at, answered_at, status, message";
+
+fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRecord> {
+    let answered: Option<i64> = r.get(3)?;
+    let status: Option<i64> = r.get(4)?;
+    let message: Option<String> = r.get(5)?;
+    Ok(CommandRecord {
+        id: r.get::<_, i64>(0)? as u64,
+        command: r.get(1)?,
+        created_at: r.get::<_, i64>(2)? as u64,
+        answer: answered.map(|at| CommandAnswer {
+            status: u16::try_from(status.unwrap_or(0)).unwrap_or(0),
+            message: message.unwrap_or_default(),
+            at: at as u64,
+        }),
+    })
+}
+
 fn all_rows<T>(
     conn: &Connection,
     sql: &str,
@@ -751,6 +783,57 @@ impl Store for SqliteStore {
 
     fn get_idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
         self.read(|conn| idempotency_of(conn, scope, key))
+    }
+
+    fn push_command(&self, command: &str, now: u64) -> Result<u64> {
+        self.durably(|conn| {
+            conn.prepare_cached("INSERT INTO commands (command, created_at) VALUES (?1, ?2)")?
+                .execute(params![command, now as i64])?;
+            Ok(conn.last_insert_rowid() as u64)
+        })
+    }
+
+    fn pending_commands(&self, limit: u32) -> Result<Vec<CommandRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COMMAND_COLUMNS} FROM commands WHERE answered_at IS NULL
+                 ORDER BY id LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map([i64::from(limit)], command_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn answer_command(&self, id: u64, answer: &CommandAnswer) -> Result<bool> {
+        self.execute_durably(
+            "UPDATE commands SET answered_at = ?2, status = ?3, message = ?4
+             WHERE id = ?1 AND answered_at IS NULL",
+            params![
+                id as i64,
+                answer.at as i64,
+                i64::from(answer.status),
+                answer.message
+            ],
+        )
+    }
+
+    fn get_command(&self, id: u64) -> Result<Option<CommandRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ?1"
+                ))?
+                .query_row([id as i64], command_row)
+                .optional()?)
+        })
+    }
+
+    fn purge_commands(&self, before: u64) -> Result<u64> {
+        self.write(|conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM commands WHERE answered_at < ?1")?
+                .execute([before as i64])? as u64)
+        })
     }
 
     fn purge_idempotency(&self, before: u64) -> Result<u64> {

@@ -431,3 +431,154 @@ fn a_leader_cut_off_from_the_database_steps_down_and_rejoins_as_a_standby() {
     assert_eq!(code, 0, "{out}");
     s.check_records(&id, N);
 }
+
+/// A request to `url` with the admin token; its status and JSON body (`null` if none).
+fn call(s: &Setup, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+    let token = std::fs::read_to_string(s.servers[0].data.join("admin-token")).unwrap();
+    let client = reqwest::blocking::Client::new();
+    let mut req = client
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(token.trim())
+        .timeout(Duration::from_secs(30));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Terminate, retry and delete sent to the standby are acted on by the leader, and answered
+/// with what the leader answered; creating one template on both servers at once stores it once.
+#[test]
+fn writes_sent_to_the_standby_are_acted_on_by_the_leader() {
+    let mut s = Setup::new(kiln_store::conformance::fresh_pg_database(), None);
+    s.start_agent("w1", 2);
+    let leader = s.servers[0].url();
+    let standby = s.servers[1].url();
+    let spec = s.spec(
+        "long.yaml",
+        "name: long\ntasks:\n  work:\n    instances: 2\n    compute_env: pool\n    command: sleep 600\n",
+    );
+    let id = s.submit(&standby, &spec);
+    let running = || {
+        num(
+            &s.db,
+            &format!(
+                "SELECT count(*) FROM instances i JOIN jobs j ON j.seq = i.job
+                 WHERE j.id = '{id}' AND i.state = 'RUNNING'"
+            ),
+        )
+    };
+    wait_until(60, "both instances to run", || running() == 2);
+
+    // Terminate one instance, then the job, through the standby.
+    let (code, body) = call(
+        &s,
+        "POST",
+        &format!("{standby}/v1/jobs/{id}/tasks/work/instances/1/terminate"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["id"], id.as_str(), "{body}");
+    wait_until(60, "instance 1 to stop", || running() == 1);
+    let (code, body) = call(
+        &s,
+        "POST",
+        &format!("{standby}/v1/jobs/{id}/terminate"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until(60, "the job to fail", || s.job_state(&id) == "FAILED");
+    // The leader's refusal comes back through the standby.
+    let (code, body) = call(
+        &s,
+        "POST",
+        &format!("{standby}/v1/jobs/{id}/terminate"),
+        None,
+    );
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["error"]["code"], "conflict", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already finished"),
+        "{body}"
+    );
+
+    // Retry through the standby runs it again; then terminate and delete it there too.
+    let (code, body) = call(&s, "POST", &format!("{standby}/v1/jobs/{id}/retry"), None);
+    assert_eq!(code, 200, "{body}");
+    wait_until(60, "the retried instances to run", || running() == 2);
+    let (code, body) = call(
+        &s,
+        "POST",
+        &format!("{standby}/v1/jobs/{id}/terminate"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until(60, "the job to fail again", || s.job_state(&id) == "FAILED");
+    let (code, body) = call(&s, "DELETE", &format!("{standby}/v1/jobs/{id}"), None);
+    assert_eq!(code, 204, "{body}");
+    assert_eq!(
+        num(
+            &s.db,
+            &format!("SELECT count(*) FROM jobs WHERE id = '{id}'")
+        ),
+        0
+    );
+    let (code, body) = call(&s, "DELETE", &format!("{standby}/v1/jobs/{id}"), None);
+    assert_eq!(code, 404, "{body}");
+
+    // An environment deleted through the standby goes.
+    let env = serde_json::json!({"name": "extra", "provider": "static"});
+    let (code, body) = call(&s, "POST", &format!("{standby}/v1/compute-envs"), Some(env));
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = call(
+        &s,
+        "DELETE",
+        &format!("{standby}/v1/compute-envs/extra"),
+        None,
+    );
+    assert_eq!(code, 204, "{body}");
+    assert_eq!(
+        num(
+            &s.db,
+            "SELECT count(*) FROM compute_envs WHERE name = 'extra'"
+        ),
+        0
+    );
+
+    // Every command was answered, none is left for a later leader.
+    assert_eq!(
+        num(
+            &s.db,
+            "SELECT count(*) FROM commands WHERE answered_at IS NULL"
+        ),
+        0
+    );
+    assert!(num(&s.db, "SELECT count(*) FROM commands") >= 6);
+
+    // One template created on both servers at once: one 201, one 409.
+    for round in 0..5 {
+        let name = format!("race-{round}");
+        let answers: Vec<u16> = std::thread::scope(|scope| {
+            let handles: Vec<_> = [&leader, &standby]
+                .into_iter()
+                .map(|url| {
+                    let (s, name) = (&s, &name);
+                    scope.spawn(move || {
+                        let t = serde_json::json!({"name": name, "task": {"command": "true"}});
+                        call(s, "POST", &format!("{url}/v1/task-templates"), Some(t)).0
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = answers.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [201, 409], "round {round}: {answers:?}");
+    }
+}

@@ -149,7 +149,7 @@ pub(super) async fn delete_env(
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
     let n = name.clone();
-    st.handle.call(move |d| d.delete_env(&n)).await??;
+    super::act(&st, crate::commands::Command::DeleteEnv { env: n }).await?;
     super::idempotency::forget(&st, format!("compute-env/{name}")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
