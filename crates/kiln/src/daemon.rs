@@ -25,7 +25,7 @@ pub struct ServerArgs {
     advertise_url: Option<String>,
     /// The kiln binary bind-mounted into node containers of `docker` compute environments; it
     /// must run in their image [default: this executable].
-    #[arg(long, env = "KILN_NODE_BINARY", value_name = "PATH")]
+    #[arg(long, env = "KILN_NODE_BINARY", value_name = "PATH", value_parser = crate::absolute_path)]
     node_binary: Option<PathBuf>,
     /// The server's URL as the compute nodes of `slurm` compute environments reach it
     /// [default: --advertise-url, else the listen address].
@@ -33,11 +33,11 @@ pub struct ServerArgs {
     slurm_advertise_url: Option<String>,
     /// The kiln binary allocations of `slurm` compute environments run, at a path every
     /// compute node has [default: this executable].
-    #[arg(long, env = "KILN_SLURM_NODE_BINARY", value_name = "PATH")]
+    #[arg(long, env = "KILN_SLURM_NODE_BINARY", value_name = "PATH", value_parser = crate::absolute_path)]
     slurm_node_binary: Option<PathBuf>,
     /// Where the database, logs, working directories and the two tokens (`admin-token`,
     /// `agent-token`) are kept.
-    #[arg(long, env = "KILN_DATA_DIR")]
+    #[arg(long, env = "KILN_DATA_DIR", value_parser = crate::absolute_path)]
     data_dir: PathBuf,
     /// Keep state in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`)
     /// instead of SQLite in --data-dir; several servers may share it, one of them scheduling
@@ -62,7 +62,7 @@ pub struct ServerArgs {
     kill_grace: u64,
     /// A YAML or JSON file of instance types added to the built-in catalog (or redefining
     /// one): `NAME: {cpus: 8, memory: 64GiB, disk: 200GiB}` per line.
-    #[arg(long, env = "KILN_INSTANCE_TYPES", value_name = "FILE")]
+    #[arg(long, env = "KILN_INSTANCE_TYPES", value_name = "FILE", value_parser = crate::absolute_path)]
     instance_types: Option<PathBuf>,
 }
 
@@ -72,7 +72,7 @@ pub struct AgentArgs {
     #[arg(long, env = "KILN_SERVER", default_value = "http://127.0.0.1:7878")]
     server: String,
     /// A file holding the join token (the server's `agent-token`).
-    #[arg(long, env = "KILN_AGENT_TOKEN_FILE")]
+    #[arg(long, env = "KILN_AGENT_TOKEN_FILE", value_parser = crate::absolute_path)]
     token_file: PathBuf,
     /// This node's name [default: the host name].
     #[arg(long)]
@@ -90,7 +90,7 @@ pub struct AgentArgs {
     #[arg(long, value_parser = parse_memory)]
     memory: Option<u64>,
     /// Where working directories and captured output are kept.
-    #[arg(long, default_value = "kiln-agent")]
+    #[arg(long, default_value = "kiln-agent", value_parser = crate::absolute_path)]
     work_dir: PathBuf,
     /// Seconds a stopped instance gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]

@@ -113,6 +113,17 @@ enum Cmd {
     },
 }
 
+/// Parses a path the user passed and makes it absolute against the directory the program was
+/// started in, so a relative path means the same thing to every part of the program (a docker
+/// bind mount, a child process started in another directory, a server that changes directory).
+/// An empty value stays empty: some options give it the meaning "the default".
+pub(crate) fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Ok(PathBuf::new());
+    }
+    std::path::absolute(s).map_err(|e| format!("cannot make {s:?} an absolute path: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {

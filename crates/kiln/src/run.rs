@@ -24,7 +24,7 @@ pub struct RunArgs {
     file: Option<PathBuf>,
     /// Where jobs, logs and working directories are kept [default: the user's data directory,
     /// e.g. ~/.local/share/kiln].
-    #[arg(long, env = "KILN_STATE_DIR")]
+    #[arg(long, env = "KILN_STATE_DIR", value_parser = crate::absolute_path)]
     state_dir: Option<PathBuf>,
     /// Continue an unfinished job of this state directory (after Ctrl-C or a crash).
     #[arg(long, value_name = "JOB_ID", conflicts_with = "fresh")]

@@ -105,10 +105,15 @@ fn docker_env(slots: u32) -> (Leftovers, Cluster, String) {
 
 /// [`docker_env`] with the size given as YAML (`desired_nodes: 0`, or backlog scaling fields).
 fn docker_env_sized(slots: u32, size: &str) -> (Leftovers, Cluster, String) {
+    docker_env_with(slots, size, ServerOptions::default())
+}
+
+/// [`docker_env_sized`] with a server started with `opts` (its host is always 0.0.0.0).
+fn docker_env_with(slots: u32, size: &str, opts: ServerOptions) -> (Leftovers, Cluster, String) {
     support::test_image();
     let c = Cluster::with_options(ServerOptions {
         host: "0.0.0.0".into(),
-        ..ServerOptions::default()
+        ..opts
     });
     let env = unique("dk");
     let network = format!("kiln-test-{env}");
@@ -458,4 +463,25 @@ fn a_docker_environment_grows_with_its_backlog_and_shrinks_back_to_none() {
         "{acts}"
     );
     delete_and_check_clean(&c, &env, &guard.network);
+}
+
+#[test]
+fn a_server_started_with_a_relative_data_dir_runs_work_on_docker_nodes() {
+    // Docker bind-mounts the nodes' directories under --data-dir: a relative path given by the
+    // user must reach it absolute.
+    let (_guard, c, env) = docker_env_with(
+        1,
+        "desired_nodes: 1",
+        ServerOptions {
+            relative_data_dir: true,
+            ..ServerOptions::default()
+        },
+    );
+    let spec = c.spec(
+        "rel.yaml",
+        &format!("name: rel\ntasks:\n  t:\n    compute_env: {env}\n    command: echo hi\n"),
+    );
+    let id = c.submit(&spec);
+    c.wait_job(&id, 120, |v| state(v) == "SUCCEED");
+    assert!(c.data().join("admin-token").exists());
 }

@@ -25,7 +25,8 @@ pub struct StateDirOpt {
         value_name = "DIR",
         num_args = 0..=1,
         default_missing_value = "",
-        conflicts_with = "server"
+        conflicts_with = "server",
+        value_parser = crate::absolute_path
     )]
     pub state_dir: Option<PathBuf>,
 }

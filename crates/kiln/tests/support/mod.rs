@@ -65,6 +65,9 @@ pub struct ServerOptions {
     pub host: String,
     /// More flags for `kiln server`.
     pub args: Vec<String>,
+    /// Start the server in the cluster's directory with `--data-dir server` (relative), as a
+    /// user types it.
+    pub relative_data_dir: bool,
 }
 
 impl ServerOptions {
@@ -84,6 +87,7 @@ impl Default for ServerOptions {
             env: Vec::new(),
             host: "127.0.0.1".into(),
             args: Vec::new(),
+            relative_data_dir: false,
         }
     }
 }
@@ -142,8 +146,13 @@ impl Cluster {
                 "--listen",
                 &format!("{}:{}", self.opts.host, self.port),
             ])
+            .current_dir(self.dir.path())
             .arg("--data-dir")
-            .arg(self.data())
+            .arg(if self.opts.relative_data_dir {
+                PathBuf::from("server")
+            } else {
+                self.data()
+            })
             .args([
                 "--heartbeat-interval",
                 "1",
