@@ -7,8 +7,8 @@
 #   2. throughput: one job of N (default 10,000) instances of `true` through the agent, the
 #      PostgreSQL time over the SQLite time (goal <= 1.3);
 #   3. reads under load: while one job of READ_N (default 100,000) instances runs at full
-#      speed, GET /v1/jobs/ID and an instance page (100 items) back to back; p50 and p99 of
-#      each (goal p99 <= 20 ms);
+#      speed, GET /v1/jobs/ID and an instance page (100 items) back to back for READ_SECONDS
+#      (default 60); p50 and p99 of each (goal p99 <= 20 ms);
 #   4. failover (PostgreSQL): two servers, one agent given both URLs, a long job; the leader
 #      is `kill -9`ed KILLS times (default 5), restarted as a standby each time; the time from
 #      each kill to the first dispatch under the next epoch, by the database's clock (goal:
@@ -17,7 +17,8 @@
 # mean something on a quiet machine: other work on the same cores skews both sides.
 #
 # Usage: bench/control-plane.sh              (JOBS=99000 N=10000 READ_N=100000 KILLS=5)
-#        JOBS=4000 N=2000 READ_N=20000 KILLS=2 bench/control-plane.sh   (a quick smoke run)
+#        JOBS=4000 N=2000 READ_N=20000 READ_SECONDS=15 KILLS=2 bench/control-plane.sh
+#        (a quick smoke run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,7 @@ jobs_more=${JOBS:-99000}
 n=${N:-10000}
 read_n=${READ_N:-100000}
 kills=${KILLS:-5}
+read_s=${READ_SECONDS:-60}
 procs=$(nproc)
 here="$PWD"
 
@@ -95,7 +97,7 @@ for backend in sqlite postgres; do
   result[$backend.tput]=$(python3 "$here/bench/cluster.py" --url "$url" --token-file "$token" throughput "$n")
 
   echo "$backend: reads while $read_n instances run ..." >&2
-  result[$backend.reads]=$(client reads "$read_n" --seconds 60)
+  result[$backend.reads]=$(client reads "$read_n" --seconds "$read_s")
   stop_all
 done
 
