@@ -52,6 +52,7 @@ pub use rest::*;
     rest::ActivityInfo,
     rest::ActivityList,
     rest::NodeRef,
+    rest::ProviderError,
     rest::ScaleRequest,
     rest::NodeInfo,
     rest::NodeList,

@@ -276,6 +276,18 @@ pub struct ComputeEnvDetail {
     /// PENDING: Resources)`, or the provider's last error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The environment's state, from its nodes': `RUNNING` (also with no nodes),
+    /// `CREATING`, `CREATION_FAILED` (creating nodes fails now), `ABNORMAL`, `DELETING`.
+    #[serde(default = "running")]
+    #[schema(example = "RUNNING")]
+    pub state: String,
+    /// The provider's last error about this environment's nodes, if any since the server
+    /// started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ProviderError>,
+    /// Node creations that failed since the server started (each one backs off the next).
+    #[serde(default)]
+    pub creation_failures: u32,
     /// `slurm`: the environment's allocations (Slurm jobs) that have not ended.
     #[serde(default)]
     pub allocations: Vec<AllocationInfo>,
@@ -340,11 +352,28 @@ pub struct ComputeEnvList {
     pub items: Vec<ComputeEnvDetail>,
 }
 
+fn running() -> String {
+    "RUNNING".into()
+}
+
+/// A provider's error and when it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProviderError {
+    pub message: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeRef {
+    /// Empty for a node whose creation failed (it never registered).
     pub id: String,
     pub name: String,
+    /// `CREATING`, `CREATION_FAILED`, `RUNNING`, `ABNORMAL` or `DELETING`.
     pub state: String,
+    /// Why its creation failed (`CREATION_FAILED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `POST /v1/compute-envs/{name}/scale`.

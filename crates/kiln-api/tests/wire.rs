@@ -153,8 +153,15 @@ fn rest_types_round_trip() {
             id: "node-1".into(),
             name: "n1".into(),
             state: "RUNNING".into(),
+            error: None,
         }],
         status: Some("1 allocation pending in Slurm (job 12 PENDING: Resources)".into()),
+        state: "CREATION_FAILED".into(),
+        last_error: Some(ProviderError {
+            message: "no such image".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+        }),
+        creation_failures: 3,
         allocations: vec![AllocationInfo {
             job_id: "12".into(),
             state: "PENDING".into(),
@@ -441,8 +448,12 @@ fn compute_env_detail_is_flat() {
             id: "node-1".into(),
             name: "n1".into(),
             state: "RUNNING".into(),
+            error: None,
         }],
         status: None,
+        state: "RUNNING".into(),
+        last_error: None,
+        creation_failures: 0,
         allocations: Vec::new(),
         activities: Vec::new(),
     };
@@ -479,5 +490,5 @@ fn openapi_has_every_schema() {
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
-    assert_eq!(schemas.len(), 42);
+    assert_eq!(schemas.len(), 43);
 }

@@ -669,3 +669,46 @@ mod tests {
         );
     }
 }
+
+/// The state of a compute environment as a whole, from its nodes' states (Tencent's names:
+/// `CREATING`, `CREATION_FAILED`, `RUNNING`, `ABNORMAL`, `DELETING`) and whether node creation
+/// is failing now (the latest attempt failed and no node came up since).
+///
+/// In order: any running node makes it `RUNNING`, unless creations fail and nothing runs; an
+/// abnormal node (and none running) `ABNORMAL`; nodes on their way `CREATING`; only draining
+/// nodes `DELETING`; no nodes at all `RUNNING` (an empty environment is healthy).
+pub fn env_state<'a>(
+    nodes: impl IntoIterator<Item = &'a str>,
+    creation_failing: bool,
+) -> &'static str {
+    let states: Vec<&str> = nodes.into_iter().collect();
+    let has = |s: &str| states.contains(&s);
+    if has("RUNNING") {
+        "RUNNING"
+    } else if creation_failing || has("CREATION_FAILED") {
+        "CREATION_FAILED"
+    } else if has("ABNORMAL") {
+        "ABNORMAL"
+    } else if has("CREATING") {
+        "CREATING"
+    } else if has("DELETING") {
+        "DELETING"
+    } else {
+        "RUNNING"
+    }
+}
+
+#[cfg(test)]
+mod env_state_tests {
+    use super::env_state;
+
+    #[test]
+    fn an_environment_s_state_follows_its_nodes() {
+        assert_eq!(env_state([], false), "RUNNING");
+        assert_eq!(env_state([], true), "CREATION_FAILED");
+        assert_eq!(env_state(["RUNNING", "CREATION_FAILED"], true), "RUNNING");
+        assert_eq!(env_state(["ABNORMAL", "CREATING"], false), "ABNORMAL");
+        assert_eq!(env_state(["CREATING"], false), "CREATING");
+        assert_eq!(env_state(["DELETING"], false), "DELETING");
+    }
+}

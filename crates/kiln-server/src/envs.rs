@@ -358,8 +358,26 @@ impl Driver {
                 id: a.id.clone(),
                 name: a.name.clone(),
                 state: a.state.as_str().to_string(),
+                error: None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let health = self.providers.scaling.activities.health(&r.name);
+        let mut nodes = nodes;
+        for (name, error) in &health.failed_nodes {
+            if !nodes.iter().any(|n| &n.name == name) {
+                nodes.push(NodeRef {
+                    id: String::new(),
+                    name: name.clone(),
+                    state: "CREATION_FAILED".into(),
+                    error: Some(error.clone()),
+                });
+            }
+        }
+        let state = kiln_core::scaling::env_state(
+            nodes.iter().map(|n| n.state.as_str()),
+            health.creation_failing(),
+        )
+        .to_string();
         let seen = self
             .providers
             .slurm
@@ -371,6 +389,14 @@ impl Driver {
             env: env_of(r),
             nodes,
             status: self.providers.scaling.activities.status(&r.name),
+            state,
+            last_error: health
+                .last_error
+                .map(|(message, at)| kiln_api::rest::ProviderError {
+                    message,
+                    at: crate::wire::rfc3339(at),
+                }),
+            creation_failures: health.creation_failures,
             allocations: seen.allocations,
             activities: self.providers.scaling.activities.page(&r.name, 0, 20).1,
         }

@@ -485,3 +485,66 @@ fn a_server_started_with_a_relative_data_dir_runs_work_on_docker_nodes() {
     c.wait_job(&id, 120, |v| state(v) == "SUCCEED");
     assert!(c.data().join("admin-token").exists());
 }
+
+#[test]
+fn an_environment_whose_nodes_cannot_be_created_says_why() {
+    support::test_image();
+    let c = Cluster::with_options(ServerOptions {
+        host: "0.0.0.0".into(),
+        ..ServerOptions::default()
+    });
+    let env = unique("dkbad");
+    let network = format!("kiln-test-{env}");
+    let _guard = Leftovers {
+        env: env.clone(),
+        network: network.clone(),
+    };
+    // The image exists when the environment is made (that is checked), then goes.
+    let image = format!("kiln-test/no-such-image-{env}:1");
+    let (ok, _, err) = docker(&["tag", IMAGE, &image]);
+    assert!(ok, "docker tag: {err}");
+    let file = c.spec(
+        "env.yaml",
+        &format!(
+            "name: {env}\nprovider: docker\nimage: {image}\n\
+             network: {network}\ninstance_type: S1.SMALL1\nslots: 1\ndesired_nodes: 0\n"
+        ),
+    );
+    let (code, out, err) = c.run(&["env", "create", path(&file)]);
+    docker(&["rmi", &image]);
+    assert_eq!(code, 0, "{out}{err}");
+    scale(&c, &env, 1);
+    let mut shown = Value::Null;
+    wait_until(60, "the environment to be CREATION_FAILED", || {
+        shown = c.json(&["env", "show", &env]);
+        shown["state"] == "CREATION_FAILED" && shown["last_error"]["message"].is_string()
+    });
+    let error = shown["last_error"]["message"].as_str().unwrap().to_string();
+    assert!(shown["creation_failures"].as_u64().unwrap() >= 1, "{shown}");
+    assert!(shown["last_error"]["at"].is_string(), "{shown}");
+    let failed = shown["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["state"] == "CREATION_FAILED")
+        .unwrap_or_else(|| panic!("no CREATION_FAILED node: {shown}"));
+    assert_eq!(failed["error"], error.as_str(), "{shown}");
+    let (code, table) = c.kiln(&["env", "show", &env]);
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("CREATION_FAILED"), "{table}");
+    assert!(table.contains(&error), "{table}");
+
+    let spec = c.spec(
+        "wait.yaml",
+        &format!("name: wait\ntasks:\n  t:\n    compute_env: {env}\n    command: echo hi\n"),
+    );
+    let id = c.submit(&spec);
+    let want = format!("NO_CAPACITY {env}: node creation failing: ");
+    let mut why = String::new();
+    wait_until(30, "kiln why to name the error", || {
+        why = c.kiln(&["why", &id, "t", "0"]).1;
+        why.contains(&want)
+    });
+    assert!(why.contains("no-such-image"), "{why}");
+    c.run(&["env", "delete", &env]);
+}

@@ -56,6 +56,7 @@ from .node_list import NodeList
 from .node_ref import NodeRef
 from .openapi_response_200 import OpenapiResponse200
 from .output_mapping_dto import OutputMappingDto
+from .provider_error import ProviderError
 from .register_request import RegisterRequest
 from .register_response import RegisterResponse
 from .report_request import ReportRequest
@@ -127,6 +128,7 @@ __all__ = (
     "NodeRef",
     "OpenapiResponse200",
     "OutputMappingDto",
+    "ProviderError",
     "RegisterRequest",
     "RegisterResponse",
     "ReportRequest",

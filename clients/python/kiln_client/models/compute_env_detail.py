@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         ComputeEnvDetailResourcesType0,
     )
     from ..models.node_ref import NodeRef
+    from ..models.provider_error import ProviderError
 
 
 T = TypeVar("T", bound="ComputeEnvDetail")
@@ -33,11 +34,14 @@ class ComputeEnvDetail:
             allocations (list[AllocationInfo] | Unset): `slurm`: the environment's allocations (Slurm jobs) that have not
                 ended.
             cpus_per_node (int | None | Unset): `slurm`: CPUs asked for on each node [default 1].
+            creation_failures (int | Unset): Node creations that failed since the server started (each one backs off the
+                next).
             description (None | str | Unset):
             desired_nodes (int | Unset): Defaults to 0 when omitted.
             idle_timeout (None | str | Unset): Backlog scaling: a node idle this long is removed, e.g. `5m` [default 5m].
             image (None | str | Unset):
             instance_type (None | str | Unset): A catalog instance type; exclusive with `resources`.
+            last_error (None | ProviderError | Unset):
             max_nodes (int | None | Unset): Backlog scaling: at most this many nodes; setting it turns backlog scaling on.
             max_pending_allocations (int | None | Unset): Backlog scaling: at most this many allocations (Slurm jobs, or
                 nodes starting) on
@@ -53,6 +57,8 @@ class ComputeEnvDetail:
                 exclusive with `instance_type`.
             sbatch_args (list[str] | None | Unset): `slurm`: further `sbatch` arguments, passed as they are.
             slots (int | None | Unset):
+            state (str | Unset): The environment's state, from its nodes': `RUNNING` (also with no nodes),
+                `CREATING`, `CREATION_FAILED` (creating nodes fails now), `ABNORMAL`, `DELETING`. Example: RUNNING.
             status (None | str | Unset): What holds capacity back, for people (e.g. `2 allocations pending in Slurm (job
                 1234
                 PENDING: Resources)`, or the provider's last error).
@@ -69,11 +75,13 @@ class ComputeEnvDetail:
     activities: list[ActivityInfo] | Unset = UNSET
     allocations: list[AllocationInfo] | Unset = UNSET
     cpus_per_node: int | None | Unset = UNSET
+    creation_failures: int | Unset = UNSET
     description: None | str | Unset = UNSET
     desired_nodes: int | Unset = UNSET
     idle_timeout: None | str | Unset = UNSET
     image: None | str | Unset = UNSET
     instance_type: None | str | Unset = UNSET
+    last_error: None | ProviderError | Unset = UNSET
     max_nodes: int | None | Unset = UNSET
     max_pending_allocations: int | None | Unset = UNSET
     memory_per_node: None | str | Unset = UNSET
@@ -86,6 +94,7 @@ class ComputeEnvDetail:
     resources: ComputeEnvDetailResourcesType0 | None | Unset = UNSET
     sbatch_args: list[str] | None | Unset = UNSET
     slots: int | None | Unset = UNSET
+    state: str | Unset = UNSET
     status: None | str | Unset = UNSET
     time_limit: None | str | Unset = UNSET
     workers_per_allocation: int | None | Unset = UNSET
@@ -94,6 +103,7 @@ class ComputeEnvDetail:
         from ..models.compute_env_detail_resources_type_0 import (
             ComputeEnvDetailResourcesType0,
         )
+        from ..models.provider_error import ProviderError
 
         name = self.name
 
@@ -125,6 +135,8 @@ class ComputeEnvDetail:
         else:
             cpus_per_node = self.cpus_per_node
 
+        creation_failures = self.creation_failures
+
         description: None | str | Unset
         if isinstance(self.description, Unset):
             description = UNSET
@@ -150,6 +162,14 @@ class ComputeEnvDetail:
             instance_type = UNSET
         else:
             instance_type = self.instance_type
+
+        last_error: dict[str, Any] | None | Unset
+        if isinstance(self.last_error, Unset):
+            last_error = UNSET
+        elif isinstance(self.last_error, ProviderError):
+            last_error = self.last_error.to_dict()
+        else:
+            last_error = self.last_error
 
         max_nodes: int | None | Unset
         if isinstance(self.max_nodes, Unset):
@@ -229,6 +249,8 @@ class ComputeEnvDetail:
         else:
             slots = self.slots
 
+        state = self.state
+
         status: None | str | Unset
         if isinstance(self.status, Unset):
             status = UNSET
@@ -263,6 +285,8 @@ class ComputeEnvDetail:
             field_dict["allocations"] = allocations
         if cpus_per_node is not UNSET:
             field_dict["cpus_per_node"] = cpus_per_node
+        if creation_failures is not UNSET:
+            field_dict["creation_failures"] = creation_failures
         if description is not UNSET:
             field_dict["description"] = description
         if desired_nodes is not UNSET:
@@ -273,6 +297,8 @@ class ComputeEnvDetail:
             field_dict["image"] = image
         if instance_type is not UNSET:
             field_dict["instance_type"] = instance_type
+        if last_error is not UNSET:
+            field_dict["last_error"] = last_error
         if max_nodes is not UNSET:
             field_dict["max_nodes"] = max_nodes
         if max_pending_allocations is not UNSET:
@@ -297,6 +323,8 @@ class ComputeEnvDetail:
             field_dict["sbatch_args"] = sbatch_args
         if slots is not UNSET:
             field_dict["slots"] = slots
+        if state is not UNSET:
+            field_dict["state"] = state
         if status is not UNSET:
             field_dict["status"] = status
         if time_limit is not UNSET:
@@ -314,6 +342,7 @@ class ComputeEnvDetail:
             ComputeEnvDetailResourcesType0,
         )
         from ..models.node_ref import NodeRef
+        from ..models.provider_error import ProviderError
 
         d = dict(src_dict)
         name = d.pop("name")
@@ -356,6 +385,8 @@ class ComputeEnvDetail:
 
         cpus_per_node = _parse_cpus_per_node(d.pop("cpus_per_node", UNSET))
 
+        creation_failures = d.pop("creation_failures", UNSET)
+
         def _parse_description(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -393,6 +424,23 @@ class ComputeEnvDetail:
             return cast(None | str | Unset, data)
 
         instance_type = _parse_instance_type(d.pop("instance_type", UNSET))
+
+        def _parse_last_error(data: object) -> None | ProviderError | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                last_error_type_1 = ProviderError.from_dict(data)
+
+                return last_error_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | ProviderError | Unset, data)
+
+        last_error = _parse_last_error(d.pop("last_error", UNSET))
 
         def _parse_max_nodes(data: object) -> int | None | Unset:
             if data is None:
@@ -524,6 +572,8 @@ class ComputeEnvDetail:
 
         slots = _parse_slots(d.pop("slots", UNSET))
 
+        state = d.pop("state", UNSET)
+
         def _parse_status(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -560,11 +610,13 @@ class ComputeEnvDetail:
             activities=activities,
             allocations=allocations,
             cpus_per_node=cpus_per_node,
+            creation_failures=creation_failures,
             description=description,
             desired_nodes=desired_nodes,
             idle_timeout=idle_timeout,
             image=image,
             instance_type=instance_type,
+            last_error=last_error,
             max_nodes=max_nodes,
             max_pending_allocations=max_pending_allocations,
             memory_per_node=memory_per_node,
@@ -577,6 +629,7 @@ class ComputeEnvDetail:
             resources=resources,
             sbatch_args=sbatch_args,
             slots=slots,
+            state=state,
             status=status,
             time_limit=time_limit,
             workers_per_allocation=workers_per_allocation,

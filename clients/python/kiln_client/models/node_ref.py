@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="NodeRef")
 
@@ -13,14 +15,16 @@ T = TypeVar("T", bound="NodeRef")
 class NodeRef:
     """
     Attributes:
-        id (str):
+        id (str): Empty for a node whose creation failed (it never registered).
         name (str):
-        state (str):
+        state (str): `CREATING`, `CREATION_FAILED`, `RUNNING`, `ABNORMAL` or `DELETING`.
+        error (None | str | Unset): Why its creation failed (`CREATION_FAILED`).
     """
 
     id: str
     name: str
     state: str
+    error: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -29,6 +33,12 @@ class NodeRef:
         name = self.name
 
         state = self.state
+
+        error: None | str | Unset
+        if isinstance(self.error, Unset):
+            error = UNSET
+        else:
+            error = self.error
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -39,6 +49,8 @@ class NodeRef:
                 "state": state,
             }
         )
+        if error is not UNSET:
+            field_dict["error"] = error
 
         return field_dict
 
@@ -51,10 +63,20 @@ class NodeRef:
 
         state = d.pop("state")
 
+        def _parse_error(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        error = _parse_error(d.pop("error", UNSET))
+
         node_ref = cls(
             id=id,
             name=name,
             state=state,
+            error=error,
         )
 
         node_ref.additional_properties = d

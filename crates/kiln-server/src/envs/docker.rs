@@ -511,6 +511,7 @@ impl DockerNodes {
         let mut removed = false;
         for env in &plan.registered {
             state.backoff.remove(env);
+            state.activities.creation_works(env);
         }
         for action in plan.actions {
             match action {
@@ -529,6 +530,12 @@ impl DockerNodes {
                              its last output:\n{tail}"
                         );
                         state.failed(&env, now);
+                        let last = tail.lines().rev().find(|l| !l.trim().is_empty());
+                        let error = match last {
+                            Some(line) => format!("node container {why}: {}", line.trim()),
+                            None => format!("node container {why}"),
+                        };
+                        state.activities.creation_failed(&env, &node, &error, now);
                     } else if matches!(why, Why::Exited(_) | Why::Lost) {
                         tracing::warn!("node container {container} {why}: it is replaced");
                     } else {
@@ -565,6 +572,9 @@ impl DockerNodes {
                             tracing::error!("node {node} of {env}: {e}");
                             state.tracked.remove(&container);
                             state.failed(&env, now_ms());
+                            state
+                                .activities
+                                .creation_failed(&env, &node, &e.to_string(), now_ms());
                             break;
                         }
                     }
@@ -685,7 +695,13 @@ fn container_name(node: &str) -> String {
 
 /// The reconciler of `docker` environments. Runs until the driver is gone.
 pub async fn run_docker_provider(handle: Handle, nodes: DockerNodes) {
-    let mut state = LoopState::default();
+    let Ok(activities) = handle.call(|d| d.activities()).await else {
+        return;
+    };
+    let mut state = LoopState {
+        activities,
+        ..LoopState::default()
+    };
     loop {
         tokio::select! {
             () = nodes.inner.wake.notified() => {}
@@ -1048,6 +1064,8 @@ struct LoopState {
     unreachable: bool,
     no_url_logged: bool,
     rounds: u64,
+    /// Where node creation failures are told (`kiln env show`, `kiln why`).
+    activities: crate::envs::scaling::Activities,
 }
 
 #[derive(Debug, Clone, Copy)]

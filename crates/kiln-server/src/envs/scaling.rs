@@ -206,7 +206,28 @@ struct ActivityLog {
     next: u64,
     by_env: BTreeMap<String, VecDeque<ActivityRecord>>,
     status: BTreeMap<String, String>,
+    health: BTreeMap<String, Health>,
 }
+
+/// What the provider last said went wrong with an environment's nodes.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// The last provider error and when (ms since the epoch).
+    pub last_error: Option<(String, u64)>,
+    /// Node creations that failed, since the server started.
+    pub creation_failures: u32,
+    /// Nodes whose creation failed since a node last came up: name → error.
+    pub failed_nodes: BTreeMap<String, String>,
+}
+
+impl Health {
+    /// Whether creating nodes fails now: the latest creation failed and none came up since.
+    pub fn creation_failing(&self) -> bool {
+        !self.failed_nodes.is_empty()
+    }
+}
+
+const PREFIX_FAILING: &str = "node creation failing: ";
 
 impl Activities {
     fn lock(&self) -> MutexGuard<'_, ActivityLog> {
@@ -318,6 +339,39 @@ impl Activities {
         let mut log = self.lock();
         log.by_env.remove(env);
         log.status.remove(env);
+        log.health.remove(env);
+    }
+
+    /// Creating `node` of `env` failed with `error`: counted, kept as the last error, and what
+    /// holds the environment back (`kiln why`: `NO_CAPACITY env: node creation failing: …`).
+    pub fn creation_failed(&self, env: &str, node: &str, error: &str, now: u64) {
+        let mut log = self.lock();
+        let h = log.health.entry(env.to_string()).or_default();
+        h.creation_failures = h.creation_failures.saturating_add(1);
+        h.last_error = Some((error.to_string(), now));
+        h.failed_nodes.insert(node.to_string(), error.to_string());
+        log.status
+            .insert(env.to_string(), format!("{PREFIX_FAILING}{error}"));
+    }
+
+    /// A node of `env` came up: creation works again (the last error and the count stay).
+    pub fn creation_works(&self, env: &str) {
+        let mut log = self.lock();
+        if let Some(h) = log.health.get_mut(env) {
+            h.failed_nodes.clear();
+        }
+        if log
+            .status
+            .get(env)
+            .is_some_and(|s| s.starts_with(PREFIX_FAILING))
+        {
+            log.status.remove(env);
+        }
+    }
+
+    /// What the provider said went wrong with `env`'s nodes.
+    pub fn health(&self, env: &str) -> Health {
+        self.lock().health.get(env).cloned().unwrap_or_default()
     }
 
     /// Says what holds `env`'s capacity back (`None`: nothing).

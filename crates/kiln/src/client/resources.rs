@@ -391,15 +391,27 @@ fn print_env(format: Format, env: &ComputeEnvDetail) {
         "slots:         {}",
         e.slots.map_or_else(|| "-".into(), |s| s.to_string())
     );
+    println!("state:         {}", env.state);
     if let Some(status) = &env.status {
         println!("status:        {status}");
+    }
+    if let Some(e) = &env.last_error {
+        println!("last error:    {} ({})", e.message, e.at);
+    }
+    if env.creation_failures > 0 {
+        println!("failed creations: {}", env.creation_failures);
     }
     if env.nodes.is_empty() {
         println!("nodes:         none");
     } else {
-        let mut t = table(["NODE", "NAME", "STATE"]);
+        let mut t = table(["NODE", "NAME", "STATE", "ERROR"]);
         for n in &env.nodes {
-            t.add_row([n.id.clone(), n.name.clone(), n.state.clone()]);
+            t.add_row([
+                or_dash(Some(n.id.as_str())),
+                n.name.clone(),
+                n.state.clone(),
+                or_dash(n.error.as_deref()),
+            ]);
         }
         println!("nodes:\n{t}");
     }
