@@ -220,6 +220,15 @@ impl Driver {
         let mut kills: Vec<AttemptKey> = stale.iter().filter_map(|r| self.ref_to_key(r)).collect();
         kills.extend(unknown);
         let previous = self.agents.by_id.remove(&id);
+        // Kills decided while the node was away (a terminate right after a failover, before
+        // the agent was back) still go to it.
+        if let Some(p) = &previous {
+            for k in &p.kills {
+                if !kills.contains(k) {
+                    kills.push(k.clone());
+                }
+            }
+        }
         let state = previous
             .as_ref()
             .map_or(NodeState::Creating, |p| p.state)

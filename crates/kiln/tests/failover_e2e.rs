@@ -581,4 +581,29 @@ fn writes_sent_to_the_standby_are_acted_on_by_the_leader() {
         sorted.sort_unstable();
         assert_eq!(sorted, [201, 409], "round {round}: {answers:?}");
     }
+
+    // No leader for a moment: a terminate the standby takes then is acted on by whoever
+    // leads next (here the standby itself, once the dead leader's lease expires).
+    let id = s.submit(&standby, &spec);
+    wait_until(60, "the new job to run", || {
+        num(
+            &s.db,
+            &format!(
+                "SELECT count(*) FROM instances i JOIN jobs j ON j.seq = i.job
+                 WHERE j.id = '{id}' AND i.state = 'RUNNING'"
+            ),
+        ) == 2
+    });
+    s.servers[0].kill();
+    let (code, body) = call(
+        &s,
+        "POST",
+        &format!("{standby}/v1/jobs/{id}/terminate"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(role(&standby).as_deref(), Some("leader"));
+    wait_until(60, "the job to fail after the failover", || {
+        s.job_state(&id) == "FAILED"
+    });
 }
