@@ -97,6 +97,9 @@ pub struct ApiState {
     pub catalog: Catalog,
     /// Compute environments' activities and status (`kiln why` says what holds capacity back).
     pub activities: crate::envs::Activities,
+    /// Seals secret fields (storage keys, …) before they reach the store, opens them for the
+    /// attempts that need them.
+    pub secrets: Arc<kiln_store::secrets::SecretBox>,
 }
 
 type Shared = Arc<ApiState>;

@@ -75,6 +75,8 @@ pub enum ServerError {
          from its data directory into {0}"
     )]
     TokensElsewhere(String),
+    #[error(transparent)]
+    Secrets(#[from] kiln_store::secrets::SecretError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -180,7 +182,11 @@ pub fn run_server(
             tracing::info!("restored {} unfinished jobs", restored.len());
         }
     }
+    // Secret fields are sealed with the data directory's key (also with --db postgres).
+    let secrets = kiln_store::secrets::SecretBox::open_or_create(&cfg.data_dir)?;
+    secrets.check_store(&*driver.shared_store())?;
     let state = Arc::new(ApiState {
+        secrets: Arc::new(secrets),
         handle: driver.handle(),
         store: driver.shared_store(),
         leading: driver.leading(),

@@ -20,6 +20,7 @@ use kiln_core::state::{Instance, Reason, State};
 mod codec;
 pub mod conformance;
 pub mod postgres;
+pub mod secrets;
 pub mod sqlite;
 
 pub use postgres::PgStore;

@@ -70,6 +70,7 @@ pub fn server() -> Server {
             lease_wait: Duration::from_millis(200),
             catalog: kiln_core::model::Catalog::builtin(),
             activities: driver.activities(),
+            secrets: Arc::new(kiln_store::secrets::SecretBox::from_key(&[9; 32])),
         });
         tx.send(state).unwrap();
         let stop = move || {
