@@ -366,6 +366,25 @@ impl Client {
         self.delete_at(&paths::compute_env(name)).await
     }
 
+    pub async fn storage_profiles(&self) -> Result<StorageProfileList, ClientError> {
+        self.get(paths::STORAGE_PROFILES, &[]).await
+    }
+
+    pub async fn create_storage_profile(
+        &self,
+        profile: &StorageProfileSpec,
+    ) -> Result<StorageProfile, ClientError> {
+        self.post(paths::STORAGE_PROFILES, profile).await
+    }
+
+    pub async fn storage_profile(&self, name: &str) -> Result<StorageProfile, ClientError> {
+        self.get(&paths::storage_profile(name), &[]).await
+    }
+
+    pub async fn delete_storage_profile(&self, name: &str) -> Result<(), ClientError> {
+        self.delete_at(&paths::storage_profile(name)).await
+    }
+
     pub async fn nodes(&self) -> Result<NodeList, ClientError> {
         self.get(paths::NODES, &[]).await
     }

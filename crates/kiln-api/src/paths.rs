@@ -22,6 +22,8 @@
 //! | [`COMPUTE_ENV_SCALE`] | POST | [`ScaleRequest`](crate::ScaleRequest) → [`ComputeEnvDetail`](crate::ComputeEnvDetail) |
 //! | [`COMPUTE_ENV_ACTIVITIES`] | GET | → [`ActivityList`](crate::ActivityList) |
 //! | [`NODES`] | GET | → [`NodeList`](crate::NodeList) |
+//! | [`STORAGE_PROFILES`] | GET / POST | → [`StorageProfileList`](crate::StorageProfileList) / [`StorageProfileSpec`](crate::StorageProfileSpec) → 201 [`StorageProfile`](crate::StorageProfile) |
+//! | [`STORAGE_PROFILE`] | GET / DELETE | → [`StorageProfile`](crate::StorageProfile) / 204 |
 //! | [`AGENT_REGISTER`] | POST | [`RegisterRequest`](crate::RegisterRequest) → [`RegisterResponse`](crate::RegisterResponse) |
 //! | [`AGENT_HEARTBEAT`] | POST | [`HeartbeatRequest`](crate::HeartbeatRequest) → [`HeartbeatResponse`](crate::HeartbeatResponse) |
 //! | [`AGENT_LEASE`] | POST | [`LeaseRequest`](crate::LeaseRequest) → [`LeaseResponse`](crate::LeaseResponse) |
@@ -47,6 +49,8 @@ pub const COMPUTE_ENV: &str = "/v1/compute-envs/{name}";
 pub const COMPUTE_ENV_SCALE: &str = "/v1/compute-envs/{name}/scale";
 pub const COMPUTE_ENV_ACTIVITIES: &str = "/v1/compute-envs/{name}/activities";
 pub const NODES: &str = "/v1/nodes";
+pub const STORAGE_PROFILES: &str = "/v1/storage-profiles";
+pub const STORAGE_PROFILE: &str = "/v1/storage-profiles/{name}";
 pub const AGENT_REGISTER: &str = "/v1/agent/register";
 pub const AGENT_HEARTBEAT: &str = "/v1/agent/heartbeat";
 pub const AGENT_LEASE: &str = "/v1/agent/lease";
@@ -92,6 +96,10 @@ pub fn logs(id: &str, task: &str, index: u32) -> String {
 
 pub fn instance_terminate(id: &str, task: &str, index: u32) -> String {
     format!("{}/{index}/terminate", instances(id, task))
+}
+
+pub fn storage_profile(name: &str) -> String {
+    format!("{STORAGE_PROFILES}/{}", segment(name))
 }
 
 pub fn template(name: &str) -> String {

@@ -417,3 +417,209 @@ pub struct Health {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
 }
+
+/// A storage profile as created: the body of `POST /v1/storage-profiles`, and one item of a
+/// `kiln run --storage-profiles` file. `secret_access_key` and `session_token` are write-only:
+/// no answer, log line or error carries them (reads show `***`).
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageProfileSpec {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    pub name: String,
+    /// `s3` (AWS S3 or an S3-compatible server) or `cos` (Tencent Cloud COS).
+    #[schema(pattern = "^(s3|cos)$", example = "s3")]
+    pub kind: String,
+    /// The service's URL, e.g. `http://10.0.0.5:9000`; absent: AWS S3 / COS itself.
+    #[serde(default)]
+    #[schema(pattern = "^https?://[^/]")]
+    pub endpoint: Option<String>,
+    /// The region to sign with; `us-east-1` when absent.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub region: Option<String>,
+    /// Path-style requests (`ENDPOINT/BUCKET/KEY`); default true when `endpoint` is given.
+    #[serde(default)]
+    pub path_style: Option<bool>,
+    #[schema(min_length = 1)]
+    pub access_key_id: String,
+    #[schema(write_only, min_length = 1)]
+    pub secret_access_key: String,
+    #[serde(default)]
+    #[schema(write_only, min_length = 1)]
+    pub session_token: Option<String>,
+    /// The profile of mappings that name none (at most one profile is the default).
+    #[serde(default)]
+    pub default: bool,
+}
+
+impl std::fmt::Debug for StorageProfileSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageProfileSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
+            .field("default", &self.default)
+            .finish()
+    }
+}
+
+/// The profile kinds [`StorageProfileSpec::kind`] accepts.
+pub const STORAGE_PROFILE_KINDS: &[&str] = &["s3", "cos"];
+
+/// A field of a storage profile that is invalid, and why (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl StorageProfileSpec {
+    /// Reads a profile from JSON, naming the field of each problem without echoing any value
+    /// (a secret may be among them).
+    pub fn from_value(v: &serde_json::Value) -> Result<StorageProfileSpec, ProfileProblem> {
+        let bad = |field: &str, message: String| ProfileProblem {
+            field: field.to_string(),
+            message,
+        };
+        let obj = v.as_object().ok_or_else(|| {
+            bad(
+                "",
+                "a storage profile must be a mapping of name, kind, endpoint, region, \
+                 path_style, access_key_id, secret_access_key, session_token, default"
+                    .into(),
+            )
+        })?;
+        const FIELDS: &[&str] = &[
+            "name",
+            "kind",
+            "endpoint",
+            "region",
+            "path_style",
+            "access_key_id",
+            "secret_access_key",
+            "session_token",
+            "default",
+        ];
+        if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(bad(
+                k,
+                format!("unknown field `{k}`; expected one of {}", FIELDS.join(", ")),
+            ));
+        }
+        let text = |field: &str, required: bool| -> Result<Option<String>, ProfileProblem> {
+            match obj.get(field) {
+                None | Some(serde_json::Value::Null) if required => {
+                    Err(bad(field, format!("`{field}` is required")))
+                }
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) if s.is_empty() => {
+                    Err(bad(field, format!("`{field}` must not be empty")))
+                }
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(bad(field, format!("`{field}` must be a string"))),
+            }
+        };
+        let flag = |field: &str| -> Result<Option<bool>, ProfileProblem> {
+            match obj.get(field) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
+                Some(_) => Err(bad(field, format!("`{field}` must be true or false"))),
+            }
+        };
+        let name = text("name", true)?.unwrap_or_default();
+        let n = name.chars().count();
+        if n > 60
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(bad(
+                "name",
+                format!(
+                    "`{name}` is not a valid profile name: 1-60 characters of A-Z a-z 0-9 . _ -"
+                ),
+            ));
+        }
+        let kind = text("kind", true)?.unwrap_or_default();
+        if !STORAGE_PROFILE_KINDS.contains(&kind.as_str()) {
+            return Err(bad(
+                "kind",
+                format!("unknown kind `{kind}`; expected `s3` or `cos`"),
+            ));
+        }
+        let endpoint = text("endpoint", false)?;
+        if let Some(e) = &endpoint {
+            let host = e
+                .strip_prefix("http://")
+                .or_else(|| e.strip_prefix("https://"));
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+                return Err(bad(
+                    "endpoint",
+                    format!("`{e}` is not a URL; expected e.g. http://10.0.0.5:9000"),
+                ));
+            }
+        }
+        Ok(StorageProfileSpec {
+            name,
+            kind,
+            region: text("region", false)?,
+            path_style: flag("path_style")?,
+            endpoint,
+            access_key_id: text("access_key_id", true)?.unwrap_or_default(),
+            secret_access_key: text("secret_access_key", true)?.unwrap_or_default(),
+            session_token: text("session_token", false)?,
+            default: flag("default")?.unwrap_or(false),
+        })
+    }
+
+    /// Path-style requests: as given, else true when an endpoint is given.
+    pub fn path_style(&self) -> bool {
+        self.path_style.unwrap_or(self.endpoint.is_some())
+    }
+}
+
+/// A storage profile as read back: its secret fields are `***`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StorageProfile {
+    pub name: String,
+    pub kind: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub access_key_id: String,
+    /// Always `***`.
+    pub secret_access_key: String,
+    /// `***` when the profile has one.
+    pub session_token: Option<String>,
+    pub default: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl StorageProfile {
+    /// What reads show of `spec`.
+    pub fn redacted(spec: &StorageProfileSpec, created_at: String) -> StorageProfile {
+        StorageProfile {
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            endpoint: spec.endpoint.clone(),
+            region: spec.region.clone(),
+            path_style: spec.path_style(),
+            access_key_id: spec.access_key_id.clone(),
+            secret_access_key: "***".into(),
+            session_token: spec.session_token.as_ref().map(|_| "***".into()),
+            default: spec.default,
+            created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StorageProfileList {
+    pub items: Vec<StorageProfile>,
+}

@@ -39,6 +39,7 @@ mod doc;
 mod envs;
 mod extract;
 pub mod idempotency;
+mod profiles;
 mod templates;
 
 pub use doc::openapi_doc;
@@ -368,6 +369,7 @@ fn admin_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(logs))
         .routes(routes!(nodes))
         .merge(templates::routes())
+        .merge(profiles::routes())
         .merge(envs::routes())
 }
 

@@ -62,6 +62,45 @@ pub fn run(store: &dyn Store) {
     leases(store);
     idempotency(store);
     commands(store);
+    storage_profiles(store);
+}
+
+/// Storage profiles: created once per name, listed by name, read back as stored, deleted.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn storage_profiles(store: &dyn Store) {
+    use crate::StorageProfileRecord;
+    assert!(store.list_storage_profiles().unwrap().is_empty());
+    assert_eq!(store.get_storage_profile("lab").unwrap(), None);
+    let lab = StorageProfileRecord {
+        name: "lab".into(),
+        config_json: r#"{"kind":"s3","secret_access_key":"xc1:00"}"#.into(),
+        created_at: 1_700_000_000_123,
+    };
+    assert!(store.create_storage_profile(&lab).unwrap());
+    let again = StorageProfileRecord {
+        config_json: "{}".into(),
+        ..lab.clone()
+    };
+    assert!(
+        !store.create_storage_profile(&again).unwrap(),
+        "the name is taken"
+    );
+    let cos = StorageProfileRecord {
+        name: "cos-a".into(),
+        config_json: r#"{"kind":"cos"}"#.into(),
+        created_at: 5,
+    };
+    assert!(store.create_storage_profile(&cos).unwrap());
+    assert_eq!(store.get_storage_profile("lab").unwrap(), Some(lab.clone()));
+    assert_eq!(store.get_storage_profile("Lab").unwrap(), None);
+    assert_eq!(
+        store.list_storage_profiles().unwrap(),
+        vec![cos.clone(), lab.clone()]
+    );
+    assert!(store.delete_storage_profile("lab").unwrap());
+    assert!(!store.delete_storage_profile("lab").unwrap());
+    assert_eq!(store.list_storage_profiles().unwrap(), vec![cos]);
+    assert!(store.delete_storage_profile("cos-a").unwrap());
 }
 
 /// Commands a standby stores for the leader: in order, answered once, purged when old.

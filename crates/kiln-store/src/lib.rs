@@ -243,6 +243,17 @@ pub struct ComputeEnvRecord {
     pub updated_at: u64,
 }
 
+/// A storage profile (DESIGN §9 storage profiles). Its secret fields are sealed by
+/// [`secrets::SecretBox`] inside `config_json` before the store sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageProfileRecord {
+    pub name: String,
+    /// kind, endpoint, region, keys (sealed), default, … as JSON text (opaque to the store).
+    pub config_json: String,
+    /// ms since the epoch.
+    pub created_at: u64,
+}
+
 /// A compute node. Keyed by `id`; `name` is unique too. On update, the stored `created_at` is
 /// kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,6 +393,14 @@ pub trait Store: Send + Sync {
     fn delete_template(&self, name: &str) -> Result<bool>;
 
     /// Stores a compute environment, durably; `true` if created, `false` if it replaced one.
+    /// Stores a storage profile if its name is free; `false` (nothing written) if taken.
+    fn create_storage_profile(&self, p: &StorageProfileRecord) -> Result<bool>;
+    fn get_storage_profile(&self, name: &str) -> Result<Option<StorageProfileRecord>>;
+    /// Every storage profile, by name.
+    fn list_storage_profiles(&self) -> Result<Vec<StorageProfileRecord>>;
+    /// `false` if there was none of that name.
+    fn delete_storage_profile(&self, name: &str) -> Result<bool>;
+
     fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool>;
     /// Stores a compute environment, durably, only if none has its name: `true` if created,
     /// `false` (nothing written) if the name is taken. Atomic, as [`Store::create_template`].

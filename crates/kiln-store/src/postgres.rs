@@ -21,8 +21,8 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
     CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery,
-    JobRow, JobView, Lease, NodeRecord, Once, Result, Store, StoreError, StoredJob, TemplateRecord,
-    redact,
+    JobRow, JobView, Lease, NodeRecord, Once, Result, StorageProfileRecord, Store, StoreError,
+    StoredJob, TemplateRecord, redact,
 };
 
 /// Version 1: the same records as SQLite's version 1.
@@ -112,7 +112,16 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+
+/// Version 7: storage profiles (their secret fields sealed before they get here).
+const V7: &str = "
+CREATE TABLE storage_profiles (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+";
 
 /// Version 6: writes taken by a standby (terminate, retry, delete, …) for the leader to act
 /// on, with the leader's answer.
@@ -593,6 +602,16 @@ const INSTANCE_COLUMNS: &str = "state, reason, attempt, retries_used, resource_r
 
 /// The row key of a job, looked up inside a statement (`$1` is the job id).
 const JOB_SEQ: &str = "(SELECT seq FROM jobs WHERE id = $1)";
+
+const PROFILE_COLUMNS: &str = "name, config, created_at";
+
+fn profile_row(r: &Row) -> Result<StorageProfileRecord> {
+    Ok(StorageProfileRecord {
+        name: r.try_get(0).map_err(db)?,
+        config_json: r.try_get(1).map_err(db)?,
+        created_at: r.try_get::<_, i64>(2).map_err(db)? as u64,
+    })
+}
 
 const TEMPLATE_COLUMNS: &str = "name, description, task, created_at, updated_at";
 
@@ -1587,6 +1606,38 @@ impl Store for PgStore {
 
     fn delete_template(&self, name: &str) -> Result<bool> {
         self.execute("DELETE FROM templates WHERE name = $1", &[&name])
+    }
+
+    fn create_storage_profile(&self, t: &StorageProfileRecord) -> Result<bool> {
+        self.execute(
+            "INSERT INTO storage_profiles (name, config, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+            &[&t.name, &t.config_json, &big(t.created_at)],
+        )
+    }
+
+    fn get_storage_profile(&self, name: &str) -> Result<Option<StorageProfileRecord>> {
+        self.query(
+            &format!("SELECT {PROFILE_COLUMNS} FROM storage_profiles WHERE name = $1"),
+            &[&name],
+        )?
+        .first()
+        .map(profile_row)
+        .transpose()
+    }
+
+    fn list_storage_profiles(&self) -> Result<Vec<StorageProfileRecord>> {
+        self.query(
+            &format!("SELECT {PROFILE_COLUMNS} FROM storage_profiles ORDER BY name"),
+            &[],
+        )?
+        .iter()
+        .map(profile_row)
+        .collect()
+    }
+
+    fn delete_storage_profile(&self, name: &str) -> Result<bool> {
+        self.execute("DELETE FROM storage_profiles WHERE name = $1", &[&name])
     }
 
     fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {

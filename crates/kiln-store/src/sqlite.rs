@@ -15,7 +15,8 @@ use rusqlite::{
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
     CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery,
-    JobRow, JobView, Lease, NodeRecord, Once, Result, Store, StoreError, StoredJob, TemplateRecord,
+    JobRow, JobView, Lease, NodeRecord, Once, Result, StorageProfileRecord, Store, StoreError,
+    StoredJob, TemplateRecord,
 };
 
 /// Version 1: jobs, tasks, instances, attempts, secrets, templates, compute environments,
@@ -106,7 +107,16 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+
+/// Version 7: storage profiles (their secret fields sealed before they get here).
+const V7: &str = "
+CREATE TABLE storage_profiles (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
 
 /// Version 6: writes taken by a standby (terminate, retry, delete, …) for the leader to act
 /// on, with the leader's answer.
@@ -633,6 +643,16 @@ fn instance_from(raw: RawInstance) -> Result<Instance> {
 
 /// The row key of a job, looked up inside a statement (`?1` is the job id).
 const JOB_SEQ: &str = "(SELECT seq FROM jobs WHERE id = ?1)";
+
+const PROFILE_COLUMNS: &str = "name, config, created_at";
+
+fn profile_row(r: &Row<'_>) -> rusqlite::Result<StorageProfileRecord> {
+    Ok(StorageProfileRecord {
+        name: r.get(0)?,
+        config_json: r.get(1)?,
+        created_at: r.get::<_, i64>(2)? as u64,
+    })
+}
 
 const TEMPLATE_COLUMNS: &str = "name, description, task, created_at, updated_at";
 
@@ -1256,6 +1276,39 @@ impl Store for SqliteStore {
 
     fn delete_template(&self, name: &str) -> Result<bool> {
         self.execute_durably("DELETE FROM templates WHERE name = ?1", [name])
+    }
+
+    fn create_storage_profile(&self, t: &StorageProfileRecord) -> Result<bool> {
+        self.execute_durably(
+            "INSERT INTO storage_profiles (name, config, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO NOTHING",
+            params![t.name, t.config_json, t.created_at as i64],
+        )
+    }
+
+    fn get_storage_profile(&self, name: &str) -> Result<Option<StorageProfileRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {PROFILE_COLUMNS} FROM storage_profiles WHERE name = ?1"
+                ))?
+                .query_row([name], profile_row)
+                .optional()?)
+        })
+    }
+
+    fn list_storage_profiles(&self) -> Result<Vec<StorageProfileRecord>> {
+        self.read(|conn| {
+            all_rows(
+                conn,
+                &format!("SELECT {PROFILE_COLUMNS} FROM storage_profiles ORDER BY name"),
+                profile_row,
+            )
+        })
+    }
+
+    fn delete_storage_profile(&self, name: &str) -> Result<bool> {
+        self.execute_durably("DELETE FROM storage_profiles WHERE name = ?1", [name])
     }
 
     fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {

@@ -96,6 +96,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: client::TemplateCmd,
     },
+    /// Manage storage profiles (endpoints and credentials of remote storage, kept sealed by
+    /// the server).
+    Storage {
+        #[command(subcommand)]
+        cmd: client::StorageCmd,
+    },
     /// Manage compute environments (pools of nodes tasks run on).
     Env {
         #[command(subcommand)]
@@ -138,6 +144,7 @@ fn main() -> ExitCode {
         Cmd::Why(args) => client::block_on(client::why(args)),
         Cmd::Nodes(args) => client::block_on(client::nodes(args)),
         Cmd::Template { cmd } => client::block_on(client::template(cmd)),
+        Cmd::Storage { cmd } => client::block_on(client::storage(cmd)),
         Cmd::Env { cmd } => client::block_on(client::env(cmd)),
         Cmd::Openapi => match serde_json::to_string_pretty(kiln_server::api::openapi_doc()) {
             Ok(text) => {

@@ -1,4 +1,4 @@
-//! The client commands (`kiln submit`, `jobs`, `job`, `logs`, `why`, `nodes`, `template`, `env`)
+//! The client commands (`kiln submit`, `jobs`, `job`, `logs`, `why`, `nodes`, `template`, `storage`, `env`)
 //! without a server: their help, local validation (nothing is sent), and how they fail when the
 //! server cannot be reached or the token cannot be read. Talking to a real `kiln server` is
 //! tested end to end elsewhere.
@@ -52,6 +52,10 @@ fn every_client_command_documents_its_options() {
         (&["template", "list"], &["-o, --output"]),
         (&["template", "show"], &["<NAME>"]),
         (&["template", "delete"], &["<NAME>"]),
+        (&["storage", "create"], &["<FILE>", "-o, --output"]),
+        (&["storage", "list"], &["-o, --output"]),
+        (&["storage", "show"], &["<NAME>"]),
+        (&["storage", "delete"], &["<NAME>"]),
         (&["env", "create"], &["<FILE>", "-o, --output"]),
         (&["env", "list"], &["-o, --output"]),
         (&["env", "show"], &["<NAME>"]),
@@ -74,6 +78,7 @@ fn every_client_command_documents_its_options() {
     for (group, subs) in [
         ("job", &["show", "terminate", "retry", "delete"][..]),
         ("template", &["create", "list", "show", "delete"][..]),
+        ("storage", &["create", "list", "show", "delete"][..]),
         ("env", &["create", "list", "show", "scale", "delete"][..]),
     ] {
         let out = client(&[group, "--help"]).output().unwrap();
@@ -94,6 +99,7 @@ fn every_client_command_documents_its_options() {
         "why",
         "nodes",
         "template",
+        "storage",
         "env",
         "completions",
     ] {
@@ -113,6 +119,39 @@ fn help_never_shows_the_token() {
             .success()
             .stdout(predicate::str::contains("KILN_TOKEN"))
             .stdout(predicate::str::contains("s3cr3t-t0ken").not());
+    }
+}
+
+#[test]
+fn an_invalid_storage_profile_is_refused_before_anything_is_sent() {
+    let sb = Sandbox::new();
+    let server = closed_server();
+    for (body, field) in [
+        (
+            "name: p\nkind: gcs\naccess_key_id: a\nsecret_access_key: TOPSECRET\n",
+            "kind",
+        ),
+        ("name: p\nkind: s3\naccess_key_id: a\n", "secret_access_key"),
+        (
+            "name: p\nkind: s3\naccess_key_id: a\nsecret_access_key: [TOPSECRET]\n",
+            "secret_access_key",
+        ),
+    ] {
+        let file = sb.spec("profile.yaml", body);
+        let out = client(&["storage", "create", "--server", &server])
+            .arg(&file)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a valid storage profile"), "{stderr}");
+        assert!(stderr.contains(field), "{body}: {stderr}");
+        assert!(!stderr.contains("TOPSECRET"), "{stderr}");
+        assert!(
+            !stderr.contains("cannot reach"),
+            "nothing was sent: {stderr}"
+        );
     }
 }
 
@@ -209,6 +248,9 @@ fn an_unreachable_server_exits_1_and_says_where() {
         &["template", "list"],
         &["template", "show", "t"],
         &["template", "delete", "t"],
+        &["storage", "list"],
+        &["storage", "show", "p"],
+        &["storage", "delete", "p"],
         &["env", "list"],
         &["env", "show", "e"],
         &["env", "scale", "e", "--desired", "2"],

@@ -62,6 +62,9 @@ from .register_response import RegisterResponse
 from .report_request import ReportRequest
 from .report_response import ReportResponse
 from .scale_request import ScaleRequest
+from .storage_profile import StorageProfile
+from .storage_profile_list import StorageProfileList
+from .storage_profile_spec import StorageProfileSpec
 from .submit_json_body import SubmitJsonBody
 from .submit_response import SubmitResponse
 from .task_detail import TaskDetail
@@ -134,6 +137,9 @@ __all__ = (
     "ReportRequest",
     "ReportResponse",
     "ScaleRequest",
+    "StorageProfile",
+    "StorageProfileList",
+    "StorageProfileSpec",
     "SubmitJsonBody",
     "SubmitResponse",
     "TaskDetail",

@@ -20,7 +20,7 @@ use kiln_api::{Client, ClientError, ErrorDetail};
 use crate::{Format, exit};
 
 pub use jobs::{JobCmd, JobsArgs, LogsArgs, SubmitArgs, WhyArgs, job, jobs, logs, submit, why};
-pub use resources::{EnvCmd, NodesArgs, TemplateCmd, env, nodes, template};
+pub use resources::{EnvCmd, NodesArgs, StorageCmd, TemplateCmd, env, nodes, storage, template};
 
 /// Where `kiln server` listens by default.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";

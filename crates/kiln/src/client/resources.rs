@@ -1,8 +1,8 @@
-//! `kiln template …`, `kiln env …`, `kiln nodes`.
+//! `kiln template …`, `kiln storage …`, `kiln env …`, `kiln nodes`.
 
 use std::path::{Path, PathBuf};
 
-use kiln_api::{ComputeEnv, ComputeEnvDetail, NodeList, TaskTemplate};
+use kiln_api::{ComputeEnv, ComputeEnvDetail, NodeList, StorageProfileSpec, TaskTemplate};
 use kiln_core::spec::SpecErrors;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -24,6 +24,21 @@ pub enum TemplateCmd {
     /// Show one task template.
     Show(NameArgs),
     /// Delete a task template (jobs submitted with it keep their copy).
+    Delete(NameArgs),
+}
+
+/// `kiln storage …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum StorageCmd {
+    /// Store a storage profile from a YAML or JSON file: `{name, kind: s3|cos, endpoint,
+    /// region, path_style, access_key_id, secret_access_key, session_token, default}`. The
+    /// secret fields are sealed at rest and never shown again.
+    Create(FileArgs),
+    /// List the storage profiles.
+    List(ListArgs),
+    /// Show a storage profile (its secret fields as `***`).
+    Show(NameArgs),
+    /// Delete a storage profile.
     Delete(NameArgs),
 }
 
@@ -232,6 +247,100 @@ fn deleted(format: Format, what: &str, name: &str) {
     } else {
         print_data(format, &json!({"name": name, "deleted": true}));
     }
+}
+
+// ---- storage profiles -------------------------------------------------------------------------
+
+/// Reads a storage profile file; on failure names the field (never a value) and ends with
+/// exit 2.
+fn read_profile(path: &Path) -> Result<StorageProfileSpec, Exit> {
+    let fail = |message: String| {
+        eprintln!(
+            "error: {} is not a valid storage profile: {message}",
+            path.display()
+        );
+        Exit(exit::INVALID)
+    };
+    let bytes = read_input(path, "storage profile").map_err(|message| {
+        eprintln!("error: {message}");
+        Exit(exit::INVALID)
+    })?;
+    let value = parse_document(&bytes).map_err(fail)?;
+    StorageProfileSpec::from_value(&value).map_err(|p| {
+        if p.field.is_empty() {
+            fail(p.message)
+        } else {
+            fail(format!("{}: {}", p.field, p.message))
+        }
+    })
+}
+
+/// `kiln storage …`.
+pub async fn storage(cmd: StorageCmd) -> Outcome {
+    match cmd {
+        StorageCmd::Create(a) => {
+            let profile = read_profile(&a.file)?;
+            let conn = a.server.connect()?;
+            let created = conn
+                .client
+                .create_storage_profile(&profile)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            if a.out.output == Format::Table {
+                println!("storage profile {} created", created.name);
+            } else {
+                print_data(a.out.output, &created);
+            }
+        }
+        StorageCmd::List(a) => {
+            let conn = a.server.connect()?;
+            let list = conn
+                .client
+                .storage_profiles()
+                .await
+                .map_err(|e| conn.fail(e))?;
+            if a.out.output != Format::Table {
+                print_data(a.out.output, &list);
+            } else if list.items.is_empty() {
+                eprintln!("no storage profiles");
+            } else {
+                let mut t = table(["NAME", "KIND", "ENDPOINT", "REGION", "DEFAULT"]);
+                for p in &list.items {
+                    t.add_row([
+                        p.name.clone(),
+                        p.kind.clone(),
+                        or_dash(p.endpoint.as_deref()),
+                        or_dash(p.region.as_deref()),
+                        if p.default { "yes" } else { "no" }.to_string(),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        StorageCmd::Show(a) => {
+            let conn = a.server.connect()?;
+            let p = conn
+                .client
+                .storage_profile(&a.name)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            // The server answers secret fields as `***` already.
+            let format = match a.out.output {
+                Format::Table => Format::Yaml,
+                f => f,
+            };
+            print_data(format, &p);
+        }
+        StorageCmd::Delete(a) => {
+            let conn = a.server.connect()?;
+            conn.client
+                .delete_storage_profile(&a.name)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            deleted(a.out.output, "storage profile", &a.name);
+        }
+    }
+    Ok(exit::OK)
 }
 
 // ---- compute environments ---------------------------------------------------------------------

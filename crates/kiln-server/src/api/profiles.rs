@@ -1,0 +1,291 @@
+//! Storage profiles (`/v1/storage-profiles`): create, list, show, delete.
+//!
+//! A profile is stored as JSON in `StorageProfileRecord::config_json` with its secret fields
+//! (`secret_access_key`, `session_token`) sealed by the server's [`SecretBox`], each bound to
+//! `storage-profile/NAME/FIELD`. Reads answer them as `***`; only [`load`] opens them, for
+//! the attempts that use the profile.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use kiln_api::{ErrorBody, StorageProfile, StorageProfileList, StorageProfileSpec, code, paths};
+use kiln_store::StorageProfileRecord;
+use kiln_store::secrets::SecretBox;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, Path, Shared, body as body_bytes, on_store};
+use crate::driver::now_ms;
+use crate::wire::rfc3339;
+
+/// What `config_json` holds: the spec with its secret fields sealed.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    kind: String,
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    access_key_id: String,
+    /// Sealed.
+    secret_access_key: String,
+    /// Sealed.
+    session_token: Option<String>,
+    default: bool,
+}
+
+fn aad(name: &str, field: &str) -> String {
+    format!("storage-profile/{name}/{field}")
+}
+
+fn seal(secrets: &SecretBox, p: &StorageProfileSpec) -> Result<String, ApiError> {
+    serde_json::to_string(&Stored {
+        kind: p.kind.clone(),
+        endpoint: p.endpoint.clone(),
+        region: p.region.clone(),
+        path_style: p.path_style,
+        access_key_id: p.access_key_id.clone(),
+        secret_access_key: secrets.seal(&p.secret_access_key, &aad(&p.name, "secret_access_key")),
+        session_token: p
+            .session_token
+            .as_ref()
+            .map(|t| secrets.seal(t, &aad(&p.name, "session_token"))),
+        default: p.default,
+    })
+    .map_err(ApiError::internal)
+}
+
+fn decode(r: &StorageProfileRecord) -> Result<Stored, ApiError> {
+    serde_json::from_str(&r.config_json)
+        .map_err(|e| ApiError::internal(format!("storage profile `{}` is unreadable: {e}", r.name)))
+}
+
+/// What reads show of a record: no secret, sealed or not.
+fn answer(r: &StorageProfileRecord) -> Result<StorageProfile, ApiError> {
+    let s = decode(r)?;
+    Ok(StorageProfile {
+        name: r.name.clone(),
+        kind: s.kind,
+        path_style: s.path_style.unwrap_or(s.endpoint.is_some()),
+        endpoint: s.endpoint,
+        region: s.region,
+        access_key_id: s.access_key_id,
+        secret_access_key: "***".into(),
+        session_token: s.session_token.map(|_| "***".into()),
+        default: s.default,
+        created_at: rfc3339(r.created_at),
+    })
+}
+
+/// Every stored profile with its secrets opened, by name: what submit checks names against
+/// and what attempts are given. A profile that does not open is logged (by name) and left out.
+#[allow(
+    dead_code,
+    reason = "submit and dispatch call it once tasks name profiles"
+)]
+pub(crate) async fn load(st: &Shared) -> Result<BTreeMap<String, StorageProfileSpec>, ApiError> {
+    let records = on_store(st, |s| s.list_storage_profiles()).await?;
+    let mut out = BTreeMap::new();
+    for r in records {
+        match open(&st.secrets, &r) {
+            Ok(p) => {
+                out.insert(r.name.clone(), p);
+            }
+            Err(e) => tracing::warn!("storage profile `{}` is unusable, skipped: {e}", r.name),
+        }
+    }
+    Ok(out)
+}
+
+fn open(secrets: &SecretBox, r: &StorageProfileRecord) -> Result<StorageProfileSpec, String> {
+    let s: Stored = serde_json::from_str(&r.config_json).map_err(|e| e.to_string())?;
+    let opened = |sealed: &str, field: &str| {
+        secrets
+            .open(sealed, &aad(&r.name, field))
+            .map_err(|e| e.to_string())
+    };
+    Ok(StorageProfileSpec {
+        name: r.name.clone(),
+        kind: s.kind,
+        endpoint: s.endpoint,
+        region: s.region,
+        path_style: s.path_style,
+        access_key_id: s.access_key_id,
+        secret_access_key: opened(&s.secret_access_key, "secret_access_key")?,
+        session_token: s
+            .session_token
+            .as_deref()
+            .map(|t| opened(t, "session_token"))
+            .transpose()?,
+        default: s.default,
+    })
+}
+
+/// The storage profile routes; the caller adds the admin check.
+pub(super) fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(list_profiles, create_profile))
+        .routes(routes!(show_profile, delete_profile))
+}
+
+/// `{name}`: a storage profile.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct ProfilePath {
+    /// The profile's name.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    name: String,
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if !name.is_empty()
+        && name.chars().count() <= 60
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!("`{name}` is not a valid storage profile name")).field("name"))
+    }
+}
+
+/// Store a storage profile. Its secret fields are sealed at rest and never answered; a name in
+/// use is a conflict (delete it first), as is a second default profile.
+#[utoipa::path(post, path = paths::STORAGE_PROFILES, request_body = StorageProfileSpec,
+    responses(
+        (status = 201, body = StorageProfile),
+        (status = 400, description = "a field is invalid (the error names it, never a value)", body = ErrorBody),
+        (status = 409, description = "the name is taken, or another profile is the default", body = ErrorBody)))]
+pub(super) async fn create_profile(
+    State(st): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<StorageProfile>), ApiError> {
+    let bytes = body_bytes(b)?;
+    // Parsed by hand: serde's messages may quote a value, and a value may be a secret.
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad(format!(
+            "invalid JSON body at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let spec = StorageProfileSpec::from_value(&value).map_err(|p| {
+        ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_SPEC, p.message).field(p.field)
+    })?;
+    if spec.default {
+        let records = on_store(&st, |s| s.list_storage_profiles()).await?;
+        for r in &records {
+            if decode(r)?.default {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    code::CONFLICT,
+                    format!(
+                        "storage profile `{}` is the default already; delete it or create this \
+                         one with default: false",
+                        r.name
+                    ),
+                )
+                .field("default"));
+            }
+        }
+    }
+    let record = StorageProfileRecord {
+        name: spec.name.clone(),
+        config_json: seal(&st.secrets, &spec)?,
+        created_at: now_ms(),
+    };
+    let shown = answer(&record)?;
+    let created = on_store(&st, move |s| s.create_storage_profile(&record)).await?;
+    if !created {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            code::CONFLICT,
+            format!(
+                "storage profile `{}` already exists; delete it first to replace it",
+                spec.name
+            ),
+        )
+        .field("name"));
+    }
+    Ok((StatusCode::CREATED, Json(shown)))
+}
+
+/// Every storage profile, by name (secret fields as `***`).
+#[utoipa::path(get, path = paths::STORAGE_PROFILES, responses((status = 200, body = StorageProfileList)))]
+pub(super) async fn list_profiles(
+    State(st): State<Shared>,
+) -> Result<Json<StorageProfileList>, ApiError> {
+    let records = on_store(&st, |s| s.list_storage_profiles()).await?;
+    let items = records.iter().map(answer).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(StorageProfileList { items }))
+}
+
+/// A storage profile (secret fields as `***`).
+#[utoipa::path(get, path = paths::STORAGE_PROFILE, params(ProfilePath),
+    responses((status = 200, body = StorageProfile), (status = 404, body = ErrorBody)))]
+pub(super) async fn show_profile(
+    State(st): State<Shared>,
+    Path(ProfilePath { name }): Path<ProfilePath>,
+) -> Result<Json<StorageProfile>, ApiError> {
+    check_name(&name)?;
+    let n = name.clone();
+    let record = on_store(&st, move |s| s.get_storage_profile(&n))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no storage profile `{name}`")))?;
+    Ok(Json(answer(&record)?))
+}
+
+/// Delete a storage profile.
+#[utoipa::path(delete, path = paths::STORAGE_PROFILE, params(ProfilePath),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
+pub(super) async fn delete_profile(
+    State(st): State<Shared>,
+    Path(ProfilePath { name }): Path<ProfilePath>,
+) -> Result<StatusCode, ApiError> {
+    check_name(&name)?;
+    let n = name.clone();
+    if on_store(&st, move |s| s.delete_storage_profile(&n)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no storage profile `{name}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn stored_form_seals_secrets_and_opens_back() {
+        let b = SecretBox::from_key(&[3; 32]);
+        let spec = StorageProfileSpec::from_value(&serde_json::json!({
+            "name": "lab", "kind": "s3", "endpoint": "http://127.0.0.1:9000",
+            "access_key_id": "AKID", "secret_access_key": "TOPSECRET", "session_token": "TOK"
+        }))
+        .unwrap();
+        let record = StorageProfileRecord {
+            name: "lab".into(),
+            config_json: seal(&b, &spec).unwrap(),
+            created_at: 1,
+        };
+        assert!(!record.config_json.contains("TOPSECRET"));
+        assert!(!record.config_json.contains("TOK\""));
+        let shown = serde_json::to_string(&answer(&record).unwrap()).unwrap();
+        assert!(!shown.contains("TOPSECRET") && shown.contains("***"));
+        assert!(answer(&record).unwrap().path_style);
+        assert_eq!(open(&b, &record).unwrap(), spec);
+        // Moved under another name: does not open.
+        let moved = StorageProfileRecord {
+            name: "other".into(),
+            ..record
+        };
+        assert!(open(&b, &moved).is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! Storage profiles over the API: `/v1/storage-profiles`. Secret fields are write-only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{admin, server};
+use serde_json::{Value, json};
+
+const SECRET: &str = "wJalrXUtnFEMI-profile-secret-1f9c";
+const TOKEN: &str = "session-token-7d1e0b";
+
+fn lab() -> Value {
+    json!({
+        "name": "lab",
+        "kind": "s3",
+        "endpoint": "http://127.0.0.1:9000",
+        "access_key_id": "AKIDLAB",
+        "secret_access_key": SECRET,
+        "session_token": TOKEN,
+        "default": true
+    })
+}
+
+fn no_secret(v: &Value) {
+    let text = v.to_string();
+    assert!(!text.contains(SECRET) && !text.contains(TOKEN), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_list_show_delete_never_answer_a_secret() {
+    let s = server();
+    let (status, created) = admin(
+        &s.app,
+        Method::POST,
+        "/v1/storage-profiles",
+        &lab().to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    no_secret(&created);
+    assert_eq!(created["secret_access_key"], "***");
+    assert_eq!(created["session_token"], "***");
+    assert_eq!(created["path_style"], true, "an endpoint means path-style");
+    assert_eq!(created["default"], true);
+    assert_eq!(created["access_key_id"], "AKIDLAB");
+
+    let (status, shown) = admin(&s.app, Method::GET, "/v1/storage-profiles/lab", "").await;
+    assert_eq!(status, StatusCode::OK);
+    no_secret(&shown);
+    assert_eq!(shown, created);
+
+    let cos = json!({"name": "cos-a", "kind": "cos", "region": "ap-guangzhou",
+        "access_key_id": "AKIDCOS", "secret_access_key": SECRET});
+    let (status, c) = admin(
+        &s.app,
+        Method::POST,
+        "/v1/storage-profiles",
+        &cos.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    assert_eq!(c["path_style"], false);
+    assert_eq!(c["session_token"], Value::Null);
+
+    let (status, list) = admin(&s.app, Method::GET, "/v1/storage-profiles", "").await;
+    assert_eq!(status, StatusCode::OK);
+    no_secret(&list);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cos-a", "lab"]);
+
+    // The name is taken; a second default conflicts, naming the field.
+    let (status, e) = admin(
+        &s.app,
+        Method::POST,
+        "/v1/storage-profiles",
+        &lab().to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    no_secret(&e);
+    let mut second = lab();
+    second["name"] = json!("lab2");
+    let (status, e) = admin(
+        &s.app,
+        Method::POST,
+        "/v1/storage-profiles",
+        &second.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["field"], "default");
+
+    let (status, _) = admin(&s.app, Method::DELETE, "/v1/storage-profiles/lab", "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, e) = admin(&s.app, Method::GET, "/v1/storage-profiles/lab", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+    let (status, _) = admin(&s.app, Method::DELETE, "/v1/storage-profiles/lab", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_names_the_field_and_stores_nothing() {
+    let s = server();
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"kind": "s3", "access_key_id": "a", "secret_access_key": SECRET}),
+            "name",
+        ),
+        (
+            json!({"name": "a b", "kind": "s3", "access_key_id": "a", "secret_access_key": SECRET}),
+            "name",
+        ),
+        (
+            json!({"name": "p", "kind": "gcs", "access_key_id": "a", "secret_access_key": SECRET}),
+            "kind",
+        ),
+        (
+            json!({"name": "p", "kind": "s3", "endpoint": "10.0.0.5:9000", "access_key_id": "a", "secret_access_key": SECRET}),
+            "endpoint",
+        ),
+        (
+            json!({"name": "p", "kind": "s3", "access_key_id": "a"}),
+            "secret_access_key",
+        ),
+        (
+            json!({"name": "p", "kind": "s3", "access_key_id": "a", "secret_access_key": 12345}),
+            "secret_access_key",
+        ),
+        (
+            json!({"name": "p", "kind": "s3", "access_key_id": "a", "secret_access_key": SECRET, "path_style": "yes"}),
+            "path_style",
+        ),
+        (
+            json!({"name": "p", "kind": "s3", "access_key_id": "a", "secret_access_key": SECRET, "bucket": "b"}),
+            "bucket",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, e) = admin(
+            &s.app,
+            Method::POST,
+            "/v1/storage-profiles",
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {e}");
+        assert_eq!(e["error"]["field"], field, "{body}: {e}");
+        no_secret(&e);
+        assert!(!e.to_string().contains("12345"), "{e}");
+    }
+    let (status, e) = admin(&s.app, Method::POST, "/v1/storage-profiles", "{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    let (_, list) = admin(&s.app, Method::GET, "/v1/storage-profiles", "").await;
+    assert_eq!(list["items"], json!([]));
+}
