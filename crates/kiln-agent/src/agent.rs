@@ -210,6 +210,7 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
             .map(|m| InputMapping {
                 source: m.source,
                 target: m.target,
+                profile: None,
             })
             .collect(),
         outputs: a
@@ -223,6 +224,7 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
                     "always" => UploadWhen::Always,
                     _ => UploadWhen::Success,
                 },
+                profile: None,
             })
             .collect(),
         stdout: a.stdout,

@@ -83,6 +83,9 @@ pub struct TaskSpec {
     pub network: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_env: Option<String>,
+    /// The storage profile of the task's mappings and redirects that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_profile: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -292,6 +295,9 @@ pub struct InputMapping {
     pub source: String,
     /// A path, relative to the working directory unless absolute.
     pub target: String,
+    /// The storage profile of this mapping (over the task's `storage_profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// A local path uploaded to remote storage after an attempt ends.
@@ -300,6 +306,9 @@ pub struct OutputMapping {
     pub source: String,
     pub target: String,
     pub when: UploadWhen,
+    /// The storage profile of this mapping (over the task's `storage_profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -32,6 +32,7 @@ fn task(name: &str, instances: u32, deps: Vec<Dependency>) -> TaskSpec {
         instance_type: None,
         network: None,
         compute_env: None,
+        storage_profile: None,
         env: BTreeMap::new(),
         inputs: Vec::new(),
         outputs: Vec::new(),

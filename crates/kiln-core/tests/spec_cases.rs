@@ -601,6 +601,21 @@ fn cases() -> Vec<Case> {
                 "line 1: `a => b` needs the same instance count on both sides, but `a` has 6 and `b` has 4",
             )],
         ),
+        ok(
+            "storage profiles on a task and its mappings",
+            "name: j\ntasks:\n  t:\n    command: x\n    storage_profile: lab\n    inputs: [{source: 's3://bucket/in/', target: in/, profile: other}]\n    outputs: [{source: out/, target: 's3://bucket/out/', profile: lab, when: always}]\n",
+        ),
+        err(
+            "storage profile names are names",
+            task(
+                "storage_profile: 'a b', inputs: [{source: 's3://bucket/x', target: x, profile: 7}], outputs: [{source: y, target: 's3://bucket/y', profile: ''}]",
+            ),
+            &[
+                ("tasks.t.storage_profile", "storage profile name"),
+                ("tasks.t.inputs[0].profile", "expected a string"),
+                ("tasks.t.outputs[0].profile", "storage profile name"),
+            ],
+        ),
         err(
             "dag not a string",
             "name: j\ndag: [a]\ntasks: {a: {command: x}}",
@@ -1184,4 +1199,29 @@ fn instance_type_files_are_checked_field_by_field() {
     .unwrap_err();
     let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["G1.LARGE.memroy", "bad name"], "{err:?}");
+}
+
+#[test]
+fn profiles_are_kept_and_unknown_ones_named() {
+    let p = run("name: j\ntasks:\n  t:\n    command: x\n    storage_profile: lab\n    inputs: [{source: 's3://bucket/in/', target: in/, profile: other}]\n    outputs: [{source: out/, target: 's3://bucket/out/'}]\n").unwrap();
+    let t = &p.spec.tasks[0];
+    assert_eq!(t.storage_profile.as_deref(), Some("lab"));
+    assert_eq!(t.inputs[0].profile.as_deref(), Some("other"));
+    assert_eq!(t.outputs[0].profile, None);
+    kiln_core::spec::check_profiles(&p.spec, &["lab", "other"]).unwrap();
+    let e = kiln_core::spec::check_profiles(&p.spec, &["lab", "othr"]).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].path, "tasks.t.inputs[0].profile");
+    assert!(e.0[0].hint.as_deref().unwrap().contains("`othr`"), "{e}");
+    let e = kiln_core::spec::check_profiles(&p.spec, &[]).unwrap_err();
+    assert_eq!(e.0.len(), 2, "{e}");
+    // The stored form round-trips with them, and a spec stored before them still reads.
+    let text = serde_json::to_string(&p.spec).unwrap();
+    let back: JobSpec = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, p.spec);
+    assert!(
+        !serde_json::to_string(&run("name: j\ntasks:\n  t: {command: x}\n").unwrap().spec)
+            .unwrap()
+            .contains("profile")
+    );
 }

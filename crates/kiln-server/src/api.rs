@@ -493,6 +493,9 @@ async fn submit(
     }
     let templates = templates::load(&st).await?;
     let mut parsed = kiln_core::spec::parse_job_in(&bytes, &templates, &st.catalog)?;
+    let profiles = on_store(&st, |s| s.list_storage_profiles()).await?;
+    let known: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+    kiln_core::spec::check_profiles(&parsed.spec, &known)?;
     if !kiln_core::spec::unread_items(&parsed.spec).is_empty() {
         let storage = st.handle.call(|d| d.runtime().remote_storage()).await?;
         crate::items::read_items(&mut parsed.spec, None, storage.as_deref()).await?;

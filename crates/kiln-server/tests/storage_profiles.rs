@@ -160,3 +160,48 @@ async fn bad_input_names_the_field_and_stores_nothing() {
     let (_, list) = admin(&s.app, Method::GET, "/v1/storage-profiles", "").await;
     assert_eq!(list["items"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_naming_unknown_profiles_are_refused_naming_the_field() {
+    let s = server();
+    let (status, _) = admin(
+        &s.app,
+        Method::POST,
+        "/v1/storage-profiles",
+        &lab().to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let cases = [
+        (
+            "name: j\ntasks:\n  a:\n    command: 'true'\n    storage_profile: lba\n",
+            "tasks.a.storage_profile",
+            "did you mean `lab`",
+        ),
+        (
+            "name: j\ntasks:\n  a:\n    command: 'true'\n    inputs:\n      - {source: 's3://bucket/in/', target: in/, profile: nope}\n",
+            "tasks.a.inputs[0].profile",
+            "known profiles: lab",
+        ),
+        (
+            "name: j\ntasks:\n  a:\n    command: 'true'\n    storage_profile: lab\n    outputs:\n      - {source: out/, target: 's3://bucket/out/', profile: other}\n",
+            "tasks.a.outputs[0].profile",
+            "unknown storage profile `other`",
+        ),
+    ];
+    for (spec, field, says) in cases {
+        let (status, err) = admin(&s.app, Method::POST, "/v1/jobs", spec).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{spec}: {err}");
+        assert_eq!(err["error"]["field"], field, "{err}");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+        no_secret(&err);
+    }
+    let (_, jobs) = admin(&s.app, Method::GET, "/v1/jobs", "").await;
+    assert_eq!(jobs["items"], serde_json::json!([]), "nothing stored");
+
+    // Known names are accepted, and kept on the job's tasks.
+    let ok = "name: j\ntasks:\n  a:\n    command: 'true'\n    storage_profile: lab\n    inputs:\n      - {source: 'file:///nonexistent-kiln-profile-test/', target: in/, profile: lab}\n";
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", ok).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

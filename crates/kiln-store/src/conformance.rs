@@ -23,6 +23,7 @@ pub fn sample_spec() -> JobSpec {
         instance_type: None,
         network: None,
         compute_env: None,
+        storage_profile: None,
         env: BTreeMap::new(),
         inputs: Vec::new(),
         outputs: Vec::new(),

@@ -169,6 +169,8 @@ pub fn run(args: RunArgs) -> u8 {
     let parsed = match &args.file {
         Some(file) if args.resume.is_none() => match load_spec(file).and_then(|mut p| {
             read_local_items(&mut p.spec, file)?;
+            // `kiln run` keeps no storage profiles: a task naming one cannot run here.
+            kiln_core::spec::check_profiles(&p.spec, &[])?;
             Ok(p)
         }) {
             Ok(p) => {

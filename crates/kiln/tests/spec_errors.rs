@@ -341,6 +341,30 @@ fn run_rejects_what_this_machine_cannot_honour() {
 }
 
 #[test]
+fn run_refuses_storage_profiles_it_does_not_have() {
+    let sb = Sandbox::new();
+    let spec = sb.spec(
+        "profiles.yaml",
+        "name: x\ntasks:\n  a:\n    command: 'true'\n    storage_profile: lab\n",
+    );
+    // A server may have the profile: validate leaves the name to it.
+    let ok = kiln().arg("validate").arg(&spec).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "valid spec: {ok:?}");
+    let out = kiln()
+        .arg("run")
+        .arg(&spec)
+        .arg("--state-dir")
+        .arg(sb.state_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("tasks.a.storage_profile"), "{stderr}");
+    assert!(stderr.contains("unknown storage profile `lab`"), "{stderr}");
+    assert!(!sb.state_dir().exists());
+}
+
+#[test]
 fn run_usage_errors_exit_2() {
     let sb = Sandbox::new();
     // No spec and no --resume.

@@ -121,6 +121,7 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
             instance_type: rt.instance_type,
             network: rt.network,
             compute_env: rt.compute_env,
+            storage_profile: rt.storage_profile,
             env: rt.env.unwrap_or_default(),
             inputs: rt.inputs.unwrap_or_default(),
             outputs: rt.outputs.unwrap_or_default(),

@@ -740,5 +740,6 @@ pub(crate) fn input_mapping(
     Some(InputMapping {
         source: source?,
         target: target?,
+        profile: None,
     })
 }

@@ -138,6 +138,8 @@ pub struct RawTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Vec<InputMapping>>,
@@ -203,6 +205,7 @@ impl RawTask {
             resources,
             network: self.network.or(base.network),
             compute_env: self.compute_env.or(base.compute_env),
+            storage_profile: self.storage_profile.or(base.storage_profile),
             env: self.env.or(base.env),
             inputs: self.inputs.or(base.inputs),
             outputs: self.outputs.or(base.outputs),
@@ -412,6 +415,45 @@ pub fn attach_items(spec: &mut JobSpec, read: Vec<(usize, Vec<u8>)>) -> Result<(
 
 /// Parses a task template: a mapping of native task fields (paths are relative to the task).
 /// `template` and `depends_on` are not allowed in a template.
+/// Every storage profile `spec` names (a task's `storage_profile`, a mapping's `profile`) that
+/// is not in `known`, as errors naming the field, with the closest known name as a hint.
+pub fn check_profiles(spec: &JobSpec, known: &[&str]) -> Result<(), SpecErrors> {
+    let mut errors = Vec::new();
+    let mut check = |name: &Option<String>, path: String| {
+        if let Some(name) = name
+            && !known.contains(&name.as_str())
+        {
+            let hint = match check::suggest(name, known.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if known.is_empty() => "no storage profiles are defined where this job \
+                     runs (on a server: `kiln storage create FILE`)"
+                    .to_string(),
+                None => format!("known profiles: {}", known.join(", ")),
+            };
+            errors.push(SpecError {
+                path,
+                message: format!("unknown storage profile `{name}`"),
+                hint: Some(hint),
+            });
+        }
+    };
+    for t in &spec.tasks {
+        let at = format!("tasks.{}", t.name);
+        check(&t.storage_profile, format!("{at}.storage_profile"));
+        for (i, m) in t.inputs.iter().enumerate() {
+            check(&m.profile, format!("{at}.inputs[{i}].profile"));
+        }
+        for (i, m) in t.outputs.iter().enumerate() {
+            check(&m.profile, format!("{at}.outputs[{i}].profile"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
 pub fn parse_task_template(bytes: &[u8]) -> Result<RawTask, SpecErrors> {
     parse_task_template_in(bytes, &Catalog::builtin())
 }

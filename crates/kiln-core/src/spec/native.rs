@@ -29,6 +29,7 @@ pub(crate) const TASK_FIELDS: &[&str] = &[
     "resources",
     "network",
     "compute_env",
+    "storage_profile",
     "env",
     "inputs",
     "outputs",
@@ -196,6 +197,9 @@ pub(crate) fn read_task(obj: &Obj<'_>, d: &mut Diag) -> (RawTask, bool) {
     }
     if let Some(v) = obj.get("compute_env") {
         t.compute_env = check::name(v, &p("compute_env"), "compute environment name", d);
+    }
+    if let Some(v) = obj.get("storage_profile") {
+        t.storage_profile = check::name(v, &p("storage_profile"), "storage profile name", d);
     }
     if let Some(v) = obj.get("env")
         && let Some(env) = Obj::new(v, &p("env"), d)
@@ -387,9 +391,15 @@ pub(crate) fn inputs(v: &Value, path: &str, d: &mut Diag) -> Option<Vec<InputMap
         let Some(m) = Obj::new(item, &ip, d) else {
             continue;
         };
-        m.check_keys(&["source", "target"], d);
+        m.check_keys(&["source", "target", "profile"], d);
+        let profile = m
+            .get("profile")
+            .map(|v| check::name(v, &m.path("profile"), "storage profile name", d));
         if let Some(mapping) = check::input_mapping(&m, "source", "target", &mut targets, d) {
-            out.push(mapping);
+            out.push(InputMapping {
+                profile: profile.flatten(),
+                ..mapping
+            });
         }
     }
     Some(out)
@@ -407,7 +417,10 @@ pub(crate) fn outputs(v: &Value, path: &str, d: &mut Diag) -> Option<Vec<OutputM
         let Some(m) = Obj::new(item, &ip, d) else {
             continue;
         };
-        m.check_keys(&["source", "target", "when"], d);
+        m.check_keys(&["source", "target", "when", "profile"], d);
+        let profile = m
+            .get("profile")
+            .and_then(|v| check::name(v, &m.path("profile"), "storage profile name", d));
         let source = m.require("source", d).and_then(|s| {
             let sp = m.path("source");
             let st = check::string(s, &sp, d)?;
@@ -426,6 +439,7 @@ pub(crate) fn outputs(v: &Value, path: &str, d: &mut Diag) -> Option<Vec<OutputM
                 source,
                 target,
                 when,
+                profile,
             });
         }
     }

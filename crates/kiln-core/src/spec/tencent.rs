@@ -468,6 +468,7 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
                     source,
                     target,
                     when: UploadWhen::Success,
+                    profile: None,
                 });
             }
         });
