@@ -229,6 +229,9 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
             .collect(),
         stdout: a.stdout,
         stderr: a.stderr,
+        // Storage profiles do not travel over the agent protocol yet: the node's own storage.
+        storage: BTreeMap::new(),
+        storage_profile: None,
     }
 }
 

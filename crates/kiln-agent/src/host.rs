@@ -55,6 +55,12 @@ pub struct AttemptSpec {
     /// [`kiln_core::model::redirect_url`]).
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+    /// Remote storage this attempt was given, by storage profile name: held in memory only,
+    /// used over the node's own for the mappings that name the profile.
+    pub storage: BTreeMap<String, Arc<Storage>>,
+    /// The profile of the mappings and redirects that name none (the task's, else the
+    /// server's default); `None`: the node's own storage.
+    pub storage_profile: Option<String>,
 }
 
 impl AttemptSpec {
@@ -449,10 +455,24 @@ impl HostRuntime {
         outcome
     }
 
-    fn storage(&self) -> Result<&Storage, String> {
-        self.storage
-            .as_deref()
-            .ok_or_else(|| "this node has no remote storage configured".to_string())
+    /// The storage of a mapping naming `profile` (else the attempt's profile, else this
+    /// node's own).
+    fn storage<'a>(
+        &'a self,
+        spec: &'a AttemptSpec,
+        profile: Option<&str>,
+    ) -> Result<&'a Storage, String> {
+        match profile.or(spec.storage_profile.as_deref()) {
+            Some(name) => {
+                spec.storage.get(name).map(|s| &**s).ok_or_else(|| {
+                    format!("storage profile `{name}` was not given to this attempt")
+                })
+            }
+            None => self
+                .storage
+                .as_deref()
+                .ok_or_else(|| "this node has no remote storage configured".to_string()),
+        }
     }
 
     /// Makes every input available in the working directory. The error names the URL.
@@ -471,7 +491,7 @@ impl HostRuntime {
             }
             let location = Location::parse(&m.source).map_err(|e| fail(&e))?;
             let target = layout.local(&m.target).map_err(|e| fail(&e))?;
-            self.storage()
+            self.storage(spec, m.profile.as_deref())
                 .map_err(|e| fail(&e))?
                 .download(&location, &target)
                 .await
@@ -508,7 +528,7 @@ impl HostRuntime {
             let result = async {
                 let location = Location::parse(&m.target).map_err(|e| fail(&e))?;
                 let source = layout.local(&m.source).map_err(|e| fail(&e))?;
-                self.storage()
+                self.storage(spec, m.profile.as_deref())
                     .map_err(|e| fail(&e))?
                     .upload(&source, &location)
                     .await
@@ -542,7 +562,7 @@ impl HostRuntime {
                     }
                     std::fs::File::create(file).map_err(|e| fail(&e))?;
                 }
-                self.storage()
+                self.storage(spec, None)
                     .map_err(|e| fail(&e))?
                     .upload(file, &target)
                     .await

@@ -5,7 +5,7 @@
 //! Attempts run on a tokio runtime; their reports come back over a channel. The driver thread
 //! itself never awaits, so a slow attempt can never hold up a decision.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -153,6 +153,8 @@ pub struct RunEnd {
 pub struct Driver {
     /// The name of the built-in executor's node (attempts on it run in this process).
     local: String,
+    /// Opens storage profiles' secrets for the attempts of the built-in executor.
+    secrets: Option<Arc<kiln_store::secrets::SecretBox>>,
     state_dir: PathBuf,
     engine: Engine,
     store: Arc<dyn Store>,
@@ -218,6 +220,7 @@ impl Driver {
         .with_docker(docker);
         let (tx, rx) = channel();
         Ok(Driver {
+            secrets: None,
             local,
             state_dir: cfg.state_dir.clone(),
             local_node: node.clone(),
@@ -269,6 +272,44 @@ impl Driver {
     pub fn with_catalog(mut self, catalog: Catalog) -> Self {
         self.catalog = catalog;
         self
+    }
+
+    /// The key storage profiles' secrets are sealed with (the API's).
+    pub fn with_secrets(mut self, secrets: Arc<kiln_store::secrets::SecretBox>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// The storage of every profile `task` names, opened for one attempt (in memory only). A
+    /// profile that cannot be had is left out: the mapping naming it fails, saying so.
+    fn attempt_storage(
+        &self,
+        task: &kiln_core::model::TaskSpec,
+    ) -> BTreeMap<String, Arc<kiln_storage::Storage>> {
+        let names: std::collections::BTreeSet<&str> = task
+            .storage_profile
+            .iter()
+            .chain(task.inputs.iter().filter_map(|m| m.profile.as_ref()))
+            .chain(task.outputs.iter().filter_map(|m| m.profile.as_ref()))
+            .map(String::as_str)
+            .collect();
+        let mut out = BTreeMap::new();
+        let Some(secrets) = &self.secrets else {
+            return out;
+        };
+        for name in names {
+            match self.store.get_storage_profile(name) {
+                Ok(Some(r)) => match crate::api::storage_config(secrets, &r) {
+                    Ok(cfg) => {
+                        out.insert(name.to_string(), Arc::new(kiln_storage::Storage::new(cfg)));
+                    }
+                    Err(e) => tracing::warn!("storage profile `{name}` is unusable: {e}"),
+                },
+                Ok(None) => tracing::warn!("storage profile `{name}` no longer exists"),
+                Err(e) => tracing::warn!("storage profile `{name}` cannot be read: {e}"),
+            }
+        }
+        out
     }
 
     /// Shares the database with other servers: schedule only while holding the lease.
@@ -806,6 +847,8 @@ impl Driver {
             outputs: task.outputs.clone(),
             stdout: task.stdout.clone(),
             stderr: task.stderr.clone(),
+            storage: self.attempt_storage(task),
+            storage_profile: task.storage_profile.clone(),
         };
         let kill = KillSwitch::new();
         self.kills

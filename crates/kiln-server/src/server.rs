@@ -185,8 +185,10 @@ pub fn run_server(
     // Secret fields are sealed with the data directory's key (also with --db postgres).
     let secrets = kiln_store::secrets::SecretBox::open_or_create(&cfg.data_dir)?;
     secrets.check_store(&*driver.shared_store())?;
+    let secrets = Arc::new(secrets);
+    driver = driver.with_secrets(Arc::clone(&secrets));
     let state = Arc::new(ApiState {
-        secrets: Arc::new(secrets),
+        secrets,
         handle: driver.handle(),
         store: driver.shared_store(),
         leading: driver.leading(),

@@ -205,3 +205,100 @@ async fn jobs_naming_unknown_profiles_are_refused_naming_the_field() {
     let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", ok).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// The built-in executor maps `s3://` inputs, outputs and stdout with the profile the task
+/// names, though this process has no `AWS_*` settings: the profile's endpoint and keys are
+/// what reach the S3-compatible server. No answer of the run carries the secret key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_executor_maps_with_the_profile_the_task_names() {
+    use kiln_storage::testing::{ACCESS_KEY, REGION, SECRET_KEY, TestServer};
+    use kiln_storage::{Location, Storage};
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        assert!(
+            std::env::var_os(var).is_none(),
+            "{var} must not be set for this test"
+        );
+    }
+    let s3 = TestServer::start().await.unwrap();
+    let bucket = s3.create_bucket("profile-e2e").unwrap();
+    std::fs::create_dir_all(bucket.join("in")).unwrap();
+    std::fs::write(bucket.join("in/words.txt"), "alpha\nbeta\ngamma\n").unwrap();
+
+    let s = server();
+    let profile = json!({
+        "name": "lab", "kind": "s3", "endpoint": s3.endpoint(), "region": REGION,
+        "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY
+    });
+    let (status, created) = admin(
+        &s.app,
+        Method::POST,
+        "/v1/storage-profiles",
+        &profile.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let spec = "name: mapped\ntasks:\n  count:\n    command: \"mkdir -p out && wc -l < in/words.txt > out/count.txt && echo counted\"\n    storage_profile: lab\n    inputs: [{source: 's3://profile-e2e/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://profile-e2e/out/'}]\n    stdout: 's3://profile-e2e/logs/'\n";
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", spec).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let job = common::wait_state(&s.app, &id, |st| st == "SUCCEED" || st == "FAILED").await;
+    let (_, instances) = admin(
+        &s.app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/tasks/count/instances"),
+        "",
+    )
+    .await;
+    assert_eq!(job["state"], "SUCCEED", "{job}\n{instances}");
+
+    // Read back with a plain S3 client of the test server.
+    let client = Storage::new(s3.config());
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("count.txt");
+    client
+        .download(
+            &Location::parse("s3://profile-e2e/out/count.txt").unwrap(),
+            &got,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&got).unwrap().trim(), "3");
+    let log = dir.path().join("stdout.log");
+    client
+        .download(
+            &Location::parse(&format!("s3://profile-e2e/logs/stdout.{id}.count.0.log")).unwrap(),
+            &log,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "counted");
+
+    // Without the profile the same mappings go to this process's own (absent) settings.
+    let bare = spec.replace("    storage_profile: lab\n", "");
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", &bare).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bare_id = body["id"].as_str().unwrap().to_string();
+    let failed = common::wait_state(&s.app, &bare_id, |st| st == "SUCCEED" || st == "FAILED").await;
+    assert_eq!(failed["state"], "FAILED", "{failed}");
+
+    // No answer of the run carries the secret.
+    let mut answers = vec![created.to_string(), job.to_string(), instances.to_string()];
+    for uri in [
+        "/v1/storage-profiles".to_string(),
+        "/v1/storage-profiles/lab".to_string(),
+        "/v1/jobs".to_string(),
+        format!("/v1/jobs/{id}/why"),
+        format!("/v1/jobs/{id}/tasks/count/instances/0/logs"),
+        "/v1/nodes".to_string(),
+    ] {
+        let (_, v) = admin(&s.app, Method::GET, &uri, "").await;
+        answers.push(v.to_string());
+    }
+    for a in &answers {
+        assert!(!a.contains(SECRET_KEY), "{a}");
+    }
+}

@@ -82,6 +82,27 @@ fn answer(r: &StorageProfileRecord) -> Result<StorageProfile, ApiError> {
     })
 }
 
+/// The storage settings of a stored profile, its secrets opened (for one attempt, in memory).
+pub(crate) fn storage_config(
+    secrets: &SecretBox,
+    r: &StorageProfileRecord,
+) -> Result<kiln_storage::StorageConfig, String> {
+    let p = open(secrets, r)?;
+    let allow_http = p
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
+    Ok(kiln_storage::StorageConfig {
+        endpoint: p.endpoint,
+        region: p.region,
+        access_key_id: Some(p.access_key_id),
+        secret_access_key: Some(p.secret_access_key),
+        session_token: p.session_token,
+        allow_http,
+        ..kiln_storage::StorageConfig::default()
+    })
+}
+
 /// Every stored profile with its secrets opened, by name: what submit checks names against
 /// and what attempts are given. A profile that does not open is logged (by name) and left out.
 #[allow(

@@ -56,7 +56,11 @@ pub fn server() -> Server {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
-        let mut driver = Driver::open(cfg).unwrap().with_cluster(cluster);
+        let secrets = Arc::new(kiln_store::secrets::SecretBox::from_key(&[9; 32]));
+        let mut driver = Driver::open(cfg)
+            .unwrap()
+            .with_cluster(cluster)
+            .with_secrets(Arc::clone(&secrets));
         let state = Arc::new(ApiState {
             handle: driver.handle(),
             store: driver.shared_store(),
@@ -70,7 +74,7 @@ pub fn server() -> Server {
             lease_wait: Duration::from_millis(200),
             catalog: kiln_core::model::Catalog::builtin(),
             activities: driver.activities(),
-            secrets: Arc::new(kiln_store::secrets::SecretBox::from_key(&[9; 32])),
+            secrets,
         });
         tx.send(state).unwrap();
         let stop = move || {
