@@ -183,8 +183,8 @@ pub fn run_server(
         }
     }
     // Secret fields are sealed with the data directory's key (also with --db postgres).
-    let secrets = kiln_store::secrets::SecretBox::open_or_create(&cfg.data_dir)?;
-    secrets.check_store(&*driver.shared_store())?;
+    let secrets =
+        kiln_store::secrets::SecretBox::for_store(&cfg.data_dir, &*driver.shared_store())?;
     let secrets = Arc::new(secrets);
     driver = driver.with_secrets(Arc::clone(&secrets));
     let state = Arc::new(ApiState {

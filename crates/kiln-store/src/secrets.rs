@@ -55,6 +55,11 @@ pub enum SecretError {
          the `{KEY_FILE}` of the server that wrote them"
     )]
     WrongKey { path: String },
+    #[error(
+        "the database holds sealed secrets but this server has no key file {path}; give it \
+         the `{KEY_FILE}` of the server that wrote them (copy it with the tokens)"
+    )]
+    MissingKey { path: String },
     #[error("sealed value for {aad} cannot be opened (wrong key, or the value was altered)")]
     Open { aad: String },
     #[error("the store failed while checking the secrets key: {0}")]
@@ -76,6 +81,21 @@ impl std::fmt::Debug for SecretBox {
 }
 
 impl SecretBox {
+    /// The server's box: reads `DATA_DIR/secrets.key` and checks it against `store`; creates
+    /// the key only for a store that holds no sealed values yet, so a second server of one
+    /// database started without the key is refused instead of being given a new one.
+    pub fn for_store(data_dir: &Path, store: &dyn Store) -> Result<Self, SecretError> {
+        let path = data_dir.join(KEY_FILE);
+        if !path.exists() && store.get_secret(CHECK_NAME)?.is_some() {
+            return Err(SecretError::MissingKey {
+                path: path.display().to_string(),
+            });
+        }
+        let secrets = Self::open_or_create(data_dir)?;
+        secrets.check_store(store)?;
+        Ok(secrets)
+    }
+
     /// Reads `DATA_DIR/secrets.key`, creating it (0600, 32 random bytes as hex) if absent.
     pub fn open_or_create(data_dir: &Path) -> Result<Self, SecretError> {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -298,5 +318,19 @@ mod tests {
             .check_store(&store)
             .unwrap_err();
         assert!(matches!(e, SecretError::WrongKey { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_second_server_without_the_key_is_refused_and_given_none() {
+        let db = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(&db.path().join("kiln.db")).unwrap();
+        let first = tempfile::tempdir().unwrap();
+        SecretBox::for_store(first.path(), &store).unwrap();
+        let second = tempfile::tempdir().unwrap();
+        let e = SecretBox::for_store(second.path(), &store).unwrap_err();
+        assert!(matches!(e, SecretError::MissingKey { .. }), "{e}");
+        assert!(!second.path().join(KEY_FILE).exists());
+        std::fs::copy(first.path().join(KEY_FILE), second.path().join(KEY_FILE)).unwrap();
+        SecretBox::for_store(second.path(), &store).unwrap();
     }
 }

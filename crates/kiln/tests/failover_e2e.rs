@@ -121,7 +121,7 @@ struct Setup {
 }
 
 impl Setup {
-    /// Two servers on `db` (the first made the tokens, the second was given them).
+    /// Two servers on `db` (the first made the tokens and secrets key, the second was given them).
     fn new(db: String, db_second: Option<String>) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let mut servers = Vec::new();
@@ -145,7 +145,7 @@ impl Setup {
         wait_until(30, "the first server to lead", || {
             role(&s.servers[0].url()).as_deref() == Some("leader")
         });
-        for name in ["admin-token", "agent-token"] {
+        for name in ["admin-token", "agent-token", "secrets.key"] {
             std::fs::copy(s.servers[0].data.join(name), s.servers[1].data.join(name)).unwrap();
         }
         s.servers[1].start();
