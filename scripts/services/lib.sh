@@ -33,8 +33,10 @@ need_packages() {
   fi
   echo "services: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+  # Waits for another apt (a parallel run, unattended upgrades) instead of failing on its lock.
+  local apt=(apt-get -o DPkg::Lock::Timeout=600)
+  "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+    { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null; }
 }
 
 # Installs the Python packages named (NAME==VERSION) that pip does not have yet.
