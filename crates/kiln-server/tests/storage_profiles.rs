@@ -302,3 +302,73 @@ async fn the_built_in_executor_maps_with_the_profile_the_task_names() {
         assert!(!a.contains(SECRET_KEY), "{a}");
     }
 }
+
+/// A `kind: cos` profile whose `endpoint` stands in for COS: `cos://BUCKET-APPID.cos.REGION
+/// .myqcloud.com/…` inputs, outputs and stdout, parsed as for COS itself, reach the
+/// S3-compatible server with the bucket `BUCKET-APPID`; what the job wrote is read back with
+/// a plain S3 client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cos_mappings_go_through_a_cos_profile_with_an_endpoint() {
+    use kiln_storage::testing::{ACCESS_KEY, SECRET_KEY, TestServer};
+    use kiln_storage::{Location, Storage};
+    let s3 = TestServer::start().await.unwrap();
+    let bucket = s3.create_bucket("media-1250000000").unwrap();
+    std::fs::create_dir_all(bucket.join("in")).unwrap();
+    std::fs::write(bucket.join("in/words.txt"), "alpha\nbeta\n").unwrap();
+
+    let s = server();
+    let profile = json!({
+        "name": "tencent", "kind": "cos", "endpoint": s3.endpoint(),
+        "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY
+    });
+    let (status, created) = admin(
+        &s.app,
+        Method::POST,
+        "/v1/storage-profiles",
+        &profile.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let cos = "cos://media-1250000000.cos.ap-guangzhou.myqcloud.com";
+    let spec = format!(
+        "name: cos-mapped\ntasks:\n  count:\n    command: \"mkdir -p out && wc -l < in/words.txt > out/count.txt && echo counted\"\n    storage_profile: tencent\n    inputs: [{{source: '{cos}/in/', target: in/}}]\n    outputs: [{{source: out/, target: '{cos}/out/'}}]\n    stdout: '{cos}/logs/'\n"
+    );
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", &spec).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let job = common::wait_state(&s.app, &id, |st| st == "SUCCEED" || st == "FAILED").await;
+    let (_, instances) = admin(
+        &s.app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/tasks/count/instances"),
+        "",
+    )
+    .await;
+    assert_eq!(job["state"], "SUCCEED", "{job}\n{instances}");
+    no_secret(&instances);
+
+    // The bucket is `BUCKET-APPID`, as COS names it; a plain S3 client reads it back.
+    let client = Storage::new(s3.config());
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("count.txt");
+    client
+        .download(
+            &Location::parse("s3://media-1250000000/out/count.txt").unwrap(),
+            &got,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&got).unwrap().trim(), "2");
+    let log = dir.path().join("stdout.log");
+    client
+        .download(
+            &Location::parse(&format!(
+                "s3://media-1250000000/logs/stdout.{id}.count.0.log"
+            ))
+            .unwrap(),
+            &log,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "counted");
+}

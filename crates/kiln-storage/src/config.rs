@@ -9,14 +9,19 @@ use std::fmt;
 pub struct StorageConfig {
     /// A custom S3 endpoint (`AWS_ENDPOINT_URL`), e.g. `http://10.0.0.5:9000`. With one,
     /// `s3://` uses path-style requests; without one, AWS S3 itself (virtual-hosted).
-    /// Never used for `cos://`, which always goes to `https://BUCKET.cos.REGION.myqcloud.com`.
+    /// Not used for `cos://` (see `cos_endpoint`).
     pub endpoint: Option<String>,
+    /// Where `cos://BUCKET-APPID.cos.REGION.myqcloud.com/KEY` goes instead of COS itself
+    /// (`https://BUCKET-APPID.cos.REGION.myqcloud.com`, virtual-hosted): with one (a `kind:
+    /// cos` storage profile's `endpoint`, e.g. a COS-compatible server on a private network),
+    /// path-style requests for the bucket `BUCKET-APPID`, signed for `REGION`.
+    pub cos_endpoint: Option<String>,
     /// `AWS_REGION` / `AWS_DEFAULT_REGION`; `us-east-1` when absent.
     pub region: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
-    /// Accept a plain `http://` endpoint (S3-compatible servers on a private network).
+    /// Accept a plain `http://` endpoint or `cos_endpoint` (servers on a private network).
     pub allow_http: bool,
     /// Objects (or files) transferred at once. Default 8.
     pub concurrency: usize,
@@ -32,6 +37,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             endpoint: None,
+            cos_endpoint: None,
             region: None,
             access_key_id: None,
             secret_access_key: None,
@@ -106,6 +112,7 @@ impl fmt::Debug for StorageConfig {
         let hidden = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
         f.debug_struct("StorageConfig")
             .field("endpoint", &self.endpoint)
+            .field("cos_endpoint", &self.cos_endpoint)
             .field("region", &self.region)
             .field("access_key_id", &hidden(&self.access_key_id))
             .field("secret_access_key", &hidden(&self.secret_access_key))

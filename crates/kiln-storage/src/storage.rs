@@ -663,7 +663,7 @@ fn build_store(
         .with_timeout_disabled()
         .with_read_timeout(Duration::from_secs(300))
         .with_pool_idle_timeout(Duration::from_secs(20))
-        .with_allow_http(cfg.allow_http && id.scheme == "s3");
+        .with_allow_http(cfg.allow_http && (id.scheme == "s3" || cfg.cos_endpoint.is_some()));
     let mut b = AmazonS3Builder::new()
         .with_bucket_name(&id.bucket)
         .with_region(&id.region)
@@ -680,9 +680,14 @@ fn build_store(
         _ => b = b.with_skip_signature(true),
     }
     if id.scheme == "cos" {
-        b = b
-            .with_endpoint(cos_endpoint(&id.bucket, &id.region))
-            .with_virtual_hosted_style_request(true);
+        b = match &cfg.cos_endpoint {
+            Some(endpoint) => b
+                .with_endpoint(endpoint.trim_end_matches('/'))
+                .with_virtual_hosted_style_request(false),
+            None => b
+                .with_endpoint(cos_endpoint(&id.bucket, &id.region))
+                .with_virtual_hosted_style_request(true),
+        };
     } else if let Some(endpoint) = &cfg.endpoint {
         b = b
             .with_endpoint(endpoint.trim_end_matches('/'))

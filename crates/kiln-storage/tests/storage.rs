@@ -615,3 +615,39 @@ async fn read_brings_one_object_into_memory_within_a_limit() {
     assert_eq!(storage.read(&loc(&url), 10).await.unwrap(), b"x\n");
     assert!(storage.read(&loc(&url), 1).await.is_err());
 }
+
+/// `cos://BUCKET-APPID.cos.REGION.myqcloud.com/KEY`, parsed as for COS itself, goes to the
+/// `cos_endpoint` when one is set: the bucket is `BUCKET-APPID`, path-style, signed for
+/// `REGION`. Without it the same URL would go to COS (`endpoint` alone does not divert it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cos_urls_go_to_the_cos_endpoint_when_one_is_given() {
+    let bucket = "media-1250000000";
+    let server = server_with_bucket(bucket).await;
+    let files = vec![("in/a.txt".to_string(), b"alpha".to_vec())];
+    write_tree(&server.root().join(bucket), &files);
+    let cfg = StorageConfig {
+        cos_endpoint: Some(server.endpoint()),
+        ..server.config()
+    };
+    let storage = Storage::new(cfg);
+    let base = format!("cos://{bucket}.cos.ap-guangzhou.myqcloud.com");
+    let work = tempfile::tempdir().unwrap();
+    let t = storage
+        .download(&loc(&format!("{base}/in/")), &work.path().join("in"))
+        .await
+        .unwrap();
+    assert_eq!(t.files, 1);
+    assert_eq!(
+        std::fs::read(work.path().join("in/a.txt")).unwrap(),
+        b"alpha"
+    );
+    std::fs::write(work.path().join("b.txt"), "beta").unwrap();
+    storage
+        .upload(&work.path().join("b.txt"), &loc(&format!("{base}/out/")))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(server.root().join(bucket).join("out/b.txt")).unwrap(),
+        "beta"
+    );
+}

@@ -92,8 +92,11 @@ pub(crate) fn storage_config(
         .endpoint
         .as_deref()
         .is_some_and(|e| e.starts_with("http://"));
+    // A `cos` profile's endpoint stands in for COS itself, for `cos://` as for `s3://`.
+    let cos_endpoint = (p.kind == "cos").then(|| p.endpoint.clone()).flatten();
     Ok(kiln_storage::StorageConfig {
         endpoint: p.endpoint,
+        cos_endpoint,
         region: p.region,
         access_key_id: Some(p.access_key_id),
         secret_access_key: Some(p.secret_access_key),
