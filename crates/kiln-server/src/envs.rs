@@ -492,12 +492,10 @@ impl Driver {
         if let Some(r) = self.store().get_compute_env(name)?
             && env_of(&r).max_nodes.is_some()
         {
-            return Err(invalid(
-                "desired_nodes",
-                format!(
-                    "`{name}` scales with its backlog (min_nodes/max_nodes): it has no desired size"
-                ),
-            ));
+            return Err(JobOpError::Conflict(format!(
+                "`{name}` scales with its backlog (min_nodes/max_nodes): it has no desired size; \
+                 change min_nodes/max_nodes instead"
+            )));
         }
         if !self.store().set_desired_nodes(name, desired)? {
             return Err(JobOpError::NotFound(format!(

@@ -115,12 +115,13 @@ pub(super) async fn show_env(
 }
 
 /// Grow or shrink the environment; shrinking drains nodes before they leave. An environment
-/// that scales with its backlog (`max_nodes`) has no desired size: 400.
+/// that scales with its backlog (`max_nodes`) has no desired size: 409.
 #[utoipa::path(post, path = paths::COMPUTE_ENV_SCALE, params(EnvPath), request_body = ScaleRequest,
     responses(
         (status = 200, body = ComputeEnvDetail),
-        (status = 400, description = "desired_nodes is out of range, or the environment scales with its backlog", body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 400, description = "desired_nodes is out of range", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the environment scales with its backlog (min_nodes/max_nodes): it has no desired size", body = ErrorBody)))]
 pub(super) async fn scale_env(
     State(st): State<Shared>,
     Path(EnvPath { name }): Path<EnvPath>,

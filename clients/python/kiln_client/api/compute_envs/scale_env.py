@@ -57,6 +57,11 @@ def _parse_response(
 
         return response_404
 
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
+
     if response.status_code == 413:
         response_413 = ErrorBody.from_dict(response.json())
 
@@ -96,7 +101,7 @@ def sync_detailed(
     body: ScaleRequest,
 ) -> Response[ComputeEnvDetail | ErrorBody]:
     """Grow or shrink the environment; shrinking drains nodes before they leave. An environment
-    that scales with its backlog (`max_nodes`) has no desired size: 400.
+    that scales with its backlog (`max_nodes`) has no desired size: 409.
 
     Args:
         name (str):
@@ -129,7 +134,7 @@ def sync(
     body: ScaleRequest,
 ) -> ComputeEnvDetail | ErrorBody | None:
     """Grow or shrink the environment; shrinking drains nodes before they leave. An environment
-    that scales with its backlog (`max_nodes`) has no desired size: 400.
+    that scales with its backlog (`max_nodes`) has no desired size: 409.
 
     Args:
         name (str):
@@ -157,7 +162,7 @@ async def asyncio_detailed(
     body: ScaleRequest,
 ) -> Response[ComputeEnvDetail | ErrorBody]:
     """Grow or shrink the environment; shrinking drains nodes before they leave. An environment
-    that scales with its backlog (`max_nodes`) has no desired size: 400.
+    that scales with its backlog (`max_nodes`) has no desired size: 409.
 
     Args:
         name (str):
@@ -188,7 +193,7 @@ async def asyncio(
     body: ScaleRequest,
 ) -> ComputeEnvDetail | ErrorBody | None:
     """Grow or shrink the environment; shrinking drains nodes before they leave. An environment
-    that scales with its backlog (`max_nodes`) has no desired size: 400.
+    that scales with its backlog (`max_nodes`) has no desired size: 409.
 
     Args:
         name (str):
