@@ -10,14 +10,14 @@
 
 use std::time::{Duration, Instant};
 
-use kiln_store::CommandAnswer;
+use kiln_store::{CommandAnswer, CommandRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::driver::{Driver, DriverError, now_ms};
 use crate::jobs::JobOpError;
 
 /// At most this many commands per tick, so a burst cannot stall scheduling.
-const COMMANDS_PER_TICK: u32 = 64;
+pub(crate) const COMMANDS_PER_TICK: u32 = 64;
 
 /// Answered commands are kept this long (for standbys still waiting), then purged.
 const KEEP_ANSWERED: Duration = Duration::from_secs(600);
@@ -76,10 +76,12 @@ pub(crate) fn answer_of(result: Result<(), JobOpError>) -> Result<(u16, String),
 }
 
 impl Driver {
-    /// The leader's part: acts on the commands standbys stored, oldest first, and records
-    /// each answer after the effect is committed.
-    pub(crate) fn drain_commands(&mut self) -> Result<(), DriverError> {
-        let pending = self.store().pending_commands(COMMANDS_PER_TICK)?;
+    /// The leader's part: acts on the commands standbys stored (`pending`, oldest first, as
+    /// `Store::inbox` read them), and records each answer after the effect is committed.
+    pub(crate) fn drain_commands(
+        &mut self,
+        pending: Vec<CommandRecord>,
+    ) -> Result<(), DriverError> {
         for c in pending {
             let result = match serde_json::from_str::<Command>(&c.command) {
                 Ok(cmd) => {

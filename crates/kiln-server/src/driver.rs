@@ -523,14 +523,17 @@ impl Driver {
         Ok(())
     }
 
-    /// Takes into the engine the jobs other servers accepted (`SUBMITTED` in the store).
-    fn adopt_submitted(&mut self) -> Result<(), DriverError> {
-        for row in self.store.submitted_jobs()? {
+    /// The leader's part after a tick: takes into the engine the jobs other servers accepted
+    /// (`SUBMITTED` in the store), then acts on the commands they stored, both read at once
+    /// (`Store::inbox`).
+    fn take_inbox(&mut self) -> Result<(), DriverError> {
+        let inbox = self.store.inbox(crate::commands::COMMANDS_PER_TICK)?;
+        for row in inbox.submitted {
             if self.engine.job(&row.id).is_none() {
                 self.restore(&row.id, Restore::Reattach)?;
             }
         }
-        Ok(())
+        self.drain_commands(inbox.commands)
     }
 
     /// Looks at the lease; on election reloads the unfinished work, on losing it stops.
@@ -724,8 +727,7 @@ impl Driver {
             }
             let ticked = self.tick(Duration::from_millis(50)).and_then(|()| {
                 if self.leadership.is_some() && self.is_leader() && !self.stopping {
-                    self.adopt_submitted()?;
-                    self.drain_commands()?;
+                    self.take_inbox()?;
                 }
                 Ok(())
             });

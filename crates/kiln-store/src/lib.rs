@@ -219,6 +219,15 @@ pub struct CommandRecord {
     pub answer: Option<CommandAnswer>,
 }
 
+/// What [`Store::inbox`] found for the leader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inbox {
+    /// As [`Store::submitted_jobs`].
+    pub submitted: Vec<JobRow>,
+    /// As [`Store::pending_commands`].
+    pub commands: Vec<CommandRecord>,
+}
+
 /// What the leader answered to a command: an HTTP status and, unless it succeeded, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandAnswer {
@@ -368,6 +377,15 @@ pub trait Store: Send + Sync {
     fn push_command(&self, command: &str, now: u64) -> Result<u64>;
     /// Commands not answered yet, oldest first, at most `limit`.
     fn pending_commands(&self, limit: u32) -> Result<Vec<CommandRecord>>;
+    /// What a leader takes in after each tick: [`Store::submitted_jobs`] and
+    /// [`Store::pending_commands`]`(limit)`, read together (in one round trip where the
+    /// backend is remote).
+    fn inbox(&self, limit: u32) -> Result<Inbox> {
+        Ok(Inbox {
+            submitted: self.submitted_jobs()?,
+            commands: self.pending_commands(limit)?,
+        })
+    }
     /// Records the leader's answer to a command; `false` if it is absent or answered already
     /// (then nothing changes).
     fn answer_command(&self, id: u64, answer: &CommandAnswer) -> Result<bool>;

@@ -16,13 +16,13 @@ use kiln_core::model::{JobSpec, SPEC_VERSION};
 use kiln_core::state::{Instance, State};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, NoTls, Row, Statement};
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery,
-    JobRow, JobView, Lease, NodeRecord, Once, Result, StorageProfileRecord, Store, StoreError,
-    StoredJob, TemplateRecord, redact,
+    CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, Inbox, InstancePageItem,
+    JobQuery, JobRow, JobView, Lease, NodeRecord, Once, Result, StorageProfileRecord, Store,
+    StoreError, StoredJob, TemplateRecord, redact,
 };
 
 /// Version 1: the same records as SQLite's version 1.
@@ -421,42 +421,46 @@ impl PgStore {
     }
 
     /// One tick's batch; with `fence`, only while that epoch holds the lease (checked under a
-    /// lock on the lease row, which a takeover waits for).
+    /// lock on the lease row, which a takeover waits for). One statement ([`TICK`]), so one
+    /// round trip to the database and its own transaction, whatever the batch holds.
     fn apply_with(&self, changes: &[Change], fence: Option<u64>) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
         let latest = codec::coalesce(changes);
+        let mut batch = Batch::default();
+        for change in latest {
+            batch.push(change);
+        }
+        batch.ids.sort_unstable();
+        batch.ids.dedup();
+        let held = fence.map(big);
         self.run(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
-            if let Some(held) = fence {
-                let stmt = tx
-                    .prepare_cached("SELECT epoch FROM leader WHERE id = 1 FOR SHARE")
-                    .await
-                    .map_err(db)?;
-                let current: i64 = tx.query_one(&stmt, &[]).await.map_err(db)?.get(0);
-                if current as u64 != held {
-                    return Err(StoreError::Fenced {
-                        held,
-                        current: current as u64,
-                    });
-                }
+            let c = self.client().await?;
+            let stmt = c.prepare_cached(&TICK).await.map_err(db)?;
+            let row = c.query_one(&stmt, &batch.params(&held)).await.map_err(db)?;
+            let current: i64 = row.try_get(0).map_err(db)?;
+            let known: i64 = row.try_get(1).map_err(db)?;
+            if let Some(held) = fence
+                && current as u64 != held
+            {
+                return Err(StoreError::Fenced {
+                    held,
+                    current: current as u64,
+                });
             }
-            let mut ids: Vec<&str> = latest.iter().map(|c| &**codec::change_job(c)).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let seqs = seqs_of(&tx, &ids).await?;
-            let mut batch = Batch::default();
-            for change in latest {
-                let job = codec::change_job(change);
-                let seq = *seqs
-                    .get(&**job)
-                    .ok_or_else(|| corrupt("change", format!("unknown job {job}")))?;
-                batch.push(seq, change);
+            if known != batch.ids.len() as i64 {
+                // Nothing was written; name the job for the message.
+                let found = seqs_of(&c, &batch.ids).await?;
+                let missing = batch
+                    .ids
+                    .iter()
+                    .find(|id| !found.contains_key(**id))
+                    .copied()
+                    .unwrap_or_default();
+                return Err(corrupt("change", format!("unknown job {missing}")));
             }
-            batch.write(&tx, big(fence.unwrap_or(0))).await?;
-            tx.commit().await.map_err(db)
+            Ok(())
         })
     }
 
@@ -679,6 +683,10 @@ fn idempotency_row(r: &Row) -> Result<IdempotencyRecord> {
 }
 
 const COMMAND_COLUMNS: &str = "id, command, created_at, answered_at, status, message";
+const PENDING_SQL: &str = "SELECT id, command, created_at, answered_at, status, message
+     FROM commands WHERE answered_at IS NULL ORDER BY id LIMIT $1";
+const SUBMITTED_SQL: &str = "SELECT id, seq, name, priority, state, reason, created_at, \
+     updated_at, deadline FROM jobs WHERE state = 'SUBMITTED' ORDER BY seq";
 
 fn command_row(r: &Row) -> Result<CommandRecord> {
     let id: i64 = r.try_get(0).map_err(db)?;
@@ -702,16 +710,80 @@ fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// The tick's one statement: takes the lease row `FOR SHARE` (a takeover waits for it), and
+/// writes every record of the batch only if the epoch is `$2`'s (any, when `$2` is null) and
+/// every job named (`$1`, distinct) is stored; else nothing. Answers the epoch and how many of
+/// the jobs named are stored. Jobs are named by id and joined to their row key here, so no
+/// look-up goes before it. New attempts record the epoch (0 unfenced) and the database's clock.
+static TICK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH fence AS (SELECT epoch FROM leader WHERE id = 1 FOR SHARE),
+         known AS (SELECT count(*) AS n FROM jobs WHERE id = ANY($1::text[])),
+         ok AS (SELECT 1 FROM fence, known
+                WHERE ($2::bigint IS NULL OR fence.epoch = $2::bigint)
+                  AND known.n = cardinality($1::text[])),
+         j AS (UPDATE jobs SET state = u.state, reason = u.reason, updated_at = u.at,
+                   deadline = u.deadline
+               FROM UNNEST($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+                   AS u(id, state, reason, at, deadline)
+               WHERE jobs.id = u.id AND EXISTS (SELECT 1 FROM ok)),
+         t AS (UPDATE tasks SET state = u.state, reason = u.reason, stop = u.stop,
+                   unstarted = u.unstarted, blocked = u.blocked, counts = u.counts
+               FROM UNNEST($8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[],
+                           $13::text[], $14::text[], $15::text[])
+                   AS u(id, task, state, reason, stop, unstarted, blocked, counts)
+                   JOIN jobs ON jobs.id = u.id
+               WHERE tasks.job = jobs.seq AND tasks.task = u.task AND EXISTS (SELECT 1 FROM ok)),
+         i AS (INSERT INTO instances (job, task, idx, state, reason, attempt, retries_used,
+                   resource_retries_used, exit_code, stop, memory, oom_retries_used)
+               SELECT jobs.seq, u.task, u.idx, u.state, u.reason, u.attempt, u.retries,
+                   u.resource_retries, u.exit_code, u.stop, u.memory, u.oom
+               FROM UNNEST($16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::text[],
+                           $21::bigint[], $22::bigint[], $23::bigint[], $24::int[], $25::text[],
+                           $26::bigint[], $27::bigint[])
+                   AS u(id, task, idx, state, reason, attempt, retries, resource_retries,
+                        exit_code, stop, memory, oom)
+                   JOIN jobs ON jobs.id = u.id
+               WHERE EXISTS (SELECT 1 FROM ok)
+               ON CONFLICT (job, task, idx) DO UPDATE SET state = excluded.state,
+                   reason = excluded.reason, attempt = excluded.attempt,
+                   retries_used = excluded.retries_used,
+                   resource_retries_used = excluded.resource_retries_used,
+                   exit_code = excluded.exit_code, stop = excluded.stop,
+                   memory = excluded.memory, oom_retries_used = excluded.oom_retries_used),
+         a AS (INSERT INTO attempts (job, task, idx, attempt, state, reason, exit_code, node,
+                   pid, started_at, ended_at, memory, epoch, recorded_at)
+               SELECT jobs.seq, u.task, u.idx, u.attempt, u.state, u.reason, u.exit_code,
+                   u.node, u.pid, u.started_at, u.ended_at, u.memory,
+                   COALESCE($2::bigint, 0), {NOW_MS}
+               FROM UNNEST($28::text[], $29::bigint[], $30::bigint[], $31::bigint[],
+                           $32::text[], $33::text[], $34::int[], $35::text[], $36::bigint[],
+                           $37::bigint[], $38::bigint[], $39::bigint[])
+                   AS u(id, task, idx, attempt, state, reason, exit_code, node, pid,
+                        started_at, ended_at, memory)
+                   JOIN jobs ON jobs.id = u.id
+               WHERE EXISTS (SELECT 1 FROM ok)
+               ON CONFLICT (job, task, idx, attempt) DO UPDATE SET
+                   state = excluded.state, reason = excluded.reason,
+                   exit_code = excluded.exit_code, node = excluded.node,
+                   pid = excluded.pid, ended_at = excluded.ended_at)
+         SELECT (SELECT epoch FROM fence), (SELECT n FROM known)"
+    )
+});
+
 /// The columns of one tick's coalesced changes, one array per column and kind of record.
 #[derive(Default)]
-struct Batch {
-    job_seq: Vec<i64>,
+struct Batch<'a> {
+    /// Every job named (sorted and deduplicated before use).
+    ids: Vec<&'a str>,
+
+    job_id: Vec<&'a str>,
     job_state: Vec<&'static str>,
     job_reason: Vec<Option<String>>,
     job_at: Vec<i64>,
     job_deadline: Vec<Option<i64>>,
 
-    task_job: Vec<i64>,
+    task_job: Vec<&'a str>,
     task_no: Vec<i64>,
     task_state: Vec<&'static str>,
     task_reason: Vec<Option<String>>,
@@ -720,7 +792,7 @@ struct Batch {
     task_blocked: Vec<Option<String>>,
     task_counts: Vec<String>,
 
-    inst_job: Vec<i64>,
+    inst_job: Vec<&'a str>,
     inst_task: Vec<i64>,
     inst_idx: Vec<i64>,
     inst_state: Vec<&'static str>,
@@ -733,22 +805,24 @@ struct Batch {
     inst_memory: Vec<i64>,
     inst_oom: Vec<i64>,
 
-    att_job: Vec<i64>,
+    att_job: Vec<&'a str>,
     att_task: Vec<i64>,
     att_idx: Vec<i64>,
     att_attempt: Vec<i64>,
     att_state: Vec<&'static str>,
     att_reason: Vec<Option<String>>,
     att_exit: Vec<Option<i32>>,
-    att_node: Vec<String>,
+    att_node: Vec<&'a str>,
     att_pid: Vec<Option<i64>>,
     att_started: Vec<i64>,
     att_ended: Vec<Option<i64>>,
     att_memory: Vec<i64>,
 }
 
-impl Batch {
-    fn push(&mut self, seq: i64, c: &Change) {
+impl<'a> Batch<'a> {
+    fn push(&mut self, c: &'a Change) {
+        let job: &'a str = codec::change_job(c);
+        self.ids.push(job);
         match c {
             Change::Job {
                 state,
@@ -757,7 +831,7 @@ impl Batch {
                 deadline,
                 ..
             } => {
-                self.job_seq.push(seq);
+                self.job_id.push(job);
                 self.job_state.push(state.as_str());
                 self.job_reason.push(text(reason));
                 self.job_at.push(big(*at));
@@ -775,7 +849,7 @@ impl Batch {
             } => {
                 self.task_blocked.push(text(blocked));
                 self.task_counts.push(codec::encode_counts(counts));
-                self.task_job.push(seq);
+                self.task_job.push(job);
                 self.task_no.push(*task as i64);
                 self.task_state.push(state.as_str());
                 self.task_reason.push(text(reason));
@@ -788,7 +862,7 @@ impl Batch {
                 record: i,
                 ..
             } => {
-                self.inst_job.push(seq);
+                self.inst_job.push(job);
                 self.inst_task.push(*task as i64);
                 self.inst_idx.push(i64::from(*index));
                 self.inst_state.push(i.state.as_str());
@@ -808,14 +882,14 @@ impl Batch {
                 record: a,
                 ..
             } => {
-                self.att_job.push(seq);
+                self.att_job.push(job);
                 self.att_task.push(*task as i64);
                 self.att_idx.push(i64::from(*index));
                 self.att_attempt.push(i64::from(a.attempt));
                 self.att_state.push(a.state.as_str());
                 self.att_reason.push(text(&a.reason));
                 self.att_exit.push(a.exit_code);
-                self.att_node.push(a.node.clone());
+                self.att_node.push(&a.node);
                 self.att_pid.push(a.pid.map(i64::from));
                 self.att_started.push(big(a.started_at));
                 self.att_ended.push(a.ended_at.map(big));
@@ -824,138 +898,73 @@ impl Batch {
         }
     }
 
-    /// Writes the batch in `tx`: at most four statements. New attempts record `epoch`.
-    async fn write(&self, tx: &deadpool_postgres::Transaction<'_>, epoch: i64) -> Result<()> {
-        if !self.job_seq.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE jobs SET state = u.state, reason = u.reason, updated_at = u.at,
-                         deadline = u.deadline
-                     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[],
-                                 $5::bigint[])
-                         AS u(seq, state, reason, at, deadline)
-                     WHERE jobs.seq = u.seq",
-                )
-                .await
-                .map_err(db)?;
-            tx.execute(
-                &stmt,
-                &[
-                    &self.job_seq,
-                    &self.job_state,
-                    &self.job_reason,
-                    &self.job_at,
-                    &self.job_deadline,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        }
-        if !self.task_job.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE tasks SET state = u.state, reason = u.reason, stop = u.stop,
-                         unstarted = u.unstarted, blocked = u.blocked, counts = u.counts
-                     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::text[], $8::text[])
-                         AS u(job, task, state, reason, stop, unstarted, blocked, counts)
-                     WHERE tasks.job = u.job AND tasks.task = u.task",
-                )
-                .await
-                .map_err(db)?;
-            tx.execute(
-                &stmt,
-                &[
-                    &self.task_job,
-                    &self.task_no,
-                    &self.task_state,
-                    &self.task_reason,
-                    &self.task_stop,
-                    &self.task_unstarted,
-                    &self.task_blocked,
-                    &self.task_counts,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        }
-        if !self.inst_job.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO instances (job, task, idx, state, reason, attempt, retries_used,
-                         resource_retries_used, exit_code, stop, memory, oom_retries_used)
-                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                         $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[],
-                         $10::text[], $11::bigint[], $12::bigint[])
-                     ON CONFLICT (job, task, idx) DO UPDATE SET state = excluded.state,
-                         reason = excluded.reason, attempt = excluded.attempt,
-                         retries_used = excluded.retries_used,
-                         resource_retries_used = excluded.resource_retries_used,
-                         exit_code = excluded.exit_code, stop = excluded.stop,
-                         memory = excluded.memory, oom_retries_used = excluded.oom_retries_used",
-                )
-                .await
-                .map_err(db)?;
-            tx.execute(
-                &stmt,
-                &[
-                    &self.inst_job,
-                    &self.inst_task,
-                    &self.inst_idx,
-                    &self.inst_state,
-                    &self.inst_reason,
-                    &self.inst_attempt,
-                    &self.inst_retries,
-                    &self.inst_resource_retries,
-                    &self.inst_exit,
-                    &self.inst_stop,
-                    &self.inst_memory,
-                    &self.inst_oom,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        }
-        if !self.att_job.is_empty() {
-            let stmt = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO attempts (job, task, idx, attempt, state, reason,
-                             exit_code, node, pid, started_at, ended_at, memory, epoch,
-                             recorded_at)
-                         SELECT *, $12::bigint, {NOW_MS} FROM UNNEST($1::bigint[],
-                             $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                             $7::int[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
-                             $13::bigint[])
-                         ON CONFLICT (job, task, idx, attempt) DO UPDATE SET
-                             state = excluded.state, reason = excluded.reason,
-                             exit_code = excluded.exit_code, node = excluded.node,
-                             pid = excluded.pid, ended_at = excluded.ended_at"
-                ))
-                .await
-                .map_err(db)?;
-            tx.execute(
-                &stmt,
-                &[
-                    &self.att_job,
-                    &self.att_task,
-                    &self.att_idx,
-                    &self.att_attempt,
-                    &self.att_state,
-                    &self.att_reason,
-                    &self.att_exit,
-                    &self.att_node,
-                    &self.att_pid,
-                    &self.att_started,
-                    &self.att_ended,
-                    &epoch,
-                    &self.att_memory,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        }
-        Ok(())
+    /// The parameters of [`TICK`], `held` being the epoch to check (if any).
+    fn params<'p>(&'p self, held: &'p Option<i64>) -> [&'p (dyn ToSql + Sync); 39] {
+        [
+            &self.ids,
+            held,
+            &self.job_id,
+            &self.job_state,
+            &self.job_reason,
+            &self.job_at,
+            &self.job_deadline,
+            &self.task_job,
+            &self.task_no,
+            &self.task_state,
+            &self.task_reason,
+            &self.task_stop,
+            &self.task_unstarted,
+            &self.task_blocked,
+            &self.task_counts,
+            &self.inst_job,
+            &self.inst_task,
+            &self.inst_idx,
+            &self.inst_state,
+            &self.inst_reason,
+            &self.inst_attempt,
+            &self.inst_retries,
+            &self.inst_resource_retries,
+            &self.inst_exit,
+            &self.inst_stop,
+            &self.inst_memory,
+            &self.inst_oom,
+            &self.att_job,
+            &self.att_task,
+            &self.att_idx,
+            &self.att_attempt,
+            &self.att_state,
+            &self.att_reason,
+            &self.att_exit,
+            &self.att_node,
+            &self.att_pid,
+            &self.att_started,
+            &self.att_ended,
+            &self.att_memory,
+        ]
     }
+}
+
+/// Two prepared queries (with their parameters) in one read-only snapshot: `BEGIN`, both
+/// queries and `COMMIT` are sent at once, so they cost one round trip. A failed query aborts
+/// the transaction, which the `COMMIT` then ends (as a rollback): the connection goes back to
+/// the pool outside any transaction.
+async fn snapshot_pair(
+    c: &Client,
+    a: (&Statement, &[&(dyn ToSql + Sync)]),
+    b: (&Statement, &[&(dyn ToSql + Sync)]),
+) -> Result<(Vec<Row>, Vec<Row>)> {
+    // `biased`: polled in this order, so sent in this order.
+    let (begin, ra, rb, commit) = tokio::join!(
+        biased;
+        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        c.query(a.0, a.1),
+        c.query(b.0, b.1),
+        c.batch_execute("COMMIT"),
+    );
+    begin.map_err(db)?;
+    let (ra, rb) = (ra.map_err(db)?, rb.map_err(db)?);
+    commit.map_err(db)?;
+    Ok((ra, rb))
 }
 
 /// Job ids to row keys, for the jobs named.
@@ -1104,16 +1113,30 @@ impl Store for PgStore {
     }
 
     fn pending_commands(&self, limit: u32) -> Result<Vec<CommandRecord>> {
-        self.query(
-            &format!(
-                "SELECT {COMMAND_COLUMNS} FROM commands WHERE answered_at IS NULL
-                 ORDER BY id LIMIT $1"
-            ),
-            &[&i64::from(limit)],
-        )?
-        .iter()
-        .map(command_row)
-        .collect()
+        self.query(PENDING_SQL, &[&i64::from(limit)])?
+            .iter()
+            .map(command_row)
+            .collect()
+    }
+
+    fn inbox(&self, limit: u32) -> Result<Inbox> {
+        self.run(async {
+            let c = self.client().await?;
+            let (jobs, commands) = tokio::try_join!(
+                c.prepare_cached(SUBMITTED_SQL),
+                c.prepare_cached(PENDING_SQL)
+            )
+            .map_err(db)?;
+            // Both sent before either answer is awaited: one round trip.
+            let limit = i64::from(limit);
+            let params: [&(dyn ToSql + Sync); 1] = [&limit];
+            let (jobs, commands) =
+                tokio::try_join!(c.query(&jobs, &[]), c.query(&commands, &params)).map_err(db)?;
+            Ok(Inbox {
+                submitted: job_rows(jobs)?,
+                commands: commands.iter().map(command_row).collect::<Result<_>>()?,
+            })
+        })
     }
 
     fn answer_command(&self, id: u64, answer: &CommandAnswer) -> Result<bool> {
@@ -1269,10 +1292,7 @@ impl Store for PgStore {
     }
 
     fn submitted_jobs(&self) -> Result<Vec<JobRow>> {
-        job_rows(self.query(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'SUBMITTED' ORDER BY seq"),
-            &[],
-        )?)
+        job_rows(self.query(SUBMITTED_SQL, &[])?)
     }
 
     fn load_job(&self, id: &str) -> Result<Option<StoredJob>> {
@@ -1294,35 +1314,26 @@ impl Store for PgStore {
 
     fn job_view(&self, id: &str) -> Result<Option<JobView>> {
         self.run(async {
-            let mut c = self.client().await?;
-            let tx = c
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(db)?;
-            let stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT {JOB_COLUMNS}, spec, spec_version FROM jobs WHERE id = $1"
-                ))
-                .await
-                .map_err(db)?;
-            let Some(r) = tx.query_opt(&stmt, &[&id]).await.map_err(db)? else {
+            let c = self.client().await?;
+            let job_sql =
+                format!("SELECT {JOB_COLUMNS}, spec, spec_version FROM jobs WHERE id = $1");
+            let tasks_sql = format!(
+                "SELECT name, state, reason, stop, unstarted, blocked, counts
+                 FROM tasks WHERE job = {JOB_SEQ} ORDER BY task"
+            );
+            let (job, tasks) =
+                tokio::try_join!(c.prepare_cached(&job_sql), c.prepare_cached(&tasks_sql))
+                    .map_err(db)?;
+            let params: [&(dyn ToSql + Sync); 1] = [&id];
+            let (job, task_rows) = snapshot_pair(&c, (&job, &params), (&tasks, &params)).await?;
+            let Some(r) = job.first() else {
                 return Ok(None);
             };
-            let row = job_row(&r)?;
+            let row = job_row(r)?;
             let spec =
                 codec::decode_spec(id, r.try_get(9).map_err(db)?, r.try_get(10).map_err(db)?)?;
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT name, state, reason, stop, unstarted, blocked, counts
-                     FROM tasks WHERE job = $1 ORDER BY task",
-                )
-                .await
-                .map_err(db)?;
             let mut tasks = Vec::with_capacity(spec.tasks.len());
-            for r in tx.query(&stmt, &[&big(row.seq)]).await.map_err(db)? {
+            for r in task_rows {
                 tasks.push(codec::task_record(
                     r.try_get(0).map_err(db)?,
                     r.try_get(1).map_err(db)?,
@@ -1333,7 +1344,6 @@ impl Store for PgStore {
                     r.try_get(6).map_err(db)?,
                 )?);
             }
-            tx.commit().await.map_err(db)?;
             Ok(Some(JobView {
                 row,
                 spec: Arc::new(spec),
@@ -1467,50 +1477,36 @@ impl Store for PgStore {
         let after = after.map_or(-1, i64::from);
         let limit = i64::from(limit);
         self.run(async {
-            let mut c = self.client().await?;
-            // Both queries see the same snapshot.
-            let tx = c
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(db)?;
-            let stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT idx, {INSTANCE_COLUMNS} FROM instances
-                     WHERE job = {JOB_SEQ} AND task = $2 AND idx > $3 ORDER BY idx LIMIT $4"
-                ))
-                .await
-                .map_err(db)?;
-            let mut page: Vec<InstancePageItem> = Vec::new();
-            for r in tx
-                .query(&stmt, &[&job, &task, &after, &limit])
-                .await
-                .map_err(db)?
-            {
-                page.push((u32_at(&r, 0)?, instance_at(&r, 1)?, Vec::new()));
+            let c = self.client().await?;
+            let instances_sql = format!(
+                "SELECT idx, {INSTANCE_COLUMNS} FROM instances
+                 WHERE job = {JOB_SEQ} AND task = $2 AND idx > $3 ORDER BY idx LIMIT $4"
+            );
+            // The attempts of the same page, in the same snapshot.
+            let attempts_sql = format!(
+                "SELECT idx, {ATTEMPT_COLUMNS} FROM attempts
+                 WHERE job = {JOB_SEQ} AND task = $2 AND idx IN (
+                     SELECT idx FROM instances
+                     WHERE job = {JOB_SEQ} AND task = $2 AND idx > $3 ORDER BY idx LIMIT $4)
+                 ORDER BY idx, attempt"
+            );
+            let (instances, attempts) = tokio::try_join!(
+                c.prepare_cached(&instances_sql),
+                c.prepare_cached(&attempts_sql)
+            )
+            .map_err(db)?;
+            let params: [&(dyn ToSql + Sync); 4] = [&job, &task, &after, &limit];
+            let (instance_rows, attempt_rows) =
+                snapshot_pair(&c, (&instances, &params), (&attempts, &params)).await?;
+            let mut page: Vec<InstancePageItem> = Vec::with_capacity(instance_rows.len());
+            for r in &instance_rows {
+                page.push((u32_at(r, 0)?, instance_at(r, 1)?, Vec::new()));
             }
-            if let Some(last) = page.last().map(|(i, _, _)| i64::from(*i)) {
-                let stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT idx, {ATTEMPT_COLUMNS} FROM attempts
-                         WHERE job = {JOB_SEQ} AND task = $2 AND idx > $3 AND idx <= $4
-                         ORDER BY idx, attempt"
-                    ))
-                    .await
-                    .map_err(db)?;
-                let mut attempts = Vec::new();
-                for r in tx
-                    .query(&stmt, &[&job, &task, &after, &last])
-                    .await
-                    .map_err(db)?
-                {
-                    attempts.push((u32_at(&r, 0)?, attempt_at(&r, 1)?));
-                }
-                codec::attach_attempts(&mut page, attempts);
+            let mut attempts = Vec::with_capacity(attempt_rows.len());
+            for r in &attempt_rows {
+                attempts.push((u32_at(r, 0)?, attempt_at(r, 1)?));
             }
-            tx.commit().await.map_err(db)?;
+            codec::attach_attempts(&mut page, attempts);
             Ok(page)
         })
     }
