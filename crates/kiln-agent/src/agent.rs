@@ -181,6 +181,7 @@ pub fn classify(error: &ClientError) -> Failure {
 
 /// The attempt to run for an assignment.
 pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
+    let storage = crate::host::attempt_storage(&a.storage);
     AttemptSpec {
         job_id: a.key.job,
         job_name: a.job_name,
@@ -210,7 +211,7 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
             .map(|m| InputMapping {
                 source: m.source,
                 target: m.target,
-                profile: None,
+                profile: m.profile,
             })
             .collect(),
         outputs: a
@@ -224,14 +225,13 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
                     "always" => UploadWhen::Always,
                     _ => UploadWhen::Success,
                 },
-                profile: None,
+                profile: m.profile,
             })
             .collect(),
         stdout: a.stdout,
         stderr: a.stderr,
-        // Storage profiles do not travel over the agent protocol yet: the node's own storage.
-        storage: BTreeMap::new(),
-        storage_profile: None,
+        storage,
+        storage_profile: a.storage_profile,
     }
 }
 

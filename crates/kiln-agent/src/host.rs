@@ -29,6 +29,33 @@ use tokio::sync::watch;
 
 use crate::docker::{DockerRuntime, Launch, Mount, WORK_DIR};
 
+/// The storage settings an attempt was given, opened as storage by profile name (in memory;
+/// nothing is written anywhere).
+pub fn attempt_storage(settings: &[kiln_api::StorageSettings]) -> BTreeMap<String, Arc<Storage>> {
+    settings
+        .iter()
+        .map(|s| (s.name.clone(), Arc::new(Storage::new(storage_config(s)))))
+        .collect()
+}
+
+/// How to reach the storage of one profile's settings.
+pub fn storage_config(s: &kiln_api::StorageSettings) -> kiln_storage::StorageConfig {
+    kiln_storage::StorageConfig {
+        endpoint: s.endpoint.clone(),
+        // A `cos` profile's endpoint stands in for COS itself, for `cos://` as for `s3://`.
+        cos_endpoint: (s.kind == "cos").then(|| s.endpoint.clone()).flatten(),
+        region: s.region.clone(),
+        access_key_id: Some(s.access_key_id.clone()),
+        secret_access_key: Some(s.secret_access_key.clone()),
+        session_token: s.session_token.clone(),
+        allow_http: s
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://")),
+        ..kiln_storage::StorageConfig::default()
+    }
+}
+
 /// Everything the runtime needs to run one attempt.
 #[derive(Debug, Clone)]
 pub struct AttemptSpec {

@@ -9,4 +9,6 @@ pub mod host;
 
 pub use agent::{AgentConfig, AgentError, run_agent};
 pub use docker::DockerRuntime;
-pub use host::{AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt};
+pub use host::{
+    AttemptSpec, HostRuntime, KillSwitch, LeftoverAttempt, attempt_storage, storage_config,
+};

@@ -193,6 +193,8 @@ fn shell(index: u32, script: &str) -> AttemptAssignment {
         outputs: Vec::new(),
         stdout: None,
         stderr: None,
+        storage: Vec::new(),
+        storage_profile: None,
     }
 }
 

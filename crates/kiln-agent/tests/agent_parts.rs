@@ -8,7 +8,7 @@ use std::time::Duration;
 use kiln_agent::agent::*;
 use kiln_api::{
     AttemptAssignment, AttemptEvent, AttemptEventKind, AttemptKey, ClientError, CommandDto,
-    ErrorDetail, STDERR, STDOUT,
+    ErrorDetail, InputMappingDto, OutputMappingDto, STDERR, STDOUT, StorageSettings,
 };
 use kiln_core::model::{Command, Image};
 use kiln_core::state::Outcome;
@@ -52,10 +52,33 @@ fn assignment_becomes_attempt_spec() {
         memory: 1 << 30,
         env: BTreeMap::from([("A".into(), "1".into())]),
         timeout_ms: Some(1500),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
+        inputs: vec![InputMappingDto {
+            source: "s3://b/in/".into(),
+            target: "in/".into(),
+            profile: Some("other".into()),
+        }],
+        outputs: vec![OutputMappingDto {
+            source: "out/".into(),
+            target: "s3://b/out/".into(),
+            when: "always".into(),
+            profile: None,
+        }],
         stdout: None,
         stderr: None,
+        storage: ["lab", "other"]
+            .into_iter()
+            .map(|name| StorageSettings {
+                name: name.into(),
+                kind: "s3".into(),
+                endpoint: Some("http://10.0.0.5:9000".into()),
+                region: Some("eu-west-1".into()),
+                path_style: true,
+                access_key_id: "AKID".into(),
+                secret_access_key: "TOPSECRET".into(),
+                session_token: None,
+            })
+            .collect(),
+        storage_profile: Some("lab".into()),
     };
     let s = attempt_spec(a.clone());
     assert_eq!(
@@ -75,6 +98,15 @@ fn assignment_becomes_attempt_spec() {
         (s.resources.millicpus, s.memory_limit()),
         (1500, Some(1 << 30))
     );
+    // The storage it was given, by profile, and which mapping uses which.
+    assert_eq!(s.storage.keys().collect::<Vec<_>>(), ["lab", "other"]);
+    assert_eq!(s.storage_profile.as_deref(), Some("lab"));
+    assert_eq!(s.inputs[0].profile.as_deref(), Some("other"));
+    assert_eq!(s.outputs[0].profile, None);
+    let cfg = s.storage["lab"].config();
+    assert_eq!(cfg.endpoint.as_deref(), Some("http://10.0.0.5:9000"));
+    assert_eq!(cfg.secret_access_key.as_deref(), Some("TOPSECRET"));
+    assert!(cfg.allow_http);
 
     let s = attempt_spec(AttemptAssignment {
         command: CommandDto::Shell("exit 3".into()),
@@ -84,8 +116,11 @@ fn assignment_becomes_attempt_spec() {
         outputs: Vec::new(),
         stdout: None,
         stderr: None,
+        storage: Vec::new(),
+        storage_profile: None,
         ..a
     });
+    assert!(s.storage.is_empty() && s.storage_profile.is_none());
     assert_eq!(s.command, Command::Shell("exit 3".into()));
     assert!(s.env.is_empty());
     assert_eq!(s.timeout, None);

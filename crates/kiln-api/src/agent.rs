@@ -159,10 +159,70 @@ pub struct AttemptAssignment {
     pub stdout: Option<String>,
     #[serde(default)]
     pub stderr: Option<String>,
+    /// The storage settings of the profiles this attempt's mappings use (each mapping's
+    /// `profile`, else `storage_profile`): held in memory for the attempt only, never written
+    /// to the node's disk or passed to the command. Empty: the node's own storage (`AWS_*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<StorageSettings>,
+    /// The profile of the mappings and redirects that name none: the task's
+    /// `storage_profile`, else the server's default profile; `None`: the node's own storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_profile: Option<String>,
 }
 
 fn host_image() -> String {
     "host".into()
+}
+
+/// How to reach one storage profile's storage, secrets included: what an attempt is given
+/// of a storage profile. `Debug` shows neither the secret key nor the session token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StorageSettings {
+    /// The profile's name, as mappings name it.
+    pub name: String,
+    /// `s3` or `cos`.
+    pub kind: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Path-style requests (`ENDPOINT/BUCKET/KEY`).
+    #[serde(default)]
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl From<&crate::StorageProfileSpec> for StorageSettings {
+    fn from(p: &crate::StorageProfileSpec) -> Self {
+        StorageSettings {
+            name: p.name.clone(),
+            kind: p.kind.clone(),
+            endpoint: p.endpoint.clone(),
+            region: p.region.clone(),
+            path_style: p.path_style(),
+            access_key_id: p.access_key_id.clone(),
+            secret_access_key: p.secret_access_key.clone(),
+            session_token: p.session_token.clone(),
+        }
+    }
 }
 
 /// `source` (a storage URL) made available at `target` (a path in the working directory).
@@ -171,6 +231,9 @@ fn host_image() -> String {
 pub struct InputMappingDto {
     pub source: String,
     pub target: String,
+    /// The storage profile of this mapping (one of the assignment's `storage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// `source` (a local path) uploaded to `target` (a storage URL) `when`: success|failure|always.
@@ -180,6 +243,9 @@ pub struct OutputMappingDto {
     pub source: String,
     pub target: String,
     pub when: String,
+    /// The storage profile of this mapping (one of the assignment's `storage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// What to run: `{"shell": "echo hi"}` (run by `sh -c`) or `{"argv": ["echo", "hi"]}`.

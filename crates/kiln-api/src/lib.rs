@@ -65,6 +65,7 @@ pub use rest::*;
     agent::LeaseRequest,
     agent::LeaseResponse,
     agent::AttemptAssignment,
+    agent::StorageSettings,
     agent::InputMappingDto,
     agent::OutputMappingDto,
     agent::CommandDto,

@@ -246,12 +246,38 @@ fn agent_types_round_trip() {
         memory: 1 << 31,
         env: BTreeMap::from([("A".into(), "1".into())]),
         timeout_ms: Some(60_000),
-        inputs: Vec::new(),
+        inputs: vec![InputMappingDto {
+            source: "s3://b/in/".into(),
+            target: "in/".into(),
+            profile: Some("lab".into()),
+        }],
         outputs: Vec::new(),
-        stdout: None,
+        stdout: Some("s3://b/logs/".into()),
         stderr: None,
+        storage: vec![StorageSettings {
+            name: "lab".into(),
+            kind: "s3".into(),
+            endpoint: Some("http://10.0.0.5:9000".into()),
+            region: None,
+            path_style: true,
+            access_key_id: "AKID".into(),
+            secret_access_key: "TOPSECRET".into(),
+            session_token: Some("SESSIONTOK".into()),
+        }],
+        storage_profile: Some("lab".into()),
     };
     round_trip(&assignment);
+    // Debug (what a log line would show) never carries the secrets.
+    let shown = format!("{assignment:?}");
+    assert!(shown.contains("AKID") && shown.contains("***"));
+    assert!(!shown.contains("TOPSECRET") && !shown.contains("SESSIONTOK"));
+    // An assignment from a server that sends no storage reads as the node's own storage.
+    let mut bare = serde_json::to_value(&assignment).unwrap();
+    let obj = bare.as_object_mut().unwrap();
+    obj.remove("storage");
+    obj.remove("storage_profile");
+    let bare: AttemptAssignment = serde_json::from_value(bare).unwrap();
+    assert!(bare.storage.is_empty() && bare.storage_profile.is_none());
     round_trip(&LeaseResponse {
         attempts: vec![
             assignment,
@@ -270,6 +296,8 @@ fn agent_types_round_trip() {
                 outputs: Vec::new(),
                 stdout: None,
                 stderr: None,
+                storage: Vec::new(),
+                storage_profile: None,
             },
         ],
     });
@@ -483,6 +511,7 @@ fn openapi_has_every_schema() {
         "RegisterRequest",
         "AttemptKey",
         "LeaseResponse",
+        "StorageSettings",
         "CommandDto",
         "AttemptEventKind",
         "LogAppendRequest",
@@ -490,5 +519,5 @@ fn openapi_has_every_schema() {
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
-    assert_eq!(schemas.len(), 43);
+    assert_eq!(schemas.len(), 44);
 }

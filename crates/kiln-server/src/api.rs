@@ -44,7 +44,7 @@ mod templates;
 
 pub use doc::openapi_doc;
 use extract::{ApiPath as Path, ApiQuery as Query};
-pub(crate) use profiles::storage_config;
+pub(crate) use profiles::{default_of as default_profile, open as open_profile};
 
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -418,6 +418,7 @@ impl Driver {
     /// made it).
     fn assignment(&self, d: &Dispatch, task: &TaskSpec) -> Option<AttemptAssignment> {
         let run = self.engine().job(&d.job)?;
+        let (storage, storage_profile) = self.attempt_profiles(task);
         Some(AttemptAssignment {
             key: AttemptKey {
                 job: d.job.to_string(),
@@ -446,6 +447,7 @@ impl Driver {
                 .map(|m| InputMappingDto {
                     source: m.source.clone(),
                     target: m.target.clone(),
+                    profile: m.profile.clone(),
                 })
                 .collect(),
             outputs: task
@@ -460,10 +462,13 @@ impl Driver {
                         UploadWhen::Always => "always",
                     }
                     .into(),
+                    profile: m.profile.clone(),
                 })
                 .collect(),
             stdout: task.stdout.clone(),
             stderr: task.stderr.clone(),
+            storage,
+            storage_profile,
         })
     }
 

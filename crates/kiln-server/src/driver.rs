@@ -5,7 +5,7 @@
 //! Attempts run on a tokio runtime; their reports come back over a channel. The driver thread
 //! itself never awaits, so a slow attempt can never hold up a decision.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -148,13 +148,23 @@ pub struct RunEnd {
     pub interrupted: bool,
 }
 
+/// Where the storage profiles given to attempts come from.
+enum Profiles {
+    /// Nowhere: every mapping uses the node's own storage.
+    None,
+    /// The store's, their secrets sealed with this key (`kiln server`).
+    Store(Arc<kiln_store::secrets::SecretBox>),
+    /// A fixed list (`kiln run --storage-profiles`).
+    Fixed(Arc<Vec<kiln_api::StorageProfileSpec>>),
+}
+
 /// The one owner of the engine and the store. `kiln run` drives one job with [`Driver::run`];
 /// `kiln server` drives all of them with [`Driver::serve`].
 pub struct Driver {
     /// The name of the built-in executor's node (attempts on it run in this process).
     local: String,
-    /// Opens storage profiles' secrets for the attempts of the built-in executor.
-    secrets: Option<Arc<kiln_store::secrets::SecretBox>>,
+    /// The storage profiles attempts are given.
+    profiles: Profiles,
     state_dir: PathBuf,
     engine: Engine,
     store: Arc<dyn Store>,
@@ -220,7 +230,7 @@ impl Driver {
         .with_docker(docker);
         let (tx, rx) = channel();
         Ok(Driver {
-            secrets: None,
+            profiles: Profiles::None,
             local,
             state_dir: cfg.state_dir.clone(),
             local_node: node.clone(),
@@ -274,42 +284,100 @@ impl Driver {
         self
     }
 
-    /// The key storage profiles' secrets are sealed with (the API's).
+    /// The store's storage profiles are given to attempts, opened with the key their secrets
+    /// are sealed with (the API's).
     pub fn with_secrets(mut self, secrets: Arc<kiln_store::secrets::SecretBox>) -> Self {
-        self.secrets = Some(secrets);
+        self.profiles = Profiles::Store(secrets);
         self
     }
 
-    /// The storage of every profile `task` names, opened for one attempt (in memory only). A
-    /// profile that cannot be had is left out: the mapping naming it fails, saying so.
-    fn attempt_storage(
+    /// These storage profiles are given to attempts (`kiln run --storage-profiles`).
+    pub fn with_storage_profiles(mut self, profiles: Vec<kiln_api::StorageProfileSpec>) -> Self {
+        self.profiles = Profiles::Fixed(Arc::new(profiles));
+        self
+    }
+
+    /// The storage settings of every profile an attempt of `task` uses, and the profile of
+    /// its mappings and redirects that name none: the task's `storage_profile`, else the
+    /// default profile (looked up only when such a remote mapping exists), else `None` (the
+    /// node's own storage). A named profile that cannot be had is left out: the mapping naming
+    /// it fails, saying so. Secrets are opened in memory, for this attempt only.
+    pub(crate) fn attempt_profiles(
         &self,
         task: &kiln_core::model::TaskSpec,
-    ) -> BTreeMap<String, Arc<kiln_storage::Storage>> {
-        let names: std::collections::BTreeSet<&str> = task
+    ) -> (Vec<kiln_api::StorageSettings>, Option<String>) {
+        let mut names: BTreeSet<String> = task
             .storage_profile
             .iter()
             .chain(task.inputs.iter().filter_map(|m| m.profile.as_ref()))
             .chain(task.outputs.iter().filter_map(|m| m.profile.as_ref()))
-            .map(String::as_str)
+            .cloned()
             .collect();
-        let mut out = BTreeMap::new();
-        let Some(secrets) = &self.secrets else {
-            return out;
-        };
-        for name in names {
-            match self.store.get_storage_profile(name) {
-                Ok(Some(r)) => match crate::api::storage_config(secrets, &r) {
-                    Ok(cfg) => {
-                        out.insert(name.to_string(), Arc::new(kiln_storage::Storage::new(cfg)));
+        let remote = |url: &str| !url.starts_with("file:");
+        let unnamed = task.storage_profile.is_none()
+            && (task
+                .inputs
+                .iter()
+                .any(|m| m.profile.is_none() && remote(&m.source))
+                || task
+                    .outputs
+                    .iter()
+                    .any(|m| m.profile.is_none() && remote(&m.target))
+                || task.stdout.iter().chain(&task.stderr).any(|u| remote(u)));
+        let mut profile = task.storage_profile.clone();
+        let mut out = Vec::new();
+        match &self.profiles {
+            Profiles::None => {}
+            Profiles::Fixed(list) => {
+                if unnamed && let Some(d) = list.iter().find(|p| p.default) {
+                    names.insert(d.name.clone());
+                    profile = Some(d.name.clone());
+                }
+                out.extend(
+                    list.iter()
+                        .filter(|p| names.contains(&p.name))
+                        .map(kiln_api::StorageSettings::from),
+                );
+            }
+            Profiles::Store(secrets) => {
+                let records = if unnamed {
+                    match self.store.list_storage_profiles() {
+                        Ok(all) => {
+                            if let Some(d) = crate::api::default_profile(&all) {
+                                names.insert(d.name.clone());
+                                profile = Some(d.name.clone());
+                            }
+                            all.into_iter()
+                                .filter(|r| names.contains(&r.name))
+                                .collect()
+                        }
+                        Err(e) => {
+                            tracing::warn!("storage profiles cannot be read: {e}");
+                            Vec::new()
+                        }
                     }
-                    Err(e) => tracing::warn!("storage profile `{name}` is unusable: {e}"),
-                },
-                Ok(None) => tracing::warn!("storage profile `{name}` no longer exists"),
-                Err(e) => tracing::warn!("storage profile `{name}` cannot be read: {e}"),
+                } else {
+                    let mut found = Vec::new();
+                    for name in &names {
+                        match self.store.get_storage_profile(name) {
+                            Ok(Some(r)) => found.push(r),
+                            Ok(None) => tracing::warn!("storage profile `{name}` no longer exists"),
+                            Err(e) => {
+                                tracing::warn!("storage profile `{name}` cannot be read: {e}")
+                            }
+                        }
+                    }
+                    found
+                };
+                for r in &records {
+                    match crate::api::open_profile(secrets, r) {
+                        Ok(p) => out.push(kiln_api::StorageSettings::from(&p)),
+                        Err(e) => tracing::warn!("storage profile `{}` is unusable: {e}", r.name),
+                    }
+                }
             }
         }
-        out
+        (out, profile)
     }
 
     /// Shares the database with other servers: schedule only while holding the lease.
@@ -832,6 +900,7 @@ impl Driver {
             return;
         };
         let task = &task;
+        let (storage, storage_profile) = self.attempt_profiles(task);
         let spec = AttemptSpec {
             job_id: d.job.to_string(),
             job_name: run.spec.name.clone(),
@@ -849,8 +918,8 @@ impl Driver {
             outputs: task.outputs.clone(),
             stdout: task.stdout.clone(),
             stderr: task.stderr.clone(),
-            storage: self.attempt_storage(task),
-            storage_profile: task.storage_profile.clone(),
+            storage: kiln_agent::attempt_storage(&storage),
+            storage_profile,
         };
         let kill = KillSwitch::new();
         self.kills

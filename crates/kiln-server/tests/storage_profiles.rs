@@ -372,3 +372,78 @@ async fn cos_mappings_go_through_a_cos_profile_with_an_endpoint() {
         .unwrap();
     assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "counted");
 }
+
+/// Of defaults created at once, exactly one is kept: the others are answered 409 and are not
+/// stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_one_profile_is_the_default() {
+    let s = server();
+    let posts = (0..6).map(|i| {
+        let mut p = lab();
+        p["name"] = json!(format!("lab{i}"));
+        let app = s.app.clone();
+        tokio::spawn(async move {
+            admin(&app, Method::POST, "/v1/storage-profiles", &p.to_string())
+                .await
+                .0
+        })
+    });
+    let mut created = 0;
+    for p in posts.collect::<Vec<_>>() {
+        match p.await.unwrap() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let (_, list) = admin(&s.app, Method::GET, "/v1/storage-profiles", "").await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["default"], true);
+}
+
+/// A task that names no profile maps `s3://` with the server's default profile; a mapping's
+/// own `profile` still wins over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mappings_naming_no_profile_use_the_default_profile() {
+    use kiln_storage::testing::{ACCESS_KEY, REGION, SECRET_KEY, TestServer};
+    let s3 = TestServer::start().await.unwrap();
+    let bucket = s3.create_bucket("default-e2e").unwrap();
+    std::fs::create_dir_all(bucket.join("in")).unwrap();
+    std::fs::write(bucket.join("in/words.txt"), "alpha\nbeta\n").unwrap();
+
+    let s = server();
+    let good = json!({
+        "name": "lab", "kind": "s3", "endpoint": s3.endpoint(), "region": REGION,
+        "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, "default": true
+    });
+    let wrong = json!({
+        "name": "wrong", "kind": "s3", "endpoint": s3.endpoint(), "region": REGION,
+        "access_key_id": ACCESS_KEY, "secret_access_key": "not-the-key"
+    });
+    for p in [good, wrong] {
+        let (status, body) =
+            admin(&s.app, Method::POST, "/v1/storage-profiles", &p.to_string()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let spec = "name: d\ntasks:\n  count:\n    command: \"mkdir -p out && wc -l < in/words.txt > out/count.txt\"\n    inputs: [{source: 's3://default-e2e/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://default-e2e/out/'}]\n";
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", spec).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let job = common::wait_state(&s.app, &id, |st| st == "SUCCEED" || st == "FAILED").await;
+    assert_eq!(job["state"], "SUCCEED", "{job}");
+    assert_eq!(
+        std::fs::read_to_string(bucket.join("out/count.txt"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+
+    let overridden = spec.replace("target: in/}", "target: in/, profile: wrong}");
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", &overridden).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let job = common::wait_state(&s.app, &id, |st| st == "SUCCEED" || st == "FAILED").await;
+    assert_eq!(job["state"], "FAILED", "{job}");
+}

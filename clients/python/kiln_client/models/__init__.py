@@ -65,6 +65,7 @@ from .scale_request import ScaleRequest
 from .storage_profile import StorageProfile
 from .storage_profile_list import StorageProfileList
 from .storage_profile_spec import StorageProfileSpec
+from .storage_settings import StorageSettings
 from .submit_json_body import SubmitJsonBody
 from .submit_response import SubmitResponse
 from .task_detail import TaskDetail
@@ -140,6 +141,7 @@ __all__ = (
     "StorageProfile",
     "StorageProfileList",
     "StorageProfileSpec",
+    "StorageSettings",
     "SubmitJsonBody",
     "SubmitResponse",
     "TaskDetail",

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..models.command_dto_type_1 import CommandDtoType1
     from ..models.input_mapping_dto import InputMappingDto
     from ..models.output_mapping_dto import OutputMappingDto
+    from ..models.storage_settings import StorageSettings
 
 
 T = TypeVar("T", bound="AttemptAssignment")
@@ -44,6 +45,12 @@ class AttemptAssignment:
         stderr (None | str | Unset):
         stdout (None | str | Unset): Where stdout / stderr are uploaded when it ends (a prefix ending in `/` or an
             object URL).
+        storage (list[StorageSettings] | Unset): The storage settings of the profiles this attempt's mappings use (each
+            mapping's
+            `profile`, else `storage_profile`): held in memory for the attempt only, never written
+            to the node's disk or passed to the command. Empty: the node's own storage (`AWS_*`).
+        storage_profile (None | str | Unset): The profile of the mappings and redirects that name none: the task's
+            `storage_profile`, else the server's default profile; `None`: the node's own storage.
         timeout_ms (int | None | Unset):
     """
 
@@ -60,6 +67,8 @@ class AttemptAssignment:
     outputs: list[OutputMappingDto] | Unset = UNSET
     stderr: None | str | Unset = UNSET
     stdout: None | str | Unset = UNSET
+    storage: list[StorageSettings] | Unset = UNSET
+    storage_profile: None | str | Unset = UNSET
     timeout_ms: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -120,6 +129,19 @@ class AttemptAssignment:
         else:
             stdout = self.stdout
 
+        storage: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.storage, Unset):
+            storage = []
+            for storage_item_data in self.storage:
+                storage_item = storage_item_data.to_dict()
+                storage.append(storage_item)
+
+        storage_profile: None | str | Unset
+        if isinstance(self.storage_profile, Unset):
+            storage_profile = UNSET
+        else:
+            storage_profile = self.storage_profile
+
         timeout_ms: int | None | Unset
         if isinstance(self.timeout_ms, Unset):
             timeout_ms = UNSET
@@ -154,6 +176,10 @@ class AttemptAssignment:
             field_dict["stderr"] = stderr
         if stdout is not UNSET:
             field_dict["stdout"] = stdout
+        if storage is not UNSET:
+            field_dict["storage"] = storage
+        if storage_profile is not UNSET:
+            field_dict["storage_profile"] = storage_profile
         if timeout_ms is not UNSET:
             field_dict["timeout_ms"] = timeout_ms
 
@@ -167,6 +193,7 @@ class AttemptAssignment:
         from ..models.command_dto_type_1 import CommandDtoType1
         from ..models.input_mapping_dto import InputMappingDto
         from ..models.output_mapping_dto import OutputMappingDto
+        from ..models.storage_settings import StorageSettings
 
         d = dict(src_dict)
 
@@ -251,6 +278,24 @@ class AttemptAssignment:
 
         stdout = _parse_stdout(d.pop("stdout", UNSET))
 
+        _storage = d.pop("storage", UNSET)
+        storage: list[StorageSettings] | Unset = UNSET
+        if _storage is not UNSET:
+            storage = []
+            for storage_item_data in _storage:
+                storage_item = StorageSettings.from_dict(storage_item_data)
+
+                storage.append(storage_item)
+
+        def _parse_storage_profile(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        storage_profile = _parse_storage_profile(d.pop("storage_profile", UNSET))
+
         def _parse_timeout_ms(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -274,6 +319,8 @@ class AttemptAssignment:
             outputs=outputs,
             stderr=stderr,
             stdout=stdout,
+            storage=storage,
+            storage_profile=storage_profile,
             timeout_ms=timeout_ms,
         )
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
+
+from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="InputMappingDto")
 
@@ -15,15 +17,23 @@ class InputMappingDto:
     Attributes:
         source (str):
         target (str):
+        profile (None | str | Unset): The storage profile of this mapping (one of the assignment's `storage`).
     """
 
     source: str
     target: str
+    profile: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         source = self.source
 
         target = self.target
+
+        profile: None | str | Unset
+        if isinstance(self.profile, Unset):
+            profile = UNSET
+        else:
+            profile = self.profile
 
         field_dict: dict[str, Any] = {}
 
@@ -33,6 +43,8 @@ class InputMappingDto:
                 "target": target,
             }
         )
+        if profile is not UNSET:
+            field_dict["profile"] = profile
 
         return field_dict
 
@@ -43,9 +55,19 @@ class InputMappingDto:
 
         target = d.pop("target")
 
+        def _parse_profile(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        profile = _parse_profile(d.pop("profile", UNSET))
+
         input_mapping_dto = cls(
             source=source,
             target=target,
+            profile=profile,
         )
 
         return input_mapping_dto

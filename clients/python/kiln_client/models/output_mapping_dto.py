@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
+
+from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="OutputMappingDto")
 
@@ -16,11 +18,13 @@ class OutputMappingDto:
         source (str):
         target (str):
         when (str):
+        profile (None | str | Unset): The storage profile of this mapping (one of the assignment's `storage`).
     """
 
     source: str
     target: str
     when: str
+    profile: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         source = self.source
@@ -28,6 +32,12 @@ class OutputMappingDto:
         target = self.target
 
         when = self.when
+
+        profile: None | str | Unset
+        if isinstance(self.profile, Unset):
+            profile = UNSET
+        else:
+            profile = self.profile
 
         field_dict: dict[str, Any] = {}
 
@@ -38,6 +48,8 @@ class OutputMappingDto:
                 "when": when,
             }
         )
+        if profile is not UNSET:
+            field_dict["profile"] = profile
 
         return field_dict
 
@@ -50,10 +62,20 @@ class OutputMappingDto:
 
         when = d.pop("when")
 
+        def _parse_profile(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        profile = _parse_profile(d.pop("profile", UNSET))
+
         output_mapping_dto = cls(
             source=source,
             target=target,
             when=when,
+            profile=profile,
         )
 
         return output_mapping_dto

@@ -2,10 +2,8 @@
 //!
 //! A profile is stored as JSON in `StorageProfileRecord::config_json` with its secret fields
 //! (`secret_access_key`, `session_token`) sealed by the server's [`SecretBox`], each bound to
-//! `storage-profile/NAME/FIELD`. Reads answer them as `***`; only [`load`] opens them, for
-//! the attempts that use the profile.
-
-use std::collections::BTreeMap;
+//! `storage-profile/NAME/FIELD`. Reads answer them as `***`; only [`open`] opens them, for
+//! the attempts that use the profile (`Driver::attempt_profiles`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -82,51 +80,20 @@ fn answer(r: &StorageProfileRecord) -> Result<StorageProfile, ApiError> {
     })
 }
 
-/// The storage settings of a stored profile, its secrets opened (for one attempt, in memory).
-pub(crate) fn storage_config(
+/// The default profile among `records`: of several (two servers creating one at once, for a
+/// moment), the first created, then by name, as [`create_profile`] keeps that one.
+pub(crate) fn default_of(records: &[StorageProfileRecord]) -> Option<&StorageProfileRecord> {
+    records
+        .iter()
+        .filter(|r| decode(r).is_ok_and(|s| s.default))
+        .min_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)))
+}
+
+/// A stored profile with its secrets opened (for one attempt, in memory).
+pub(crate) fn open(
     secrets: &SecretBox,
     r: &StorageProfileRecord,
-) -> Result<kiln_storage::StorageConfig, String> {
-    let p = open(secrets, r)?;
-    let allow_http = p
-        .endpoint
-        .as_deref()
-        .is_some_and(|e| e.starts_with("http://"));
-    // A `cos` profile's endpoint stands in for COS itself, for `cos://` as for `s3://`.
-    let cos_endpoint = (p.kind == "cos").then(|| p.endpoint.clone()).flatten();
-    Ok(kiln_storage::StorageConfig {
-        endpoint: p.endpoint,
-        cos_endpoint,
-        region: p.region,
-        access_key_id: Some(p.access_key_id),
-        secret_access_key: Some(p.secret_access_key),
-        session_token: p.session_token,
-        allow_http,
-        ..kiln_storage::StorageConfig::default()
-    })
-}
-
-/// Every stored profile with its secrets opened, by name: what submit checks names against
-/// and what attempts are given. A profile that does not open is logged (by name) and left out.
-#[allow(
-    dead_code,
-    reason = "submit and dispatch call it once tasks name profiles"
-)]
-pub(crate) async fn load(st: &Shared) -> Result<BTreeMap<String, StorageProfileSpec>, ApiError> {
-    let records = on_store(st, |s| s.list_storage_profiles()).await?;
-    let mut out = BTreeMap::new();
-    for r in records {
-        match open(&st.secrets, &r) {
-            Ok(p) => {
-                out.insert(r.name.clone(), p);
-            }
-            Err(e) => tracing::warn!("storage profile `{}` is unusable, skipped: {e}", r.name),
-        }
-    }
-    Ok(out)
-}
-
-fn open(secrets: &SecretBox, r: &StorageProfileRecord) -> Result<StorageProfileSpec, String> {
+) -> Result<StorageProfileSpec, String> {
     let s: Stored = serde_json::from_str(&r.config_json).map_err(|e| e.to_string())?;
     let opened = |sealed: &str, field: &str| {
         secrets
@@ -206,16 +173,7 @@ pub(super) async fn create_profile(
         let records = on_store(&st, |s| s.list_storage_profiles()).await?;
         for r in &records {
             if decode(r)?.default {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    code::CONFLICT,
-                    format!(
-                        "storage profile `{}` is the default already; delete it or create this \
-                         one with default: false",
-                        r.name
-                    ),
-                )
-                .field("default"));
+                return Err(default_taken(&r.name));
             }
         }
     }
@@ -237,7 +195,32 @@ pub(super) async fn create_profile(
         )
         .field("name"));
     }
+    if spec.default {
+        // Two defaults created at once (here or on another server of the database) both pass
+        // the check above; the later one of them (by creation, then name) takes itself back.
+        let records = on_store(&st, |s| s.list_storage_profiles()).await?;
+        if let Some(first) = default_of(&records)
+            && first.name != spec.name
+        {
+            let winner = first.name.clone();
+            let n = spec.name.clone();
+            on_store(&st, move |s| s.delete_storage_profile(&n)).await?;
+            return Err(default_taken(&winner));
+        }
+    }
     Ok((StatusCode::CREATED, Json(shown)))
+}
+
+fn default_taken(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        code::CONFLICT,
+        format!(
+            "storage profile `{name}` is the default already; delete it or create this one \
+             with default: false"
+        ),
+    )
+    .field("default")
 }
 
 /// Every storage profile, by name (secret fields as `***`).
