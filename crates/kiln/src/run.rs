@@ -26,6 +26,11 @@ pub struct RunArgs {
     /// e.g. ~/.local/share/kiln].
     #[arg(long, env = "KILN_STATE_DIR", value_parser = crate::absolute_path)]
     state_dir: Option<PathBuf>,
+    /// Storage profiles for the job's mappings: a list in the format of `kiln storage create`
+    /// (YAML or JSON). Tasks name them (`storage_profile`, a mapping's `profile`); a
+    /// `default: true` one maps what names none; else the `AWS_*` environment.
+    #[arg(long, value_name = "FILE", value_parser = crate::absolute_path)]
+    storage_profiles: Option<PathBuf>,
     /// Continue an unfinished job of this state directory (after Ctrl-C or a crash).
     #[arg(long, value_name = "JOB_ID", conflicts_with = "fresh")]
     resume: Option<String>,
@@ -166,11 +171,29 @@ pub fn run(args: RunArgs) -> u8 {
     let json_out = args.output != Format::Table;
 
     // Validate everything before touching the state directory.
+    let profiles = match &args.storage_profiles {
+        Some(path) => match crate::client::read_storage_profiles(path) {
+            Ok(list) => list,
+            Err(message) => {
+                if json_out {
+                    print_data(
+                        args.output,
+                        &json!({"errors": [{"field": "--storage-profiles", "message": message}]}),
+                    );
+                } else {
+                    eprintln!("error: {message}");
+                }
+                return exit::INVALID;
+            }
+        },
+        None => Vec::new(),
+    };
+    let known: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
     let parsed = match &args.file {
         Some(file) if args.resume.is_none() => match load_spec(file).and_then(|mut p| {
             read_local_items(&mut p.spec, file)?;
-            // `kiln run` keeps no storage profiles: a task naming one cannot run here.
-            kiln_core::spec::check_profiles(&p.spec, &[])?;
+            // The profiles a task names must be in --storage-profiles.
+            kiln_core::spec::check_profiles(&p.spec, &known)?;
             Ok(p)
         }) {
             Ok(p) => {
@@ -232,7 +255,7 @@ pub fn run(args: RunArgs) -> u8 {
         containers,
     };
     let mut runner = match Driver::open(cfg) {
-        Ok(r) => r,
+        Ok(r) => r.with_storage_profiles(profiles),
         Err(e) => {
             eprintln!(
                 "error: cannot open the state directory {}: {e}",

@@ -365,6 +365,70 @@ fn run_refuses_storage_profiles_it_does_not_have() {
 }
 
 #[test]
+fn run_checks_its_storage_profiles_file_before_anything_runs() {
+    let sb = Sandbox::new();
+    let spec = sb.spec(
+        "uses-lab.yaml",
+        "name: x\ntasks:\n  a:\n    command: 'true'\n    storage_profile: lab\n",
+    );
+    let run = |profiles: &std::path::Path| {
+        let out = kiln()
+            .arg("run")
+            .arg(&spec)
+            .arg("--storage-profiles")
+            .arg(profiles)
+            .arg("--state-dir")
+            .arg(sb.state_dir())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let secret = "sEcReT-never-echoed-42";
+    let cases = [
+        (
+            format!(
+                "- {{name: lab, kind: s3, access_key_id: a, secret_access_key: {secret}, bucket: b}}\n"
+            ),
+            "[0].bucket",
+        ),
+        (
+            format!(
+                "- {{name: lab, kind: s3, access_key_id: a, secret_access_key: {secret}}}\n- {{name: lab, kind: s3, access_key_id: a, secret_access_key: {secret}}}\n"
+            ),
+            "[1].name",
+        ),
+        (
+            format!(
+                "- {{name: a, kind: s3, access_key_id: a, secret_access_key: {secret}, default: true}}\n- {{name: lab, kind: s3, access_key_id: a, secret_access_key: {secret}, default: true}}\n"
+            ),
+            "[1].default",
+        ),
+        (
+            format!("name: lab\nkind: s3\naccess_key_id: a\nsecret_access_key: {secret}\n"),
+            "expected a list",
+        ),
+        (
+            format!("- {{name: lob, kind: s3, access_key_id: a, secret_access_key: {secret}}}\n"),
+            "did you mean `lob`",
+        ),
+    ];
+    for (i, (text, says)) in cases.iter().enumerate() {
+        let file = sb.spec(&format!("profiles-{i}.yaml"), text);
+        let (code, stderr) = run(&file);
+        assert_eq!(code, Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(says), "{says}: {stderr}");
+        assert!(!stderr.contains(secret), "{stderr}");
+        assert!(!sb.state_dir().exists());
+    }
+    let (code, stderr) = run(&sb.path("no-such-profiles.yaml"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!sb.state_dir().exists());
+}
+
+#[test]
 fn run_usage_errors_exit_2() {
     let sb = Sandbox::new();
     // No spec and no --resume.

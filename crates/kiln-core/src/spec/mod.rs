@@ -426,7 +426,8 @@ pub fn check_profiles(spec: &JobSpec, known: &[&str]) -> Result<(), SpecErrors> 
             let hint = match check::suggest(name, known.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None if known.is_empty() => "no storage profiles are defined where this job \
-                     runs (on a server: `kiln storage create FILE`)"
+                     runs (on a server: `kiln storage create FILE`; with `kiln run`: \
+                     `--storage-profiles FILE`)"
                     .to_string(),
                 None => format!("known profiles: {}", known.join(", ")),
             };

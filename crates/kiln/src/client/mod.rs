@@ -20,6 +20,7 @@ use kiln_api::{Client, ClientError, ErrorDetail};
 use crate::{Format, exit};
 
 pub use jobs::{JobCmd, JobsArgs, LogsArgs, SubmitArgs, WhyArgs, job, jobs, logs, submit, why};
+pub(crate) use resources::read_storage_profiles;
 pub use resources::{EnvCmd, NodesArgs, StorageCmd, TemplateCmd, env, nodes, storage, template};
 
 /// Where `kiln server` listens by default.

@@ -27,6 +27,46 @@ pub enum TemplateCmd {
     Delete(NameArgs),
 }
 
+/// Reads a `kiln run --storage-profiles` file: a list of storage profiles in the format of
+/// `kiln storage create`, names unique, at most one the default. An error names the item and
+/// field, never a value.
+pub(crate) fn read_storage_profiles(path: &Path) -> Result<Vec<StorageProfileSpec>, String> {
+    let fail = |message: String| {
+        format!(
+            "{} is not a valid storage profile list: {message}",
+            path.display()
+        )
+    };
+    let bytes = read_input(path, "storage profile list")?;
+    let value = parse_document(&bytes).map_err(fail)?;
+    let items = value.as_array().ok_or_else(|| {
+        fail("expected a list of storage profiles (each as `kiln storage create` takes it)".into())
+    })?;
+    let mut out: Vec<StorageProfileSpec> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let p = StorageProfileSpec::from_value(item).map_err(|p| {
+            fail(if p.field.is_empty() {
+                format!("[{i}]: {}", p.message)
+            } else {
+                format!("[{i}].{}: {}", p.field, p.message)
+            })
+        })?;
+        if out.iter().any(|q| q.name == p.name) {
+            return Err(fail(format!("[{i}].name: `{}` is given twice", p.name)));
+        }
+        if p.default
+            && let Some(d) = out.iter().find(|q| q.default)
+        {
+            return Err(fail(format!(
+                "[{i}].default: `{}` is the default already; at most one profile is",
+                d.name
+            )));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
 /// `kiln storage …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum StorageCmd {
