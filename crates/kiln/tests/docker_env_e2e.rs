@@ -548,3 +548,238 @@ fn an_environment_whose_nodes_cannot_be_created_says_why() {
     assert!(why.contains("no-such-image"), "{why}");
     c.run(&["env", "delete", &env]);
 }
+
+/// The split → 10 shards → merge job with `s3://` inputs, outputs and stdout, its tasks naming
+/// the storage profile `lab`, for the compute environment `env` (`{ENV}`) and under `prefix`.
+fn shards_job(env: &str, prefix: &str) -> String {
+    let job = r#"
+name: shards
+dag: |
+  split -> sum -> merge
+tasks:
+  split:
+    compute_env: {ENV}
+    storage_profile: lab
+    command: mkdir -p out && awk '{ print > ("out/shard." ((NR - 1) % 10)) }' in/numbers.txt && echo split
+    inputs: [{source: "s3://data/in/", target: in/}]
+    outputs: [{source: out/, target: "s3://data/{P}/shards/"}]
+    stdout: "s3://data/{P}/logs/"
+  sum:
+    compute_env: {ENV}
+    storage_profile: lab
+    instances: 10
+    command: mkdir -p out && awk '{ s += $1 } END { print s }' in/shard.$BATCH_TASK_INSTANCE_INDEX > out/sum.$BATCH_TASK_INSTANCE_INDEX && echo summed $BATCH_TASK_INSTANCE_INDEX
+    inputs: [{source: "s3://data/{P}/shards/", target: in/}]
+    outputs: [{source: out/, target: "s3://data/{P}/sums/"}]
+    stdout: "s3://data/{P}/logs/"
+  merge:
+    compute_env: {ENV}
+    storage_profile: lab
+    command: cat sums/* | awk '{ s += $1 } END { print s }' > total && echo merged
+    inputs: [{source: "s3://data/{P}/sums/", target: sums/}]
+    outputs: [{source: total, target: "s3://data/{P}/result/total"}]
+    stdout: "s3://data/{P}/logs/"
+"#;
+    job.replace("{ENV}", env).replace("{P}", prefix)
+}
+
+/// An object of the bucket, read with a plain S3 client of the test server.
+fn read_object(
+    rt: &tokio::runtime::Runtime,
+    s3: &kiln_storage::testing::TestServer,
+    url: &str,
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("object");
+    let client = kiln_storage::Storage::new(s3.config());
+    rt.block_on(client.download(&kiln_storage::Location::parse(url).unwrap(), &file))
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    std::fs::read_to_string(file).unwrap()
+}
+
+/// The merged result and every log of the job `id` under `prefix`.
+fn check_shards_result(
+    rt: &tokio::runtime::Runtime,
+    s3: &kiln_storage::testing::TestServer,
+    prefix: &str,
+    id: &str,
+) {
+    let total = read_object(rt, s3, &format!("s3://data/{prefix}/result/total"));
+    assert_eq!(total.trim(), "5050", "{prefix}");
+    let log = |task: &str, i: u32| {
+        read_object(
+            rt,
+            s3,
+            &format!("s3://data/{prefix}/logs/stdout.{id}.{task}.{i}.log"),
+        )
+    };
+    assert_eq!(log("split", 0).trim(), "split");
+    for i in 0..10 {
+        assert_eq!(log("sum", i).trim(), format!("summed {i}"));
+    }
+    assert_eq!(log("merge", 0).trim(), "merged");
+}
+
+/// Every file under `dir` but the encrypted store and the profiles file holds no `secret`.
+fn no_secret_in_files(dir: &std::path::Path, secret: &str, except: &std::path::Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file()
+                && p != except
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("kiln.db"))
+                && let Ok(bytes) = std::fs::read(&p)
+            {
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(secret),
+                    "the secret key is in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+}
+
+/// The seed's scenario on every kind of node, with the storage endpoint and keys only in a
+/// storage profile of the server: a `kiln server` started with a relative `--data-dir` and no
+/// `AWS_*` settings, a `docker` environment of 2 nodes, and the split → 10 shards → merge job
+/// reading and writing a real S3-compatible server (on the environment network's gateway, so
+/// nodes and this host both reach it). The same job then runs on a `static` agent and through
+/// `kiln run --storage-profiles`. The merged result and the logs are read back from the bucket;
+/// the secret key is in no node container's `docker inspect` and in no file but the store.
+#[test]
+fn the_sharded_job_maps_s3_through_a_storage_profile_on_every_kind_of_node() {
+    use kiln_storage::testing::{ACCESS_KEY, REGION, SECRET_KEY, TestServer};
+    let (guard, mut c, env) = docker_env_with(
+        2,
+        "desired_nodes: 2",
+        ServerOptions {
+            relative_data_dir: true,
+            ..ServerOptions::default()
+        },
+    );
+    let want: BTreeSet<String> = (1..=2).map(|n| format!("{env}-{n}")).collect();
+    wait_until(120, "two running nodes", || running_nodes(&c, &env) == want);
+
+    // The S3-compatible server listens on the gateway of the environment's network: an
+    // address of this host that its node containers reach.
+    let (ok, gateway, err) = docker(&[
+        "network",
+        "inspect",
+        &guard.network,
+        "-f",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+    ]);
+    assert!(ok, "docker network inspect: {err}");
+    let gateway = gateway.trim().to_string();
+    assert!(!gateway.is_empty(), "the network has no gateway");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3_root = tempfile::tempdir().unwrap();
+    let s3 = rt
+        .block_on(TestServer::start_on(
+            s3_root.path(),
+            format!("{gateway}:0").parse().unwrap(),
+        ))
+        .unwrap();
+    let bucket = s3.create_bucket("data").unwrap();
+    std::fs::create_dir_all(bucket.join("in")).unwrap();
+    let numbers: String = (1..=100).map(|i| format!("{i}\n")).collect();
+    std::fs::write(bucket.join("in/numbers.txt"), numbers).unwrap();
+
+    let profile = format!(
+        "name: lab\nkind: s3\nendpoint: {}\nregion: {REGION}\naccess_key_id: {ACCESS_KEY}\n\
+         secret_access_key: {SECRET_KEY}\n",
+        s3.endpoint()
+    );
+    let profile_file = c.spec("lab.yaml", &profile);
+    let (code, out, err) = c.run(&["storage", "create", path(&profile_file)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(SECRET_KEY) && !err.contains(SECRET_KEY));
+    std::fs::remove_file(&profile_file).unwrap();
+
+    // 1. On the docker environment's nodes.
+    let spec = c.spec("shards.yaml", &shards_job(&env, "docker"));
+    assert!(!std::fs::read_to_string(&spec).unwrap().contains(ACCESS_KEY));
+    let id = c.submit(&spec);
+    let job = c.wait_job(&id, 180, |v| matches!(state(v), "SUCCEED" | "FAILED"));
+    let sums = c.instances(&id, "sum");
+    assert_eq!(state(&job), "SUCCEED", "{job}\n{sums:?}");
+    let used: BTreeSet<String> = sums
+        .iter()
+        .map(|i| i["node"].as_str().unwrap().to_string())
+        .collect();
+    assert!(used.is_subset(&want), "{used:?}");
+    check_shards_result(&rt, &s3, "docker", &id);
+    for node in &want {
+        let seen = inspect(&format!("kiln-node-{node}")).to_string();
+        assert!(
+            !seen.contains(SECRET_KEY),
+            "the secret shows in docker inspect"
+        );
+        assert!(
+            !seen.contains("AWS_"),
+            "a node was given AWS_* settings: {seen}"
+        );
+    }
+
+    // 2. On a static agent (of this host, with no AWS_* settings either).
+    c.start_agent("static-1", 4);
+    let spec = c.spec("shards-static.yaml", &shards_job("pool", "static"));
+    let id = c.submit(&spec);
+    let job = c.wait_job(&id, 120, |v| matches!(state(v), "SUCCEED" | "FAILED"));
+    assert_eq!(state(&job), "SUCCEED", "{job}");
+    let nodes: BTreeSet<String> = c
+        .instances(&id, "sum")
+        .iter()
+        .map(|i| i["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nodes, BTreeSet::from(["static-1".to_string()]));
+    check_shards_result(&rt, &s3, "static", &id);
+
+    // 3. Through `kiln run`, the profile given as a file (a relative path).
+    let profiles = c.spec(
+        "profiles.yaml",
+        &format!("- {}", profile.replace('\n', "\n  ")),
+    );
+    let spec = c.spec("shards-run.yaml", &shards_job("pool", "run"));
+    let mut run = Command::new(support::kiln_bin());
+    support::scrub_aws(&mut run);
+    let out = run
+        .current_dir(c.dir.path())
+        .args([
+            "run",
+            "shards-run.yaml",
+            "--storage-profiles",
+            "profiles.yaml",
+        ])
+        .args(["--state-dir", "run-state", "--cpus", "2", "-o", "json"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    check_shards_result(&rt, &s3, "run", summary["id"].as_str().unwrap());
+    assert!(spec.exists());
+
+    // The key is in no file of the server's data directory, the nodes' and the agent's work
+    // directories or `kiln run`'s state, but the encrypted store (and the profiles file).
+    no_secret_in_files(c.dir.path(), SECRET_KEY, &profiles);
+
+    c.kill_agent("static-1");
+    delete_and_check_clean(&c, &env, &guard.network);
+    drop(s3);
+}

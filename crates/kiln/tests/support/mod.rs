@@ -27,6 +27,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Removes every `AWS_*` variable the test process has from a child's environment.
+pub fn scrub_aws(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+}
+
 /// A child process killed (SIGKILL) when dropped.
 pub struct Proc(pub Child);
 
@@ -139,7 +148,11 @@ impl Cluster {
 
     /// Starts the server and waits until it says it listens.
     pub fn start_server(&mut self) {
-        let mut child = Command::new(kiln_bin())
+        let mut cmd = Command::new(kiln_bin());
+        // Storage settings reach the server only through `opts.env`, never from the test's own
+        // environment.
+        scrub_aws(&mut cmd);
+        let mut child = cmd
             .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .args([
                 "server",
@@ -192,7 +205,9 @@ impl Cluster {
     }
 
     pub fn start_agent(&mut self, name: &str, slots: u32) {
-        let child = Command::new(kiln_bin())
+        let mut cmd = Command::new(kiln_bin());
+        scrub_aws(&mut cmd);
+        let child = cmd
             .args(["agent", "--server", &self.url(), "--name", name])
             .args(["--compute-env", "pool", "--slots", &slots.to_string()])
             .arg("--token-file")
