@@ -636,7 +636,7 @@ async fn show_job(
 #[utoipa::path(delete, path = paths::JOB, params(JobPath), responses(
     (status = 204, description = "deleted"),
     (status = 404, body = ErrorBody),
-    (status = 409, description = "the job has not finished", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+    (status = 409, description = "the job has not finished", body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 async fn delete_job(
     State(st): State<Shared>,
     Path(JobPath { id }): Path<JobPath>,
@@ -661,7 +661,7 @@ async fn summary(st: &Shared, id: String) -> Result<Json<JobSummary>, ApiError> 
 #[utoipa::path(post, path = paths::JOB_TERMINATE, params(JobPath), responses(
     (status = 200, body = JobSummary),
     (status = 404, body = ErrorBody),
-    (status = 409, description = "the job has finished", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+    (status = 409, description = "the job has finished", body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 async fn terminate(
     State(st): State<Shared>,
     Path(JobPath { id }): Path<JobPath>,
@@ -678,7 +678,7 @@ async fn terminate(
     (status = 200, body = JobSummary),
     (status = 400, body = ErrorBody),
     (status = 404, description = "no such job, task or instance", body = ErrorBody),
-    (status = 409, description = "the job or the instance has finished", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+    (status = 409, description = "the job or the instance has finished", body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 async fn terminate_instance(
     State(st): State<Shared>,
     Path(InstancePath { id, task, index }): Path<InstancePath>,
@@ -702,14 +702,28 @@ async fn terminate_instance(
 #[utoipa::path(post, path = paths::JOB_RETRY, params(JobPath), responses(
     (status = 200, body = JobSummary),
     (status = 404, body = ErrorBody),
-    (status = 409, description = "the job has not failed", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+    (status = 409, description = "the job has not failed", body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 async fn retry(
     State(st): State<Shared>,
     Path(JobPath { id }): Path<JobPath>,
 ) -> Result<Json<JobSummary>, ApiError> {
     check_id(&id)?;
     let i = id.clone();
-    act(&st, Command::RetryJob { job: i }).await?;
+    // Names the finish this retry is for, so that it runs once even if a leader acts on it
+    // and dies before it answers (the next leader acts on it again).
+    let finished_at = on_store(&st, move |s| s.job_row(&i))
+        .await?
+        .filter(|row| row.state.is_terminal())
+        .map(|row| row.updated_at);
+    let i = id.clone();
+    act(
+        &st,
+        Command::RetryJob {
+            job: i,
+            finished_at,
+        },
+    )
+    .await?;
     summary(&st, id).await
 }
 

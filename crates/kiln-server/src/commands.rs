@@ -6,7 +6,8 @@
 //! commits the effect with the tick's fenced write, and then records its answer, which the
 //! standby waits for and answers with. A command whose answer was not recorded (the leader
 //! died, or lost its lease, between acting and answering) is run again by the next leader: the
-//! operations are safe to repeat (a second terminate or delete answers 409 / 404).
+//! operations are safe to repeat (a second terminate or delete answers 409 / 404; a retry
+//! names the finish it retries, so it runs once).
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,11 @@ pub enum Command {
     },
     RetryJob {
         job: String,
+        /// The job's `updated_at` when the retry was asked for (it finished then): a job
+        /// changed since has been retried already, by a leader that acted on this command and
+        /// stopped before it answered, so the command is answered without a second retry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        finished_at: Option<u64>,
     },
     DeleteJob {
         job: String,
@@ -56,7 +62,7 @@ impl Command {
             Command::TerminateInstance { job, task, index } => {
                 d.terminate_instance(job, task, *index)
             }
-            Command::RetryJob { job } => d.retry_job(job),
+            Command::RetryJob { job, finished_at } => d.retry_job(job, *finished_at),
             Command::DeleteJob { job } => d.delete_job(job),
             Command::DeleteEnv { env } => d.delete_env(env),
         }

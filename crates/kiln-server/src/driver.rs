@@ -591,6 +591,19 @@ impl Driver {
         Ok(())
     }
 
+    /// Deletes a job's records, fenced by this server's term as every other write of the
+    /// leader (a deposed leader deletes nothing). `false` if there was no such job.
+    pub(crate) fn delete_stored_job(&mut self, id: &str) -> Result<bool, DriverError> {
+        Ok(match self.leadership.as_ref().map(Leadership::epoch) {
+            None => self.store.delete_job(id)?,
+            Some(Some(epoch)) => self.store.delete_job_fenced(id, epoch)?,
+            Some(None) => {
+                self.require_leader()?;
+                false
+            }
+        })
+    }
+
     /// The leader's part after a tick: takes into the engine the jobs other servers accepted
     /// (`SUBMITTED` in the store), then acts on the commands they stored, both read at once
     /// (`Store::inbox`).

@@ -114,9 +114,21 @@ impl Driver {
         Ok(())
     }
 
-    /// `POST /v1/jobs/{id}/retry`. Committed before it returns.
-    pub fn retry_job(&mut self, id: &str) -> Result<(), JobOpError> {
+    /// `POST /v1/jobs/{id}/retry`. Committed before it returns. With `finished_at` (the
+    /// job's `updated_at` when the retry was asked for), a job stored as changed since was
+    /// retried already for this request: nothing more is done.
+    pub fn retry_job(&mut self, id: &str, finished_at: Option<u64>) -> Result<(), JobOpError> {
         self.require_leader()?;
+        if let Some(at) = finished_at
+            && let Some(row) = self.store().job_row(id)?
+            && row.updated_at != at
+        {
+            tracing::info!(
+                "job {id} was retried already (changed at {}, asked at {at})",
+                row.updated_at
+            );
+            return Ok(());
+        }
         self.ensure_loaded(id)?;
         self.engine_mut()
             .retry_job(id, now_ms())
@@ -139,7 +151,7 @@ impl Driver {
         self.persist()?;
         self.engine_mut().forget(id);
         self.items.forget(id);
-        self.store().delete_job(id)?;
+        self.delete_stored_job(id)?;
         for dir in [
             self.logs_dir().join(id),
             self.state_dir().join("work").join(id),

@@ -1058,8 +1058,19 @@ fn leases(store: &dyn Store) {
         Some(3)
     );
     assert_eq!(store.lease().unwrap().url, "http://a2");
+    // Deleting a job is fenced like a tick: a past term deletes nothing.
+    assert!(matches!(
+        store.delete_job_fenced(&job, 2),
+        Err(StoreError::Fenced {
+            held: 2,
+            current: 3
+        })
+    ));
+    assert!(store.job_row(&job).unwrap().is_some());
+    assert!(store.delete_job_fenced(&job, 3).unwrap());
+    assert!(store.job_row(&job).unwrap().is_none());
+    assert!(!store.delete_job_fenced(&job, 3).unwrap());
     store.release_lease("a", 3).unwrap();
-    assert!(store.delete_job(&job).unwrap());
 }
 
 /// An idempotent create stores its answer with the job in one transaction; the same key finds

@@ -341,6 +341,9 @@ pub trait Store: Send + Sync {
     /// Removes a job with its tasks, instances and attempts, atomically. `false` if absent.
     /// Whether the job may be deleted (finished, not held by an engine) is the caller's call.
     fn delete_job(&self, id: &str) -> Result<bool>;
+    /// [`Store::delete_job`] by the leader of `epoch`: refused with [`StoreError::Fenced`]
+    /// (deleting nothing) unless `epoch` is still the lease's, as [`Store::apply_fenced`].
+    fn delete_job_fenced(&self, id: &str, epoch: u64) -> Result<bool>;
     /// Materialised instances of one task with index `> after`, in index order, at most
     /// `limit`, each with all its attempts in order. Empty for an unknown job or task.
     fn instances_page(

@@ -464,6 +464,49 @@ impl PgStore {
         })
     }
 
+    /// A job's records; with `fence`, only while that epoch holds the lease (checked under a
+    /// lock on the lease row, as a tick).
+    fn delete_job_with(&self, id: &str, fence: Option<u64>) -> Result<bool> {
+        self.run(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            if let Some(held) = fence {
+                let current: i64 = tx
+                    .query_one("SELECT epoch FROM leader WHERE id = 1 FOR SHARE", &[])
+                    .await
+                    .map_err(db)?
+                    .try_get(0)
+                    .map_err(db)?;
+                if current as u64 != held {
+                    return Err(StoreError::Fenced {
+                        held,
+                        current: current as u64,
+                    });
+                }
+            }
+            let Some(row) = tx
+                .query_opt("SELECT seq FROM jobs WHERE id = $1 FOR UPDATE", &[&id])
+                .await
+                .map_err(db)?
+            else {
+                return Ok(false);
+            };
+            let seq: i64 = row.try_get(0).map_err(db)?;
+            for sql in [
+                "DELETE FROM task_items WHERE job = $1",
+                "DELETE FROM attempts WHERE job = $1",
+                "DELETE FROM instances WHERE job = $1",
+                "DELETE FROM tasks WHERE job = $1",
+                "DELETE FROM jobs WHERE seq = $1",
+            ] {
+                let stmt = tx.prepare_cached(sql).await.map_err(db)?;
+                tx.execute(&stmt, &[&seq]).await.map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
+    }
+
     /// Runs one statement; `true` if it changed a row.
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<bool> {
         self.run(async {
@@ -1438,30 +1481,11 @@ impl Store for PgStore {
     }
 
     fn delete_job(&self, id: &str) -> Result<bool> {
-        self.run(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
-            let Some(row) = tx
-                .query_opt("SELECT seq FROM jobs WHERE id = $1 FOR UPDATE", &[&id])
-                .await
-                .map_err(db)?
-            else {
-                return Ok(false);
-            };
-            let seq: i64 = row.try_get(0).map_err(db)?;
-            for sql in [
-                "DELETE FROM task_items WHERE job = $1",
-                "DELETE FROM attempts WHERE job = $1",
-                "DELETE FROM instances WHERE job = $1",
-                "DELETE FROM tasks WHERE job = $1",
-                "DELETE FROM jobs WHERE seq = $1",
-            ] {
-                let stmt = tx.prepare_cached(sql).await.map_err(db)?;
-                tx.execute(&stmt, &[&seq]).await.map_err(db)?;
-            }
-            tx.commit().await.map_err(db)?;
-            Ok(true)
-        })
+        self.delete_job_with(id, None)
+    }
+
+    fn delete_job_fenced(&self, id: &str, epoch: u64) -> Result<bool> {
+        self.delete_job_with(id, Some(epoch))
     }
 
     fn instances_page(

@@ -442,6 +442,30 @@ impl SqliteStore {
         result
     }
 
+    /// A job's records; with `fence`, only while that epoch holds the lease.
+    fn delete_job_with(&self, id: &str, fence: Option<u64>) -> Result<bool> {
+        self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(held) = fence {
+                check_fence(&tx, held)?;
+            }
+            let Some(seq) = seq_of(&tx, id)? else {
+                return Ok(false);
+            };
+            for sql in [
+                "DELETE FROM task_items WHERE job = ?1",
+                "DELETE FROM attempts WHERE job = ?1",
+                "DELETE FROM instances WHERE job = ?1",
+                "DELETE FROM tasks WHERE job = ?1",
+                "DELETE FROM jobs WHERE seq = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute([seq])?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
     /// One tick's batch; with `fence`, only while that epoch holds the lease.
     fn apply_with(&self, changes: &[Change], fence: Option<u64>) -> Result<()> {
         if changes.is_empty() {
@@ -451,15 +475,7 @@ impl SqliteStore {
         self.write(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(held) = fence {
-                let current: i64 = tx
-                    .prepare_cached("SELECT epoch FROM leader WHERE id = 1")?
-                    .query_row([], |r| r.get(0))?;
-                if current as u64 != held {
-                    return Err(StoreError::Fenced {
-                        held,
-                        current: current as u64,
-                    });
-                }
+                check_fence(&tx, held)?;
             }
             let epoch = big(fence.unwrap_or(0));
             let mut seqs: HashMap<&str, i64> = HashMap::new();
@@ -1134,23 +1150,11 @@ impl Store for SqliteStore {
     }
 
     fn delete_job(&self, id: &str) -> Result<bool> {
-        self.durably(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some(seq) = seq_of(&tx, id)? else {
-                return Ok(false);
-            };
-            for sql in [
-                "DELETE FROM task_items WHERE job = ?1",
-                "DELETE FROM attempts WHERE job = ?1",
-                "DELETE FROM instances WHERE job = ?1",
-                "DELETE FROM tasks WHERE job = ?1",
-                "DELETE FROM jobs WHERE seq = ?1",
-            ] {
-                tx.prepare_cached(sql)?.execute([seq])?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
+        self.delete_job_with(id, None)
+    }
+
+    fn delete_job_fenced(&self, id: &str, epoch: u64) -> Result<bool> {
+        self.delete_job_with(id, Some(epoch))
     }
 
     fn instances_page(
@@ -1448,6 +1452,21 @@ impl Store for SqliteStore {
 }
 
 /// Writes one (coalesced) change of a tick.
+/// [`StoreError::Fenced`] unless `held` is the lease's epoch (inside a write transaction, so
+/// no takeover commits meanwhile).
+fn check_fence(tx: &rusqlite::Transaction<'_>, held: u64) -> Result<()> {
+    let current: i64 = tx
+        .prepare_cached("SELECT epoch FROM leader WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    if current as u64 != held {
+        return Err(StoreError::Fenced {
+            held,
+            current: current as u64,
+        });
+    }
+    Ok(())
+}
+
 fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, epoch: i64, c: &Change) -> Result<()> {
     match c {
         Change::Job {

@@ -509,6 +509,10 @@ fn writes_sent_to_the_standby_are_acted_on_by_the_leader() {
     );
 
     // Retry through the standby runs it again; then terminate and delete it there too.
+    let finished_at = num(
+        &s.db,
+        &format!("SELECT updated_at FROM jobs WHERE id = '{id}'"),
+    );
     let (code, body) = call(&s, "POST", &format!("{standby}/v1/jobs/{id}/retry"), None);
     assert_eq!(code, 200, "{body}");
     wait_until(60, "the retried instances to run", || running() == 2);
@@ -520,6 +524,33 @@ fn writes_sent_to_the_standby_are_acted_on_by_the_leader() {
     );
     assert_eq!(code, 200, "{body}");
     wait_until(60, "the job to fail again", || s.job_state(&id) == "FAILED");
+    // The same retry, stored again as if a leader had acted on it and died before answering:
+    // the next leader answers it without retrying the job a second time.
+    let attempts = format!(
+        "SELECT count(*) FROM attempts WHERE job = (SELECT seq FROM jobs WHERE id = '{id}')"
+    );
+    let before = num(&s.db, &attempts);
+    let command = serde_json::json!({"op": "retry_job", "job": id, "finished_at": finished_at});
+    let cid = num(
+        &s.db,
+        &format!("INSERT INTO commands (command, created_at) VALUES ('{command}', 0) RETURNING id"),
+    );
+    wait_until(30, "the repeated retry to be answered", || {
+        one(
+            &s.db,
+            &format!("SELECT coalesce(status::text, '') FROM commands WHERE id = {cid}"),
+        ) == "200"
+    });
+    assert_eq!(
+        s.job_state(&id),
+        "FAILED",
+        "a repeated retry ran the job again"
+    );
+    assert_eq!(
+        num(&s.db, &attempts),
+        before,
+        "a repeated retry made attempts"
+    );
     let (code, body) = call(&s, "DELETE", &format!("{standby}/v1/jobs/{id}"), None);
     assert_eq!(code, 204, "{body}");
     assert_eq!(

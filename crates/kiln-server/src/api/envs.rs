@@ -143,7 +143,7 @@ pub(super) async fn scale_env(
 }
 
 /// Delete a compute environment; its nodes are drained and stopped.
-#[utoipa::path(delete, path = paths::COMPUTE_ENV, params(EnvPath), responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = paths::COMPUTE_ENV, params(EnvPath), responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 pub(super) async fn delete_env(
     State(st): State<Shared>,
     Path(EnvPath { name }): Path<EnvPath>,
