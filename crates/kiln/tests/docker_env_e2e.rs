@@ -655,8 +655,8 @@ fn no_secret_in_files(dir: &std::path::Path, secret: &str, except: &std::path::P
 /// storage profile of the server: a `kiln server` started with a relative `--data-dir` and no
 /// `AWS_*` settings, a `docker` environment of 2 nodes, and the split → 10 shards → merge job
 /// reading and writing a real S3-compatible server (on the environment network's gateway, so
-/// nodes and this host both reach it). The same job then runs on a `static` agent and through
-/// `kiln run --storage-profiles`. The merged result and the logs are read back from the bucket;
+/// nodes and this host both reach it). The same job then runs on a `static` agent, on a
+/// `local` environment's node and through `kiln run --storage-profiles`. The merged result and the logs are read back from the bucket;
 /// the secret key is in no node container's `docker inspect` and in no file but the store.
 #[test]
 fn the_sharded_job_maps_s3_through_a_storage_profile_on_every_kind_of_node() {
@@ -746,6 +746,22 @@ fn the_sharded_job_maps_s3_through_a_storage_profile_on_every_kind_of_node() {
         .collect();
     assert_eq!(nodes, BTreeSet::from(["static-1".to_string()]));
     check_shards_result(&rt, &s3, "static", &id);
+
+    // 2b. On a `local` environment's node (an agent the server starts on this host).
+    let local = unique("lc");
+    let file = c.spec(
+        "local.yaml",
+        &format!("name: {local}\nprovider: local\ndesired_nodes: 1\nslots: 4\n"),
+    );
+    let (code, out, err) = c.run(&["env", "create", path(&file)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let spec = c.spec("shards-local.yaml", &shards_job(&local, "local"));
+    let id = c.submit(&spec);
+    let job = c.wait_job(&id, 120, |v| matches!(state(v), "SUCCEED" | "FAILED"));
+    assert_eq!(state(&job), "SUCCEED", "{job}");
+    check_shards_result(&rt, &s3, "local", &id);
+    let (code, out, err) = c.run(&["env", "delete", &local]);
+    assert_eq!(code, 0, "{out}{err}");
 
     // 3. Through `kiln run`, the profile given as a file (a relative path).
     let profiles = c.spec(
