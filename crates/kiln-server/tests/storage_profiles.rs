@@ -447,3 +447,93 @@ async fn mappings_naming_no_profile_use_the_default_profile() {
     let job = common::wait_state(&s.app, &id, |st| st == "SUCCEED" || st == "FAILED").await;
     assert_eq!(job["state"], "FAILED", "{job}");
 }
+
+/// What an agent is handed: the settings of exactly the profiles its attempt uses (the task's,
+/// a mapping's own, and the default one for a task that names none), and which one serves the
+/// mappings that name none. Profiles the attempt does not use are not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_is_handed_the_profiles_its_attempt_uses() {
+    let s = server();
+    let profile = |name: &str, secret: &str, default: bool| {
+        json!({"name": name, "kind": "s3", "endpoint": "http://10.0.0.5:9000",
+               "access_key_id": format!("AKID-{name}"), "secret_access_key": secret,
+               "default": default})
+    };
+    for p in [
+        profile("dflt", "secret-of-dflt", true),
+        profile("lab", "secret-of-lab", false),
+        profile("cold", "secret-of-cold", false),
+        profile("unused", "secret-of-unused", false),
+    ] {
+        let (status, body) =
+            admin(&s.app, Method::POST, "/v1/storage-profiles", &p.to_string()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, reg) = common::call(
+        &s.app,
+        Method::POST,
+        "/v1/agent/register",
+        Some(common::AGENT),
+        json!({"name": "n1", "compute_env": "pool", "slots": 4, "cpus": 4.0,
+               "memory": 1u64 << 32, "version": "test"})
+        .to_string()
+        .into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reg}");
+    let node_id = reg["node_id"].as_str().unwrap().to_string();
+    let spec = "name: j\ntasks:\n  named:\n    compute_env: pool\n    command: 'true'\n    storage_profile: lab\n    inputs: [{source: 's3://bkt/in/', target: in/, profile: cold}]\n    stdout: 's3://bkt/logs/'\n  unnamed:\n    compute_env: pool\n    command: 'true'\n    inputs: [{source: 's3://bkt/in/', target: in/}]\n  local:\n    compute_env: pool\n    command: 'true'\n";
+    let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", spec).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut got = std::collections::BTreeMap::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while got.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "leased {got:?}");
+        let (status, lease) = common::call(
+            &s.app,
+            Method::POST,
+            "/v1/agent/lease",
+            Some(common::AGENT),
+            json!({"node_id": node_id, "max": 4})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{lease}");
+        for a in lease["attempts"].as_array().unwrap() {
+            got.insert(a["key"]["task"].as_str().unwrap().to_string(), a.clone());
+        }
+    }
+    let names = |a: &Value| -> Vec<String> {
+        a["storage"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|p| p["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let named = &got["named"];
+    assert_eq!(names(named), ["cold", "lab"], "{named}");
+    assert_eq!(named["storage_profile"], "lab");
+    assert_eq!(named["inputs"][0]["profile"], "cold");
+    let lab = named["storage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "lab")
+        .unwrap();
+    assert_eq!(lab["secret_access_key"], "secret-of-lab");
+    assert_eq!(lab["endpoint"], "http://10.0.0.5:9000");
+    assert_eq!(lab["path_style"], true);
+    let unnamed = &got["unnamed"];
+    assert_eq!(names(unnamed), ["dflt"], "{unnamed}");
+    assert_eq!(unnamed["storage_profile"], "dflt");
+    let local = &got["local"];
+    assert_eq!(names(local), Vec::<String>::new(), "{local}");
+    assert!(local.get("storage_profile").is_none(), "{local}");
+    for a in got.values() {
+        assert!(!a.to_string().contains("secret-of-unused"), "{a}");
+    }
+}
