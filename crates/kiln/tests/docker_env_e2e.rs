@@ -794,6 +794,11 @@ fn the_sharded_job_maps_s3_through_a_storage_profile_on_every_kind_of_node() {
     // The key is in no file of the server's data directory, the nodes' and the agent's work
     // directories or `kiln run`'s state, but the encrypted store (and the profiles file).
     no_secret_in_files(c.dir.path(), SECRET_KEY, &profiles);
+    let log = c.server_log.lock().unwrap().join("\n");
+    assert!(
+        !log.is_empty() && !log.contains(SECRET_KEY),
+        "the server logged the key"
+    );
 
     c.kill_agent("static-1");
     delete_and_check_clean(&c, &env, &guard.network);

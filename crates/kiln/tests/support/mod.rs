@@ -107,6 +107,8 @@ pub struct Cluster {
     pub opts: ServerOptions,
     server: Option<Proc>,
     agents: Vec<(String, Proc)>,
+    /// Every line the server process wrote to stderr (its log), across restarts.
+    pub server_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Cluster {
@@ -133,6 +135,7 @@ impl Cluster {
             opts,
             server: None,
             agents: Vec::new(),
+            server_log: Default::default(),
         };
         c.start_server();
         c
@@ -183,9 +186,11 @@ impl Cluster {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         // The server's log goes to the test's output, which the test harness shows on failure.
+        let log = std::sync::Arc::clone(&self.server_log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("server: {line}");
+                log.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
         });
