@@ -70,10 +70,13 @@ const LOG_REQUESTS_PER_ROUND: usize = 8;
 /// How to run an agent.
 #[derive(Clone)]
 pub struct AgentConfig {
-    /// The server's base URL (`http://host:port`).
+    /// The server's base URL (`http://host:port` or `https://host:port`).
     pub server: String,
     /// The agent join token.
     pub token: String,
+    /// The CA certificate file an `https://` server's certificate is checked with; `None`: the
+    /// system's trust roots.
+    pub ca_file: Option<PathBuf>,
     /// This node's name.
     pub name: String,
     pub compute_env: Option<String>,
@@ -113,6 +116,7 @@ impl std::fmt::Debug for AgentConfig {
         f.debug_struct("AgentConfig")
             .field("server", &self.server)
             .field("token", &"<redacted>")
+            .field("ca_file", &self.ca_file)
             .field("name", &self.name)
             .field("compute_env", &self.compute_env)
             .field("slots", &self.slots)
@@ -168,8 +172,8 @@ pub enum Failure {
 /// Sorts a client error into how it is handled.
 pub fn classify(error: &ClientError) -> Failure {
     match error {
-        ClientError::Transport(_) | ClientError::Decode(_) => Failure::Retry,
-        ClientError::InvalidUrl(_) => Failure::Rejected,
+        ClientError::Transport(_) | ClientError::Tls(_) | ClientError::Decode(_) => Failure::Retry,
+        ClientError::InvalidUrl(_) | ClientError::CaFile(_) => Failure::Rejected,
         ClientError::Http { status, .. } => match status {
             401 | 403 => Failure::Unauthorized,
             404 => Failure::NotFound,
@@ -364,7 +368,7 @@ pub async fn run_agent(
     if cfg.slots == 0 {
         return Err(AgentError::Config("slots must be at least 1".into()));
     }
-    let client = Client::new(&cfg.server, Some(cfg.token.clone()))
+    let client = Client::with_ca_file(&cfg.server, Some(cfg.token.clone()), cfg.ca_file.as_deref())
         .map_err(|e| AgentError::Config(e.to_string()))?;
     let work_root = cfg.work_dir.join("work");
     let log_root = cfg.work_dir.join("logs");

@@ -154,6 +154,7 @@ fn config(server: &str, dir: &std::path::Path, slots: u32) -> AgentConfig {
     AgentConfig {
         server: server.into(),
         token: "t0k".into(),
+        ca_file: None,
         name: "n1".into(),
         compute_env: None,
         slots,

@@ -31,6 +31,14 @@ pub enum ClientError {
     /// The base URL given to [`Client::new`] is not usable.
     #[error("invalid server URL: {0}")]
     InvalidUrl(String),
+    /// The TLS handshake with an `https://` server failed: its certificate is not trusted or
+    /// does not name the host, or it does not speak TLS. The text says which, and what to do.
+    #[error("{0}")]
+    Tls(String),
+    /// The CA certificate file given to [`Client::with_ca_file`] cannot be read or holds no
+    /// PEM certificate.
+    #[error("{0}")]
+    CaFile(String),
 }
 
 impl ClientError {
@@ -51,13 +59,54 @@ impl ClientError {
     }
 }
 
+/// Longest CA file read: a bundle of certificates, not a document.
+const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
+/// The PEM certificates in `path` (at least one).
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_FILE).read_to_end(&mut pem))
+        .map_err(|e| ClientError::CaFile(format!("cannot read the CA file {shown}: {e}")))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ClientError::CaFile(format!("the CA file {shown}: {}", chain(&e))))?;
+    if certs.is_empty() {
+        return Err(ClientError::CaFile(format!(
+            "the CA file {shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(certs)
+}
+
+/// A transport error; the TLS failures a user can fix become [`ClientError::Tls`], saying what
+/// to do.
+fn transport(e: &reqwest::Error) -> ClientError {
+    let text = chain(e);
+    let hint = if text.contains("invalid peer certificate") {
+        if text.contains("NotValidForName") {
+            "the server's certificate does not name the host in this URL: use a name or address \
+             it lists"
+        } else {
+            "the server's certificate is not signed by a CA this client trusts: give the CA's \
+             certificate with --ca-file or KILN_CA_FILE"
+        }
+    } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        "the server does not speak TLS: use an http:// URL"
+    } else {
+        return ClientError::Transport(text);
+    };
+    ClientError::Tls(format!("TLS with the server failed: {hint} ({text})"))
+}
+
 /// One server's base URL, checked, without a trailing `/`.
 fn parse_base(base_url: &str) -> Result<String, ClientError> {
     let url =
         Url::parse(base_url).map_err(|e| ClientError::InvalidUrl(format!("{base_url}: {e}")))?;
-    if url.scheme() != "http" {
+    if url.scheme() != "http" && url.scheme() != "https" {
         return Err(ClientError::InvalidUrl(format!(
-            "{base_url}: only http:// is supported, not {}://",
+            "{base_url}: a server URL is http:// or https://, not {}://",
             url.scheme()
         )));
     }
@@ -100,11 +149,27 @@ impl Client {
     /// several separated by commas for servers sharing one database),
     /// sending `Authorization: Bearer TOKEN` when `token` is given. No overall request timeout is
     /// set, since `lease` long-polls and `logs` follows; the connect timeout is
-    /// [`CONNECT_TIMEOUT`]. Only `http://` is supported (this build has no TLS).
+    /// [`CONNECT_TIMEOUT`]. An `https://` server's certificate is verified against the system's
+    /// trust roots (see [`Client::with_ca_file`] for a private CA).
     pub fn new(base_url: &str, token: Option<String>) -> Result<Client, ClientError> {
-        let http = reqwest::Client::builder()
+        Client::with_ca_file(base_url, token, None)
+    }
+
+    /// Like [`Client::new`]; with `ca_file`, an `https://` server's certificate must chain to
+    /// one of the PEM certificates in that file instead of the system's trust roots (a
+    /// private CA).
+    pub fn with_ca_file(
+        base_url: &str,
+        token: Option<String>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Client, ClientError> {
+        let mut builder = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT);
+        if let Some(path) = ca_file {
+            builder = builder.tls_certs_only(read_ca_file(path)?);
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Transport(chain(&e)))?;
         Client::with_http(base_url, token, http)
@@ -142,7 +207,7 @@ impl Client {
     /// not be reached, or it is a standby), moving on to it.
     fn fail_over(&self, used: usize, error: &ClientError) -> bool {
         let retry = match error {
-            ClientError::Transport(_) => true,
+            ClientError::Transport(_) | ClientError::Tls(_) => true,
             ClientError::Http { status, error } => *status == 503 && error.code == code::NOT_LEADER,
             _ => false,
         };
@@ -459,10 +524,7 @@ impl Client {
 
     /// Sends the request; an error status becomes [`ClientError::Http`].
     async fn send(&self, rb: RequestBuilder) -> Result<Response, ClientError> {
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(chain(&e)))?;
+        let resp = rb.send().await.map_err(|e| transport(&e))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -581,8 +643,10 @@ mod tests {
         let c = Client::new("http://h:1/prefix/", Some(String::new())).unwrap();
         assert_eq!(c.base_url(), "http://h:1/prefix");
         assert!(c.token.is_none());
+        let c = Client::new("https://h:8443/", None).unwrap();
+        assert_eq!(c.base_url(), "https://h:8443");
         assert!(matches!(
-            Client::new("https://h", None),
+            Client::new("ftp://h", None),
             Err(ClientError::InvalidUrl(_))
         ));
         assert!(matches!(

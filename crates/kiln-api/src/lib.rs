@@ -23,7 +23,7 @@ pub mod paths;
 pub mod rest;
 
 pub use agent::*;
-pub use client::{CONNECT_TIMEOUT, Client, ClientError, REQUEST_TIMEOUT};
+pub use client::{CONNECT_TIMEOUT, Client, ClientError, REQUEST_TIMEOUT, read_ca_file};
 pub use rest::*;
 
 /// An OpenAPI document holding the schema of every wire type (components only, no paths).

@@ -40,6 +40,9 @@ pub struct ProviderConfig {
     pub server_url: String,
     /// The agent join token file.
     pub agent_token_file: PathBuf,
+    /// The CA certificate file the agents check an `https://` server's certificate with
+    /// (their `--ca-file`). `None`: the system's trust roots.
+    pub ca_file: Option<PathBuf>,
     /// Under which each started node gets a working directory (and its log, `agent.log`).
     pub nodes_dir: PathBuf,
 }
@@ -623,8 +626,8 @@ impl Driver {
         let dir = cfg.nodes_dir.join(name);
         std::fs::create_dir_all(&dir)?;
         let log = std::fs::File::create(dir.join("agent.log"))?;
-        Command::new(&cfg.kiln)
-            .arg("agent")
+        let mut cmd = Command::new(&cfg.kiln);
+        cmd.arg("agent")
             .arg("--server")
             .arg(&cfg.server_url)
             .arg("--token-file")
@@ -632,8 +635,11 @@ impl Driver {
             .args(["--name", name, "--compute-env", env])
             .args(["--slots", &slots.to_string()])
             .arg("--work-dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
+            .arg(&dir);
+        if let Some(ca) = &cfg.ca_file {
+            cmd.arg("--ca-file").arg(ca);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()

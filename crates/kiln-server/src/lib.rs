@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod leader;
 pub mod server;
 pub mod tencent;
+pub mod tls;
 pub mod views;
 pub mod wire;
 

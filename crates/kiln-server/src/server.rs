@@ -37,6 +37,11 @@ pub struct ServerConfig {
     pub slurm: SlurmOptions,
     /// The instance types specs may name.
     pub catalog: Catalog,
+    /// Serve HTTPS with this configuration ([`crate::tls::server_config`]); `None`: plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The CA certificate file the nodes this server starts (`local`, `docker` and `slurm`
+    /// environments) check its certificate with; `None`: their system's trust roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How node containers of `docker` compute environments reach the server and get kiln.
@@ -220,6 +225,13 @@ pub fn run_server(
             addr: cfg.listen,
             source,
         })?;
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    if cfg.tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {addr} without TLS: tokens and secrets cross the network in clear; \
+             give --tls-cert and --tls-key to serve HTTPS"
+        );
+    }
     // Agents of `local` compute environments are this binary, started against this address.
     let reachable = if addr.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
@@ -235,7 +247,7 @@ pub fn run_server(
             .docker
             .advertise_url
             .clone()
-            .unwrap_or_else(|| format!("http://{reachable}"));
+            .unwrap_or_else(|| format!("{scheme}://{reachable}"));
         driver = driver.with_leadership(crate::LeaderConfig {
             server_id,
             url,
@@ -245,8 +257,9 @@ pub fn run_server(
     match std::env::current_exe() {
         Ok(kiln) => driver.set_provider(ProviderConfig {
             kiln,
-            server_url: format!("http://{reachable}"),
+            server_url: format!("{scheme}://{reachable}"),
             agent_token_file: cfg.data_dir.join("agent-token"),
+            ca_file: cfg.ca_file.clone(),
             nodes_dir: cfg.data_dir.join("nodes"),
         }),
         Err(e) => tracing::warn!("local compute environments cannot start agents: {e}"),
@@ -267,8 +280,9 @@ pub fn run_server(
                     .advertise_url
                     .clone()
                     .or_else(|| cfg.docker.advertise_url.clone())
-                    .unwrap_or_else(|| format!("http://{reachable}")),
+                    .unwrap_or_else(|| format!("{scheme}://{reachable}")),
                 agent_token_file: cfg.data_dir.join("agent-token"),
+                ca_file: cfg.ca_file.clone(),
                 nodes_dir: cfg.data_dir.join("nodes"),
                 server_id,
             });
@@ -294,9 +308,10 @@ pub fn run_server(
         (Ok(kiln), Ok(server_id)) => {
             let nodes = DockerNodes::new(DockerConfig {
                 kiln,
-                server_url: node_url(addr, cfg.docker.advertise_url.as_deref()),
+                server_url: node_url(addr, cfg.docker.advertise_url.as_deref(), scheme),
                 agent_token_file: cfg.data_dir.join("agent-token"),
                 ca_bundle: host_ca_bundle(),
+                server_ca: cfg.ca_file.clone(),
                 nodes_dir: cfg.data_dir.join("nodes"),
                 docker_socket: host_docker_socket(),
                 server_id,
@@ -308,23 +323,40 @@ pub fn run_server(
             tracing::warn!("docker compute environments cannot be served: {e}");
         }
     }
-    let listener = listener.tap_io(|tcp| {
-        // Small request/response round trips stall on Nagle's algorithm without this.
-        let _ = tcp.set_nodelay(true);
-    });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state);
-    let http = rt.spawn(async move {
-        let shutdown = async {
-            let _ = shutdown_rx.await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("HTTP server failed: {e}");
+    let shutdown = async {
+        let _ = shutdown_rx.await;
+    };
+    let http = match &cfg.tls {
+        Some(tls) => {
+            let _guard = rt.enter();
+            let listener = crate::tls::TlsListener::new(listener, Arc::clone(tls))
+                .map_err(|source| ServerError::Listen { addr, source })?;
+            rt.spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!("HTTPS server failed: {e}");
+                }
+            })
         }
-    });
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                // Small request/response round trips stall on Nagle's algorithm without this.
+                let _ = tcp.set_nodelay(true);
+            });
+            rt.spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!("HTTP server failed: {e}");
+                }
+            })
+        }
+    };
     on_ready(addr);
     let result = driver.serve(stop);
     let _ = shutdown_tx.send(());

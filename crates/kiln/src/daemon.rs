@@ -64,13 +64,33 @@ pub struct ServerArgs {
     /// one): `NAME: {cpus: 8, memory: 64GiB, disk: 200GiB}` per line.
     #[arg(long, env = "KILN_INSTANCE_TYPES", value_name = "FILE", value_parser = crate::absolute_path)]
     instance_types: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first, then any
+    /// intermediates); needs --tls-key. It must name the hosts clients and nodes use in the
+    /// server's URL (e.g. 127.0.0.1 for `local` environments, host.docker.internal for
+    /// `docker` ones).
+    #[arg(long, env = "KILN_TLS_CERT", value_name = "FILE", value_parser = crate::absolute_path, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KILN_TLS_KEY", value_name = "FILE", value_parser = crate::absolute_path, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The PEM CA certificate(s) that signed --tls-cert: the nodes this server starts (`local`,
+    /// `docker` and `slurm` environments) check its certificate with it [default: their
+    /// system's trust roots]. For `slurm` environments it must be at this path on the compute
+    /// nodes.
+    #[arg(long, env = "KILN_CA_FILE", value_name = "FILE", value_parser = crate::absolute_path)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The server's URL.
+    /// The server's URL (http:// or https://; several, comma-separated, for servers sharing
+    /// one database).
     #[arg(long, env = "KILN_SERVER", default_value = "http://127.0.0.1:7878")]
     server: String,
+    /// Check an https:// server's certificate against the PEM CA certificates in FILE
+    /// instead of the system's trust roots (a private CA).
+    #[arg(long, env = "KILN_CA_FILE", value_name = "FILE", value_parser = crate::absolute_path)]
+    ca_file: Option<PathBuf>,
     /// A file holding the join token (the server's `agent-token`).
     #[arg(long, env = "KILN_AGENT_TOKEN_FILE", value_parser = crate::absolute_path)]
     token_file: PathBuf,
@@ -149,16 +169,50 @@ pub fn server(args: ServerArgs) -> u8 {
         eprintln!("error: --lease-ttl must be between 0.2 and 600 seconds");
         return exit::INVALID;
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match kiln_server::tls::server_config(cert, key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INVALID;
+            }
+        },
+        (None, None) => None,
+        _ => {
+            eprintln!("error: --tls-cert and --tls-key go together");
+            return exit::INVALID;
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     for (flag, url) in [
         ("--advertise-url", &args.advertise_url),
         ("--slurm-advertise-url", &args.slurm_advertise_url),
     ] {
-        if let Some(url) = url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            eprintln!("error: {flag} must be an http:// or https:// URL");
-            return exit::INVALID;
+        if let Some(url) = url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                eprintln!("error: {flag} must be an http:// or https:// URL");
+                return exit::INVALID;
+            }
+            if !url.starts_with(&format!("{scheme}://")) {
+                eprintln!(
+                    "error: {flag} {url}: this server serves {scheme}:// (TLS is {}), so nodes \
+                     must use a {scheme}:// URL",
+                    if tls.is_some() {
+                        "on: --tls-cert"
+                    } else {
+                        "off: no --tls-cert"
+                    }
+                );
+                return exit::INVALID;
+            }
         }
+    }
+    let ca_file = args.ca_file.clone().filter(|p| !p.as_os_str().is_empty());
+    if let Some(ca) = &ca_file
+        && let Err(e) = kiln_api::read_ca_file(ca)
+    {
+        eprintln!("error: --ca-file: {e}");
+        return exit::INVALID;
     }
     let catalog = match &args.instance_types {
         None => Catalog::builtin(),
@@ -208,13 +262,15 @@ pub fn server(args: ServerArgs) -> u8 {
             advertise_url: args.slurm_advertise_url,
             node_binary: args.slurm_node_binary,
         },
+        tls,
+        ca_file,
     };
     let stop = crate::signals::stop_requests(
         "stopping: built-in instances get SIGTERM and run again after a restart (Ctrl-C again: now)",
     );
     let data_dir = args.data_dir.display().to_string();
     let result = run_server(cfg, &stop, |addr| {
-        eprintln!("kiln server listening on http://{addr}");
+        eprintln!("kiln server listening on {scheme}://{addr}");
         eprintln!("  admin token: {data_dir}/admin-token  (kiln --token-file / KILN_TOKEN)");
         eprintln!("  agent token: {data_dir}/agent-token  (kiln agent --token-file)");
     });
@@ -248,6 +304,13 @@ pub fn agent(args: AgentArgs) -> u8 {
             return exit::INVALID;
         }
     };
+    let ca_file = args.ca_file.clone().filter(|p| !p.as_os_str().is_empty());
+    if let Some(ca) = &ca_file
+        && let Err(e) = kiln_api::read_ca_file(ca)
+    {
+        eprintln!("error: --ca-file: {e}");
+        return exit::INVALID;
+    }
     let cpus = match args.cpus {
         Some(c) if c.is_finite() && c > 0.0 => c,
         Some(_) => {
@@ -260,6 +323,7 @@ pub fn agent(args: AgentArgs) -> u8 {
     let cfg = AgentConfig {
         server: args.server,
         token,
+        ca_file,
         name: args.name.unwrap_or_else(host_name),
         compute_env: args.compute_env,
         slots,

@@ -62,6 +62,9 @@ const KILN_IN_NODE: &str = "/usr/local/bin/kiln";
 const TOKEN_IN_NODE: &str = "/run/kiln/agent-token";
 /// Where the server host's CA certificates are mounted in a node container (`SSL_CERT_FILE`).
 const CA_IN_NODE: &str = "/run/kiln/ca-certificates.crt";
+/// Where the CA certificate the server's own certificate is checked with is mounted in a node
+/// container (the agent's `--ca-file`).
+const SERVER_CA_IN_NODE: &str = "/run/kiln/server-ca.pem";
 /// Node containers resolve this name to the Docker host (`host-gateway`).
 const HOST_ALIAS: &str = "host.docker.internal";
 /// How often the reconciler looks when nothing wakes it.
@@ -85,6 +88,9 @@ pub struct DockerConfig {
     /// The server host's CA certificate bundle ([`host_ca_bundle`]), mounted read-only: the
     /// agent's HTTP clients need trust roots to start, and many images have none.
     pub ca_bundle: Option<PathBuf>,
+    /// The CA certificate file the agents check an `https://` server's certificate with
+    /// (mounted read-only; given as `--ca-file`). `None`: the image's trust roots.
+    pub server_ca: Option<PathBuf>,
     /// Under which each node gets its working directory.
     pub nodes_dir: PathBuf,
     /// The engine's socket ([`host_docker_socket`]), mounted into node containers so that their
@@ -124,25 +130,30 @@ fn call(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Docke
 
 /// The server's URL as node containers reach it: `advertise` if given; else, for a server
 /// listening on every address (`0.0.0.0`, `::`), the Docker host as node containers see it
-/// (`http://host.docker.internal:PORT`, mapped to the host gateway); for one listening on a
+/// (`SCHEME://host.docker.internal:PORT`, mapped to the host gateway); for one listening on a
 /// specific non-loopback address, that address. A server listening on loopback only cannot be
-/// reached from a container: the error says what to do instead.
-pub fn node_url(listen: std::net::SocketAddr, advertise: Option<&str>) -> Result<String, String> {
+/// reached from a container: the error says what to do instead. `scheme` is `http`, or
+/// `https` for a server with TLS (whose certificate must then name the host of this URL).
+pub fn node_url(
+    listen: std::net::SocketAddr,
+    advertise: Option<&str>,
+    scheme: &str,
+) -> Result<String, String> {
     if let Some(url) = advertise {
         return Ok(url.trim_end_matches('/').to_string());
     }
     let ip = listen.ip();
     let port = listen.port();
     if ip.is_unspecified() {
-        Ok(format!("http://{HOST_ALIAS}:{port}"))
+        Ok(format!("{scheme}://{HOST_ALIAS}:{port}"))
     } else if ip.is_loopback() {
         Err(format!(
             "the server listens on {listen} only, which containers cannot reach; start it with \
-             `--listen 0.0.0.0:{port}` (node containers then use http://{HOST_ALIAS}:{port}) \
+             `--listen 0.0.0.0:{port}` (node containers then use {scheme}://{HOST_ALIAS}:{port}) \
              or give `--advertise-url`"
         ))
     } else {
-        Ok(format!("http://{listen}"))
+        Ok(format!("{scheme}://{listen}"))
     }
 }
 
@@ -634,6 +645,9 @@ fn container_body(
     if let Some(m) = spec.shape.memory {
         cmd.extend(["--memory".into(), m.to_string()]);
     }
+    if cfg.server_ca.is_some() {
+        cmd.extend(["--ca-file".into(), SERVER_CA_IN_NODE.into()]);
+    }
     let bind = |source: String, target: &str, read_only: bool| Mount {
         target: Some(target.to_string()),
         source: Some(source),
@@ -652,6 +666,9 @@ fn container_body(
     ];
     if let Some(socket) = &cfg.docker_socket {
         mounts.push(bind(socket.display().to_string(), DOCKER_SOCKET, false));
+    }
+    if let Some(ca) = &cfg.server_ca {
+        mounts.push(bind(ca.display().to_string(), SERVER_CA_IN_NODE, true));
     }
     let mut vars = Vec::new();
     if let Some(ca) = &cfg.ca_bundle {
@@ -1349,7 +1366,7 @@ mod tests {
 
     #[test]
     fn node_urls_follow_the_listen_address() {
-        let url = |listen: &str, adv| node_url(listen.parse().unwrap(), adv);
+        let url = |listen: &str, adv| node_url(listen.parse().unwrap(), adv, "http");
         assert_eq!(
             url("0.0.0.0:7878", None).unwrap(),
             "http://host.docker.internal:7878"
@@ -1367,6 +1384,10 @@ mod tests {
         assert_eq!(
             url("127.0.0.1:7878", Some("http://kiln.lan:7878/")).unwrap(),
             "http://kiln.lan:7878"
+        );
+        assert_eq!(
+            node_url("0.0.0.0:7443".parse().unwrap(), None, "https").unwrap(),
+            "https://host.docker.internal:7443"
         );
     }
 

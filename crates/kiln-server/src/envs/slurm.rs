@@ -55,6 +55,9 @@ pub struct SlurmConfig {
     pub server_url: String,
     /// The agent join token file (at this path on the compute nodes).
     pub agent_token_file: PathBuf,
+    /// The CA certificate file the agents check an `https://` server's certificate with (at
+    /// this path on the compute nodes; their `--ca-file`). `None`: the nodes' trust roots.
+    pub ca_file: Option<PathBuf>,
     /// Under which each agent gets its working directory, and each allocation its output
     /// (`slurm-JOBID.out`).
     pub nodes_dir: PathBuf,
@@ -367,6 +370,12 @@ fn batch_script(cfg: &SlurmConfig, env: &str, a: &AllocSpec) -> String {
         );
         if let Some(m) = a.memory_per_worker {
             cmd.push_str(&format!(" --memory {m}"));
+        }
+        if let Some(ca) = &cfg.ca_file {
+            cmd.push_str(&format!(
+                " --ca-file {}",
+                sh_quote(&ca.display().to_string())
+            ));
         }
         if a.time_limit_s.is_some() {
             cmd.push_str(" --end-time \"$KILN_END_TIME\"");
@@ -1030,6 +1039,7 @@ mod tests {
             kiln: "/opt/kiln/bin/kiln".into(),
             server_url: "http://head:7878".into(),
             agent_token_file: "/shared/kiln/agent-token".into(),
+            ca_file: None,
             nodes_dir: "/shared/kiln/nodes".into(),
             server_id: "abc".into(),
         }

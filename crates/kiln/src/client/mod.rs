@@ -29,9 +29,14 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
 /// How to reach the server: flattened into every client command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerOpts {
-    /// URL of the Kiln server (http:// only; may have a path prefix).
+    /// URL of the Kiln server (http:// or https://; may have a path prefix; several,
+    /// comma-separated, for servers sharing one database).
     #[arg(long, env = "KILN_SERVER", default_value = DEFAULT_SERVER, value_name = "URL")]
     pub server: String,
+    /// Check an https:// server's certificate against the PEM CA certificates in FILE
+    /// instead of the system's trust roots (a private CA).
+    #[arg(long, env = "KILN_CA_FILE", value_name = "FILE", value_parser = crate::absolute_path)]
+    pub ca_file: Option<PathBuf>,
     /// API token, sent as `Authorization: Bearer TOKEN`; wins over --token-file.
     #[arg(long, env = "KILN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
@@ -102,13 +107,21 @@ impl ServerOpts {
     /// A client of the server, with the token resolved.
     pub fn connect(&self) -> Result<Conn, Exit> {
         let token = self.token()?;
-        match Client::new(&self.server, token) {
+        let ca_file = self
+            .ca_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty());
+        match Client::with_ca_file(&self.server, token, ca_file) {
             Ok(client) => Ok(Conn {
                 client,
                 server: self.server.clone(),
             }),
             Err(ClientError::InvalidUrl(e)) => {
                 eprintln!("error: invalid --server URL {e}");
+                Err(Exit(exit::INVALID))
+            }
+            Err(ClientError::CaFile(e)) => {
+                eprintln!("error: --ca-file: {e}");
                 Err(Exit(exit::INVALID))
             }
             Err(e) => {
@@ -178,6 +191,17 @@ impl Conn {
             ClientError::InvalidUrl(why) => {
                 eprintln!("error: invalid URL {why}");
                 Exit(exit::INVALID)
+            }
+            ClientError::CaFile(why) => {
+                eprintln!("error: --ca-file: {why}");
+                Exit(exit::INVALID)
+            }
+            ClientError::Tls(why) => {
+                eprintln!(
+                    "error: cannot reach the Kiln server at {}: {why}",
+                    self.server
+                );
+                Exit(exit::FAILED)
             }
         }
     }

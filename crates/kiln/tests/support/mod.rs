@@ -77,6 +77,9 @@ pub struct ServerOptions {
     /// Start the server in the cluster's directory with `--data-dir server` (relative), as a
     /// user types it.
     pub relative_data_dir: bool,
+    /// The server serves HTTPS (its `--tls-cert`/`--tls-key` are in `args`) with a certificate
+    /// this CA signed: clients and agents use `https://` and `--ca-file` with it.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -97,6 +100,7 @@ impl Default for ServerOptions {
             host: "127.0.0.1".into(),
             args: Vec::new(),
             relative_data_dir: false,
+            ca_file: None,
         }
     }
 }
@@ -146,7 +150,20 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.opts.ca_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// `--ca-file FILE` for clients and agents of a server with TLS, else nothing.
+    fn ca_args(&self) -> Vec<PathBuf> {
+        match &self.opts.ca_file {
+            Some(ca) => vec!["--ca-file".into(), ca.clone()],
+            None => Vec::new(),
+        }
     }
 
     /// Starts the server and waits until it says it listens.
@@ -219,6 +236,7 @@ impl Cluster {
             .arg(self.data().join("agent-token"))
             .arg("--work-dir")
             .arg(self.dir.path().join(name))
+            .args(self.ca_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -238,6 +256,7 @@ impl Cluster {
             .args(["--server", &self.url()])
             .arg("--token-file")
             .arg(self.data().join("admin-token"))
+            .args(self.ca_args())
             .stdin(Stdio::null())
             .output()
             .unwrap();
