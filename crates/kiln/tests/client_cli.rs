@@ -329,7 +329,7 @@ fn token_files_are_read_and_checked() {
 
 #[test]
 fn bad_server_urls_are_invalid_input() {
-    for url in ["https://kiln.example", "127.0.0.1:7878", "http://h/?x=1"] {
+    for url in ["ftp://kiln.example", "127.0.0.1:7878", "http://h/?x=1"] {
         client(&["jobs", "--server", url])
             .assert()
             .code(2)

@@ -1103,6 +1103,18 @@ mod tests {
             !script.contains("srun") && !script.contains("--end-time"),
             "{script}"
         );
+        assert!(!script.contains("--ca-file"), "{script}");
+        let tls = SlurmConfig {
+            server_url: "https://head:7443".into(),
+            ca_file: Some("/shared/kiln/ca.pem".into()),
+            ..cfg()
+        };
+        let script = batch_script(&tls, "hpc", &single);
+        assert!(
+            script.contains("--server 'https://head:7443'")
+                && script.contains(" --ca-file '/shared/kiln/ca.pem'"),
+            "{script}"
+        );
     }
 
     #[test]
