@@ -171,6 +171,12 @@ fn the_cli_agents_and_local_environment_nodes_work_over_https_and_a_client_witho
             .any(|n| n["state"] == "RUNNING"),
         "the local environment's node runs"
     );
+    // Its agent leaves before the server goes (a killed server would leave it behind).
+    let (code, out, err) = c.run(&["env", "scale", "elastic", "--desired", "0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    support::wait_until(60, "the local node to drain and leave", || {
+        env_nodes(&c, "elastic").is_empty()
+    });
 
     // A client without the CA: refused, saying what to do, and nothing is sent.
     let token = c.data().join("admin-token");
