@@ -31,6 +31,93 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub tasks: Vec<TaskSpec>,
+    /// The job's [`JobCredentials`], sealed by the server at submission (opaque here; only the
+    /// server opens it, for the attempts that use it). Never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_credentials: Option<String>,
+}
+
+/// Credentials a job carries with its spec (a Tencent job's `Authentications` and
+/// `Application.Docker.User/Password/Server`), by task name. Never part of the stored spec in
+/// the clear: the server seals them into [`JobSpec::sealed_credentials`]. `Debug` shows no
+/// secret.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCredentials {
+    pub tasks: BTreeMap<String, TaskCredentials>,
+}
+
+impl JobCredentials {
+    pub fn is_empty(&self) -> bool {
+        self.tasks.values().all(TaskCredentials::is_empty)
+    }
+
+    /// Every secret value (for tests and redaction).
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for t in self.tasks.values() {
+            if let Some(c) = &t.cos {
+                out.push(c.secret_key.as_str());
+            }
+            if let Some(r) = &t.registry {
+                out.push(r.password.as_str());
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for JobCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.tasks.iter()).finish()
+    }
+}
+
+/// One task's credentials.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCredentials {
+    /// Object storage keys (Tencent `Authentications` of `Scene: COS`) for its mappings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cos: Option<StorageKeys>,
+    /// Registry login (Tencent `Application.Docker.User/Password/Server`) for its image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryLogin>,
+}
+
+impl TaskCredentials {
+    pub fn is_empty(&self) -> bool {
+        self.cos.is_none() && self.registry.is_none()
+    }
+}
+
+impl std::fmt::Debug for TaskCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskCredentials")
+            .field("cos", &self.cos.as_ref().map(|c| &c.secret_id))
+            .field(
+                "registry",
+                &self
+                    .registry
+                    .as_ref()
+                    .map(|r| (&r.server, &r.username, "***")),
+            )
+            .finish()
+    }
+}
+
+/// An access key pair (COS `SecretId` / `SecretKey`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageKeys {
+    pub secret_id: String,
+    pub secret_key: String,
+}
+
+/// A registry login; `server` absent: the registry of the image reference.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryLogin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    pub username: String,
+    pub password: String,
 }
 
 impl JobSpec {

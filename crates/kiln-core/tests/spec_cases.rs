@@ -1046,13 +1046,85 @@ fn tencent_other_fields() {
             "Notifications",
             "Tasks[0].Application.DeliveryForm",
             "Tasks[0].Application.PackagePath",
-            "Tasks[0].Application.Docker.User",
-            "Tasks[0].Application.Docker.Password",
-            "Tasks[0].Application.Docker.Server",
             "Tasks[1].FailedAction",
         ]
     );
     assert!(p.warnings.iter().all(|w| !w.message.contains("secret")));
+    let login = p.credentials.tasks["a"].registry.as_ref().unwrap();
+    assert_eq!(
+        (
+            login.server.as_deref(),
+            login.username.as_str(),
+            login.password.as_str()
+        ),
+        (Some("registry"), "u", "secret")
+    );
+    assert!(!format!("{:?}", p.credentials).contains("secret"));
+    assert!(!serde_json::to_string(&p.spec).unwrap().contains("secret"));
+}
+
+/// `Authentications` (COS keys) and `Application.Docker.User/Password/Server` are the job's
+/// credentials, kept out of its spec, no longer ignored; bad ones are errors naming the field
+/// that never repeat the value.
+#[test]
+fn tencent_credentials() {
+    let input = r#"{"Job": {"JobName": "t", "Tasks": [
+    {"TaskName": "a", "Application": {"Command": "run",
+       "Docker": {"Image": "reg.example/p/i:1", "User": "robot", "Password": "pw-Zq81x", "Server": "reg.example"}},
+     "Authentications": [{"Scene": "COS", "SecretId": "AKIDcos", "SecretKey": "sk-Hw29v"}]},
+    {"TaskName": "b", "Application": {"Command": "x"}}]}}"#;
+    let p = run(input).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let a = &p.credentials.tasks["a"];
+    let keys = a.cos.as_ref().unwrap();
+    assert_eq!(
+        (keys.secret_id.as_str(), keys.secret_key.as_str()),
+        ("AKIDcos", "sk-Hw29v")
+    );
+    assert_eq!(a.registry.as_ref().unwrap().password, "pw-Zq81x");
+    assert!(!p.credentials.tasks.contains_key("b"));
+    let shown = format!(
+        "{:?} {}",
+        p.credentials,
+        serde_json::to_string(&p.spec).unwrap()
+    );
+    assert!(
+        !shown.contains("sk-Hw29v") && !shown.contains("pw-Zq81x"),
+        "{shown}"
+    );
+
+    let bad = r#"{"Job": {"JobName": "t", "Tasks": [
+    {"TaskName": "a", "Application": {"Command": "run",
+       "Docker": {"Image": "alpine", "Password": "pw-Zq81x"}},
+     "Authentications": [{"Scene": "CFS", "SecretId": "AKIDcos", "SecretKey": "sk-Hw29v"},
+                         {"Scene": "COS", "SecretId": "", "SecretKey": 7}]}]}}"#;
+    let e = run(bad).unwrap_err();
+    let got: Vec<(&str, &str)> =
+        e.0.iter()
+            .map(|x| (x.path.as_str(), x.message.as_str()))
+            .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "Job.Tasks[0].Application.Docker.User",
+                "`User` and `Password` go together; give both"
+            ),
+            (
+                "Job.Tasks[0].Authentications[0].Scene",
+                "unsupported scene; expected `COS`"
+            ),
+            (
+                "Job.Tasks[0].Authentications[1].SecretId",
+                "must not be empty"
+            ),
+            (
+                "Job.Tasks[0].Authentications[1].SecretKey",
+                "expected a string"
+            ),
+        ]
+    );
+    assert!(!e.to_string().contains("sk-Hw29v") && !e.to_string().contains("pw-Zq81x"));
 }
 
 #[test]

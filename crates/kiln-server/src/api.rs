@@ -502,6 +502,7 @@ async fn submit(
         crate::items::read_items(&mut parsed.spec, None, storage.as_deref()).await?;
     }
     let name = parsed.spec.name.clone();
+    let credentials = std::mem::take(&mut parsed.credentials);
     let answer = move |id: &str| SubmitResponse {
         id: id.to_string(),
         name: name.clone(),
@@ -510,18 +511,21 @@ async fn submit(
     let Some(k) = key else {
         let id = st
             .handle
-            .call(move |d| d.submit(parsed.spec))
+            .call(move |d| d.submit_with(parsed.spec, &credentials, None))
             .await?
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::internal)?
+            .map_err(|r| ApiError::internal(format!("a submit without a key found `{}`", r.key)))?;
         return Ok((StatusCode::CREATED, Json(answer(&id))).into_response());
     };
     let (k2, answer2) = (k.clone(), answer.clone());
     let created = st
         .handle
         .call(move |d| {
-            d.submit_once(parsed.spec, &|id| {
-                k2.record(format!("job/{id}"), StatusCode::CREATED, &answer2(id))
-            })
+            d.submit_with(
+                parsed.spec,
+                &credentials,
+                Some(&|id| k2.record(format!("job/{id}"), StatusCode::CREATED, &answer2(id))),
+            )
         })
         .await?
         .map_err(ApiError::internal)?;

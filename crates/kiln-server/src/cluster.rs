@@ -418,7 +418,7 @@ impl Driver {
     /// made it).
     fn assignment(&self, d: &Dispatch, task: &TaskSpec) -> Option<AttemptAssignment> {
         let run = self.engine().job(&d.job)?;
-        let (storage, storage_profile) = self.attempt_profiles(task);
+        let (storage, storage_profile) = self.attempt_storage_of(&d.job, &run.spec, task, false);
         Some(AttemptAssignment {
             key: AttemptKey {
                 job: d.job.to_string(),

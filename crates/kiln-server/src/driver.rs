@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_agent::{AttemptSpec, DockerRuntime, HostRuntime, KillSwitch, LeftoverAttempt};
 use kiln_core::engine::{Dispatch, Effect, Engine, Event, JobId, JobRun, Node, Restore};
-use kiln_core::model::{Catalog, JobSpec};
+use kiln_core::model::{Catalog, JobCredentials, JobSpec};
 use kiln_core::state::{LossCause, Outcome, State};
 use kiln_storage::{Storage, StorageConfig};
 use kiln_store::{IdempotencyRecord, Once, Store, StoreError};
@@ -46,6 +46,14 @@ pub(crate) fn deadline_of(stored: &kiln_store::StoredJob) -> Option<u64> {
 }
 
 /// A fresh job id like `job-4yn0we13`.
+/// What a job's sealed credentials are bound to.
+fn credentials_aad(id: &str) -> String {
+    format!("job/{id}/credentials")
+}
+
+/// The name (not a valid profile name) under which an attempt is given its job's own keys.
+pub const JOB_CREDENTIALS: &str = "(job credentials)";
+
 pub fn new_job_id() -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let tail: String = (0..8)
@@ -62,6 +70,9 @@ pub enum DriverError {
     UnknownJob(String),
     #[error("job `{id}` already finished ({state})")]
     Finished { id: String, state: State },
+    /// A job carries credentials, and this runner has no key to seal them with.
+    #[error("this runner keeps no secrets, so it cannot take a job that carries credentials")]
+    NoKey,
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     /// Another server of the same database schedules; this one is a standby.
@@ -165,6 +176,8 @@ pub struct Driver {
     local: String,
     /// The storage profiles attempts are given.
     profiles: Profiles,
+    /// Seals and opens jobs' own credentials ([`JobSpec::sealed_credentials`]).
+    job_key: Option<Arc<kiln_store::secrets::SecretBox>>,
     state_dir: PathBuf,
     engine: Engine,
     store: Arc<dyn Store>,
@@ -231,6 +244,7 @@ impl Driver {
         let (tx, rx) = channel();
         Ok(Driver {
             profiles: Profiles::None,
+            job_key: None,
             local,
             state_dir: cfg.state_dir.clone(),
             local_node: node.clone(),
@@ -287,8 +301,97 @@ impl Driver {
     /// The store's storage profiles are given to attempts, opened with the key their secrets
     /// are sealed with (the API's).
     pub fn with_secrets(mut self, secrets: Arc<kiln_store::secrets::SecretBox>) -> Self {
+        self.job_key = Some(Arc::clone(&secrets));
         self.profiles = Profiles::Store(secrets);
         self
+    }
+
+    /// The key jobs' own credentials are sealed with (`kiln run`'s, in its state directory).
+    pub fn with_job_key(mut self, key: Arc<kiln_store::secrets::SecretBox>) -> Self {
+        self.job_key = Some(key);
+        self
+    }
+
+    /// [`Driver::attempt_profiles`], with the COS keys job `id` carries for `task` (Tencent
+    /// `Authentications`) after the task's own profile and before the default: they are given
+    /// as the settings named [`JOB_CREDENTIALS`], with the endpoint of the default profile if
+    /// there is one, else (on the built-in executor, `local`) of this process's own storage.
+    pub(crate) fn attempt_storage_of(
+        &self,
+        id: &str,
+        job: &JobSpec,
+        task: &kiln_core::model::TaskSpec,
+        local: bool,
+    ) -> (Vec<kiln_api::StorageSettings>, Option<String>) {
+        let (mut storage, profile) = self.attempt_profiles(task);
+        if task.storage_profile.is_some() {
+            return (storage, profile);
+        }
+        let Some(keys) = self
+            .job_credentials(id, job)
+            .and_then(|mut c| c.tasks.remove(&task.name))
+            .and_then(|t| t.cos)
+        else {
+            return (storage, profile);
+        };
+        let default = profile
+            .as_deref()
+            .and_then(|name| storage.iter().find(|s| s.name == name));
+        let own = if local {
+            self.runtime.remote_storage()
+        } else {
+            None
+        };
+        let (kind, endpoint, region, path_style) = match (default, &own) {
+            (Some(d), _) => (
+                d.kind.clone(),
+                d.endpoint.clone(),
+                d.region.clone(),
+                d.path_style,
+            ),
+            (None, Some(own)) => {
+                let c = own.config();
+                (
+                    "s3".to_string(),
+                    c.endpoint.clone(),
+                    c.region.clone(),
+                    c.endpoint.is_some(),
+                )
+            }
+            (None, None) => ("s3".to_string(), None, None, false),
+        };
+        storage.push(kiln_api::StorageSettings {
+            name: JOB_CREDENTIALS.to_string(),
+            kind,
+            endpoint,
+            region,
+            path_style,
+            access_key_id: keys.secret_id,
+            secret_access_key: keys.secret_key,
+            session_token: None,
+        });
+        (storage, Some(JOB_CREDENTIALS.to_string()))
+    }
+
+    /// The credentials `job` carries, opened (in memory). Logged (never their values) if
+    /// they do not open.
+    fn job_credentials(&self, id: &str, job: &JobSpec) -> Option<JobCredentials> {
+        let sealed = job.sealed_credentials.as_deref()?;
+        let Some(key) = &self.job_key else {
+            tracing::warn!("job {id} carries credentials, but this runner has no key to open them");
+            return None;
+        };
+        match key
+            .open(sealed, &credentials_aad(id))
+            .map_err(|e| e.to_string())
+            .and_then(|plain| serde_json::from_str(&plain).map_err(|e| e.to_string()))
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("the credentials of job {id} cannot be opened: {e}");
+                None
+            }
+        }
     }
 
     /// These storage profiles are given to attempts (`kiln run --storage-profiles`).
@@ -453,12 +556,13 @@ impl Driver {
 
     /// Stores a new job durably and starts it. Returns its id.
     pub fn submit(&mut self, spec: JobSpec) -> Result<JobId, DriverError> {
-        self.insert_new(spec, None)?.map_err(|r| {
-            DriverError::Store(StoreError::Corrupt {
-                what: "idempotency".into(),
-                detail: format!("a submit without a key found `{}`", r.key),
+        self.submit_with(spec, &JobCredentials::default(), None)?
+            .map_err(|r| {
+                DriverError::Store(StoreError::Corrupt {
+                    what: "idempotency".into(),
+                    detail: format!("a submit without a key found `{}`", r.key),
+                })
             })
-        })
     }
 
     /// [`Driver::submit`] for a request with an idempotency key: `once(id)` is the record of
@@ -469,18 +573,38 @@ impl Driver {
         spec: JobSpec,
         once: &dyn Fn(&str) -> IdempotencyRecord,
     ) -> Result<Result<JobId, IdempotencyRecord>, DriverError> {
-        self.insert_new(spec, Some(once))
+        self.submit_with(spec, &JobCredentials::default(), Some(once))
     }
 
-    fn insert_new(
+    /// [`Driver::submit`] (or, with `once`, [`Driver::submit_once`]) of a job carrying
+    /// `credentials`: they are sealed into its spec, bound to its id, in the same transaction.
+    pub fn submit_with(
         &mut self,
-        spec: JobSpec,
+        mut spec: JobSpec,
+        credentials: &JobCredentials,
         once: Option<&dyn Fn(&str) -> IdempotencyRecord>,
     ) -> Result<Result<JobId, IdempotencyRecord>, DriverError> {
         let now = now_ms();
+        let plain = if credentials.is_empty() {
+            None
+        } else {
+            let Some(key) = self.job_key.clone() else {
+                return Err(DriverError::NoKey);
+            };
+            let plain = serde_json::to_string(credentials).map_err(|e| {
+                DriverError::Store(StoreError::Corrupt {
+                    what: "credentials".into(),
+                    detail: e.to_string(),
+                })
+            })?;
+            Some((key, plain))
+        };
         let mut id = new_job_id();
         let mut tries = 0;
         let row = loop {
+            if let Some((key, plain)) = &plain {
+                spec.sealed_credentials = Some(key.seal(plain, &credentials_aad(&id)));
+            }
             let inserted = match once {
                 Some(record) => self.store.insert_job_once(&id, &spec, now, &record(&id)),
                 None => self.store.insert_job(&id, &spec, now).map(Once::Created),
@@ -913,7 +1037,7 @@ impl Driver {
             return;
         };
         let task = &task;
-        let (storage, storage_profile) = self.attempt_profiles(task);
+        let (storage, storage_profile) = self.attempt_storage_of(&d.job, &run.spec, task, true);
         let spec = AttemptSpec {
             job_id: d.job.to_string(),
             job_name: run.spec.name.clone(),

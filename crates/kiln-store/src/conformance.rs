@@ -45,6 +45,7 @@ pub fn sample_spec() -> JobSpec {
         dependency_policy: DependencyPolicy::Succeeded,
         timeout_ms: None,
         tasks: vec![task("a"), task("b")],
+        sealed_credentials: None,
     }
 }
 

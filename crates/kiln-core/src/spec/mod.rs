@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Catalog, Command, DepKind, DependencyPolicy, Image, InputMapping, ItemList, ItemSource,
-    JobSpec, OnFailure, OomPolicy, OutputMapping, Resources, TaskItems,
+    JobCredentials, JobSpec, OnFailure, OomPolicy, OutputMapping, Resources, TaskItems,
 };
 
 pub use units::{format_size, parse_duration, parse_size};
@@ -109,6 +109,9 @@ pub enum SpecFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
     pub spec: JobSpec,
+    /// Credentials the spec gave (Tencent `Authentications`, `Application.Docker.*`), kept
+    /// out of `spec`: the server seals them into it at submission.
+    pub credentials: JobCredentials,
     pub warnings: Vec<SpecWarning>,
     pub format: SpecFormat,
 }
@@ -326,15 +329,17 @@ pub fn parse_job_in(
     let Some(obj) = check::Obj::new(&value, "", &mut d) else {
         return Err(SpecErrors(d.errors));
     };
-    let (raw, format) = if tencent::is_tencent(&obj) {
+    let (mut raw, format) = if tencent::is_tencent(&obj) {
         (tencent::read(&obj, &mut d), SpecFormat::Tencent)
     } else {
         (native::read_job(&obj, &mut d), SpecFormat::Native)
     };
+    let credentials = std::mem::take(&mut raw.credentials);
     let spec = build::finish(raw, templates, &mut d);
     match spec {
         Some(spec) if d.errors.is_empty() => Ok(Parsed {
             spec,
+            credentials,
             warnings: d.warnings,
             format,
         }),
@@ -519,6 +524,8 @@ pub(crate) struct RawJob {
     /// Whole-task edges given outside the DAG text (Tencent `Dependences`).
     pub edges: Vec<PendingEdge>,
     pub tasks: Vec<TaskEntry>,
+    /// Credentials given with the tasks (Tencent format), by task name.
+    pub credentials: JobCredentials,
 }
 
 #[derive(Debug)]

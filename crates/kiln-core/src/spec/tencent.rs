@@ -9,7 +9,8 @@ use super::native::description;
 use super::value::Value;
 use super::{PendingEdge, RawJob, RawTask, TaskEntry};
 use crate::model::{
-    Command, DependencyPolicy, MAX_INSTANCES, OnFailure, OutputMapping, Resources, UploadWhen,
+    Command, DependencyPolicy, MAX_INSTANCES, OnFailure, OutputMapping, RegistryLogin, Resources,
+    StorageKeys, TaskCredentials, UploadWhen,
 };
 
 /// Tencent's default per-attempt `Timeout` when none is given: 86400 s.
@@ -161,7 +162,12 @@ fn read_job(job: &Obj<'_>, d: &mut Diag) -> RawJob {
         }
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         each_obj(v, &path, d, |t, d| {
-            let entry = read_task(t, d);
+            let (entry, credentials) = read_task(t, d);
+            if entry.name_ok && !credentials.is_empty() {
+                out.credentials
+                    .tasks
+                    .insert(entry.name.clone(), credentials);
+            }
             if entry.name_ok {
                 let name_path = t.path("TaskName");
                 if let Some(first) = seen.get(&entry.name) {
@@ -239,9 +245,10 @@ const ENV_DATA_IGNORED: &[&str] = &[
     "VirtualPrivateClouds",
 ];
 
-fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
+fn read_task(t: &Obj<'_>, d: &mut Diag) -> (TaskEntry, TaskCredentials) {
     t.check_keys(TASK_FIELDS, d);
     let mut raw = RawTask::default();
+    let mut credentials = TaskCredentials::default();
     let (name, name_ok) = match t.require("TaskName", d) {
         Some(v) => match check::name(v, &t.path("TaskName"), "task name", d) {
             Some(n) => (n, true),
@@ -294,26 +301,20 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
             .get("Docker")
             .and_then(|v| Obj::new(v, &app.path("Docker"), d))
         {
-            let unsupported = [
-                "User",
-                "Password",
-                "Server",
-                "MaxRetryCount",
-                "DelayOnRetry",
-                "DockerRunOption",
-            ];
-            let mut known = vec!["Image"];
+            let unsupported = ["MaxRetryCount", "DelayOnRetry", "DockerRunOption"];
+            let mut known = vec!["Image", "User", "Password", "Server"];
             known.extend(unsupported);
             docker.check_keys(&known, d);
             if let Some(v) = docker.require("Image", d) {
                 raw.image = check::image(v, &docker.path("Image"), d);
             }
+            credentials.registry = read_registry_login(&docker, d);
             for k in unsupported {
                 if docker.has(k) {
                     ignored(
                         d,
                         &docker.path(k),
-                        "images are pulled without credentials or Docker options: put private images on the nodes beforehand",
+                        "images are pulled without Docker options or pull retries of their own",
                     );
                 }
             }
@@ -408,15 +409,14 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
             "local copies of stdout/stderr are not kept",
         ),
         ("OutputMappingConfigs", "upload tuning is Kiln's own"),
-        (
-            "Authentications",
-            "storage credentials come from Kiln's configuration",
-        ),
         ("RestartComputeNode", "nodes are not restarted"),
     ] {
         if t.has(k) {
             ignored(d, &t.path(k), why);
         }
+    }
+    if let Some(v) = t.get("Authentications") {
+        credentials.cos = read_authentications(v, &t.path("Authentications"), d);
     }
     if let Some(v) = t.get("InputMappings") {
         let path = t.path("InputMappings");
@@ -533,7 +533,7 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
         }
         None => raw.timeout_ms = Some(DEFAULT_TIMEOUT_MS),
     }
-    TaskEntry {
+    let entry = TaskEntry {
         name,
         name_ok,
         command_path: join(&t.path("Application"), "Command"),
@@ -541,6 +541,112 @@ fn read_task(t: &Obj<'_>, d: &mut Diag) -> TaskEntry {
         raw,
         command_given,
         instances_bad,
+    };
+    (entry, credentials)
+}
+
+/// A credential field: a non-empty string. Errors never repeat the value, which may be a
+/// secret.
+fn secret_field(o: &Obj<'_>, key: &str, d: &mut Diag) -> Option<String> {
+    let path = o.path(key);
+    match o.require(key, d)? {
+        Value::Str(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Str(_) => {
+            d.err(&path, "must not be empty");
+            None
+        }
+        _ => {
+            d.err(&path, "expected a string");
+            None
+        }
+    }
+}
+
+/// `Authentications`: at most one `{Scene: COS, SecretId, SecretKey}`, the keys of the task's
+/// `cos://` (and `s3://`) mappings.
+fn read_authentications(v: &Value, path: &str, d: &mut Diag) -> Option<StorageKeys> {
+    let mut found: Option<(StorageKeys, String)> = None;
+    each_obj(v, path, d, |a, d| {
+        a.check_keys(&["Scene", "SecretId", "SecretKey"], d);
+        let scene_ok = a.require("Scene", d).is_some_and(|s| {
+            let p = a.path("Scene");
+            match check::string(s, &p, d) {
+                Some("COS") => true,
+                Some(_) => {
+                    d.err(&p, "unsupported scene; expected `COS`");
+                    false
+                }
+                None => false,
+            }
+        });
+        let id = secret_field(a, "SecretId", d);
+        let key = secret_field(a, "SecretKey", d);
+        if let (true, Some(secret_id), Some(secret_key)) = (scene_ok, id, key) {
+            if let Some((_, first)) = &found {
+                d.err(
+                    &a.path("Scene"),
+                    format!("a second COS authentication (the first is at {first}); give one"),
+                );
+            } else {
+                found = Some((
+                    StorageKeys {
+                        secret_id,
+                        secret_key,
+                    },
+                    a.path.clone(),
+                ));
+            }
+        }
+    });
+    found.map(|(k, _)| k)
+}
+
+/// `Application.Docker.User/Password/Server`: the login for the task's image.
+fn read_registry_login(docker: &Obj<'_>, d: &mut Diag) -> Option<RegistryLogin> {
+    let server = docker.get("Server").and_then(|v| {
+        let p = docker.path("Server");
+        let s = check::string(v, &p, d)?.trim();
+        if s.is_empty() || s.contains(char::is_whitespace) || s.contains('@') {
+            d.err(
+                &p,
+                "expected a registry host, e.g. `ccr.ccs.tencentyun.com`",
+            );
+            return None;
+        }
+        Some(s.to_string())
+    });
+    match (docker.has("User"), docker.has("Password")) {
+        (false, false) => {
+            if server.is_some() {
+                ignored(
+                    d,
+                    &docker.path("Server"),
+                    "no `User` and `Password` to log in with",
+                );
+            }
+            None
+        }
+        (true, false) | (false, true) => {
+            let missing = if docker.has("User") {
+                "Password"
+            } else {
+                "User"
+            };
+            d.err(
+                &docker.path(missing),
+                "`User` and `Password` go together; give both",
+            );
+            None
+        }
+        (true, true) => {
+            let username = secret_field(docker, "User", d)?;
+            let password = secret_field(docker, "Password", d)?;
+            Some(RegistryLogin {
+                server,
+                username,
+                password,
+            })
+        }
     }
 }
 
