@@ -264,6 +264,18 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILED;
         }
     };
+    // A job's own credentials (Tencent `Authentications`, …) are sealed with a key kept in the
+    // state directory, made when a job first carries some.
+    let carries = parsed.as_ref().is_some_and(|p| !p.credentials.is_empty());
+    if carries || state_dir.join("secrets.key").exists() {
+        match kiln_store::secrets::SecretBox::open_or_create(&state_dir) {
+            Ok(key) => runner = runner.with_job_key(std::sync::Arc::new(key)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::FAILED;
+            }
+        }
+    }
 
     // Pick the job: resume one, or submit a new one.
     let (job, _lock) = match pick_job(&mut runner, &state_dir, &args, parsed) {
@@ -347,7 +359,10 @@ fn pick_job(
             return Ok((job, lock));
         }
     }
-    let job = runner.submit(parsed.spec).map_err(|e| fail(&e))?;
+    let job = runner
+        .submit_with(parsed.spec, &parsed.credentials, None)
+        .map_err(|e| fail(&e))?
+        .map_err(|r| fail(&format!("a submit without a key found `{}`", r.key)))?;
     let lock = lock_job(state_dir, &job).map_err(|e| fail(&e))?;
     eprintln!("job {job} submitted");
     Ok((job, lock))

@@ -352,3 +352,60 @@ tasks:
         "peak memory {peak} KiB while uploading 1 GiB"
     );
 }
+
+/// `kiln run` of a Tencent job carrying its own COS keys (`Authentications`): with only the
+/// endpoint in its environment, the job's keys map its storage; the state directory keeps them
+/// sealed, and the run's output never shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kiln_run_maps_with_a_tencent_jobs_own_keys() {
+    let server = TestServer::start().await.unwrap();
+    let bucket = server.create_bucket("tjob").unwrap();
+    std::fs::create_dir_all(bucket.join("in")).unwrap();
+    std::fs::write(bucket.join("in/words.txt"), "a\nb\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = serde_json::json!({"JobName": "keys", "Tasks": [{
+        "TaskName": "count",
+        "Application": {"DeliveryForm": "LOCAL", "Command": "mkdir -p out && wc -l < in/words.txt > out/n.txt"},
+        "Authentications": [{"Scene": "COS", "SecretId": ACCESS_KEY, "SecretKey": SECRET_KEY}],
+        "InputMappings": [{"SourcePath": "s3://tjob/in/", "DestinationPath": "in/"}],
+        "OutputMappings": [{"SourcePath": "out/", "DestinationPath": "s3://tjob/out/"}]
+    }]});
+    let file = dir.path().join("job.json");
+    std::fs::write(&file, spec.to_string()).unwrap();
+    let (endpoint, state) = (server.endpoint(), dir.path().join("state"));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(kiln_bin())
+            .arg("run")
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["-o", "json"])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains(SECRET_KEY), "{text}");
+    assert_eq!(object(&server, "tjob", "out/n.txt").unwrap().trim(), "2");
+    for f in walk(&dir.path().join("state")) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes
+                .windows(SECRET_KEY.len())
+                .any(|w| w == SECRET_KEY.as_bytes()),
+            "the key is in {}",
+            f.display()
+        );
+    }
+}
