@@ -282,9 +282,10 @@ fn no_secret_is_found_in_any_answer_output_container_or_file_of_a_run() {
     assert_eq!(status, 201, "{created}");
     ev.text("POST /v1/storage-profiles", created.to_string());
 
-    // A native job: a task mapping through the profile, one on the agent.
+    // A native job: a task mapping through the profile on the built-in executor, and one on
+    // the agent, which is given the profile's settings over the agent protocol.
     let native = s.submit(
-        "name: profiled\ntasks:\n  count:\n    command: \"mkdir -p out && wc -l < in/words.txt > out/count.txt && env && echo counted\"\n    storage_profile: lab\n    inputs: [{source: 's3://leak-test/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://leak-test/native/'}]\n    stdout: 's3://leak-test/logs/'\n  remote:\n    compute_env: pool\n    command: \"env; echo on the agent\"\n",
+        "name: profiled\ntasks:\n  count:\n    command: \"mkdir -p out && wc -l < in/words.txt > out/count.txt && env && echo counted\"\n    storage_profile: lab\n    inputs: [{source: 's3://leak-test/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://leak-test/native/'}]\n    stdout: 's3://leak-test/logs/'\n  remote:\n    compute_env: pool\n    command: \"mkdir -p out && cp in/words.txt out/ && env && echo on the agent\"\n    storage_profile: lab\n    inputs: [{source: 's3://leak-test/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://leak-test/agent/'}]\n    stdout: 's3://leak-test/alogs/'\n",
     );
 
     // A Tencent job carrying its own keys and a registry login, in a container of the
@@ -369,6 +370,11 @@ fn no_secret_is_found_in_any_answer_output_container_or_file_of_a_run() {
             .trim(),
         "3"
     );
+    assert!(
+        bucket.join("agent/words.txt").exists(),
+        "the agent's output"
+    );
+    ev.files_under(&bucket.join("alogs"));
     let logs: Vec<PathBuf> = walk(&bucket.join("tlogs"));
     assert_eq!(logs.len(), 1, "{logs:?}");
     ev.files_under(&bucket.join("logs"));
