@@ -511,10 +511,9 @@ async fn submit(
     let Some(k) = key else {
         let id = st
             .handle
-            .call(move |d| d.submit_with(parsed.spec, &credentials, None))
+            .call(move |d| d.submit_carrying(parsed.spec, &credentials))
             .await?
-            .map_err(ApiError::internal)?
-            .map_err(|r| ApiError::internal(format!("a submit without a key found `{}`", r.key)))?;
+            .map_err(ApiError::internal)?;
         return Ok((StatusCode::CREATED, Json(answer(&id))).into_response());
     };
     let (k2, answer2) = (k.clone(), answer.clone());

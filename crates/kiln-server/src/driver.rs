@@ -45,7 +45,6 @@ pub(crate) fn deadline_of(stored: &kiln_store::StoredJob) -> Option<u64> {
     })
 }
 
-/// A fresh job id like `job-4yn0we13`.
 /// What a job's sealed credentials are bound to.
 fn credentials_aad(id: &str) -> String {
     format!("job/{id}/credentials")
@@ -54,6 +53,7 @@ fn credentials_aad(id: &str) -> String {
 /// The name (not a valid profile name) under which an attempt is given its job's own keys.
 pub const JOB_CREDENTIALS: &str = "(job credentials)";
 
+/// A fresh job id like `job-4yn0we13`.
 pub fn new_job_id() -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let tail: String = (0..8)
@@ -556,28 +556,27 @@ impl Driver {
 
     /// Stores a new job durably and starts it. Returns its id.
     pub fn submit(&mut self, spec: JobSpec) -> Result<JobId, DriverError> {
-        self.submit_with(spec, &JobCredentials::default(), None)?
-            .map_err(|r| {
-                DriverError::Store(StoreError::Corrupt {
-                    what: "idempotency".into(),
-                    detail: format!("a submit without a key found `{}`", r.key),
-                })
-            })
+        self.submit_carrying(spec, &JobCredentials::default())
     }
 
-    /// [`Driver::submit`] for a request with an idempotency key: `once(id)` is the record of
-    /// its answer, stored in the job's own transaction. If the key is taken, nothing is
-    /// created and the stored record comes back instead.
-    pub fn submit_once(
+    /// [`Driver::submit`] of a job carrying `credentials` (see [`Driver::submit_with`]).
+    pub fn submit_carrying(
         &mut self,
         spec: JobSpec,
-        once: &dyn Fn(&str) -> IdempotencyRecord,
-    ) -> Result<Result<JobId, IdempotencyRecord>, DriverError> {
-        self.submit_with(spec, &JobCredentials::default(), Some(once))
+        credentials: &JobCredentials,
+    ) -> Result<JobId, DriverError> {
+        self.submit_with(spec, credentials, None)?.map_err(|r| {
+            DriverError::Store(StoreError::Corrupt {
+                what: "idempotency".into(),
+                detail: format!("a submit without a key found `{}`", r.key),
+            })
+        })
     }
 
-    /// [`Driver::submit`] (or, with `once`, [`Driver::submit_once`]) of a job carrying
-    /// `credentials`: they are sealed into its spec, bound to its id, in the same transaction.
+    /// [`Driver::submit`] of a job carrying `credentials`: they are sealed into its spec, bound
+    /// to its id, in the same transaction. With `once` (a request with an idempotency key),
+    /// `once(id)` is the record of its answer, stored in the job's own transaction; if the key
+    /// is taken, nothing is created and the stored record comes back instead.
     pub fn submit_with(
         &mut self,
         mut spec: JobSpec,

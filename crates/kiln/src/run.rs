@@ -360,9 +360,8 @@ fn pick_job(
         }
     }
     let job = runner
-        .submit_with(parsed.spec, &parsed.credentials, None)
-        .map_err(|e| fail(&e))?
-        .map_err(|r| fail(&format!("a submit without a key found `{}`", r.key)))?;
+        .submit_carrying(parsed.spec, &parsed.credentials)
+        .map_err(|e| fail(&e))?;
     let lock = lock_job(state_dir, &job).map_err(|e| fail(&e))?;
     eprintln!("job {job} submitted");
     Ok((job, lock))
