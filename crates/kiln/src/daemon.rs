@@ -150,6 +150,19 @@ fn parse_memory(s: &str) -> Result<u64, String> {
     }
 }
 
+/// The `--ca-file` given (an empty value is none), checked to hold CA certificates; the error
+/// is printed.
+fn ca_file(arg: &Option<PathBuf>) -> Result<Option<PathBuf>, ()> {
+    let ca_file = arg.clone().filter(|p| !p.as_os_str().is_empty());
+    if let Some(ca) = &ca_file
+        && let Err(e) = kiln_api::read_ca_file(ca)
+    {
+        eprintln!("error: --ca-file: {e}");
+        return Err(());
+    }
+    Ok(ca_file)
+}
+
 fn cpus() -> f64 {
     std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
@@ -207,13 +220,9 @@ pub fn server(args: ServerArgs) -> u8 {
             }
         }
     }
-    let ca_file = args.ca_file.clone().filter(|p| !p.as_os_str().is_empty());
-    if let Some(ca) = &ca_file
-        && let Err(e) = kiln_api::read_ca_file(ca)
-    {
-        eprintln!("error: --ca-file: {e}");
+    let Ok(ca_file) = ca_file(&args.ca_file) else {
         return exit::INVALID;
-    }
+    };
     let catalog = match &args.instance_types {
         None => Catalog::builtin(),
         Some(file) => {
@@ -304,13 +313,9 @@ pub fn agent(args: AgentArgs) -> u8 {
             return exit::INVALID;
         }
     };
-    let ca_file = args.ca_file.clone().filter(|p| !p.as_os_str().is_empty());
-    if let Some(ca) = &ca_file
-        && let Err(e) = kiln_api::read_ca_file(ca)
-    {
-        eprintln!("error: --ca-file: {e}");
+    let Ok(ca_file) = ca_file(&args.ca_file) else {
         return exit::INVALID;
-    }
+    };
     let cpus = match args.cpus {
         Some(c) if c.is_finite() && c > 0.0 => c,
         Some(_) => {
