@@ -60,7 +60,7 @@ start_server() {
     </dev/null >/dev/null 2>>"$work/$name.log" &
   pids+=($!)
   last_pid=$!
-  wait_until "curl -sf http://127.0.0.1:$port/v1/health" 60
+  wait_until "curl -sf http://127.0.0.1:$port/v1/health" 120
 }
 
 start_agent() {
@@ -92,12 +92,15 @@ for backend in sqlite postgres; do
   sleep 6
   rss_all=$(rss_kib "$server_pid")
   result[$backend.rss]="$rss_1k $rss_all $(awk -v a="$rss_1k" -v b="$rss_all" 'BEGIN { printf "%.2f", b / a }') $t"
+  echo "$backend: rss_1k_KiB rss_all_KiB ratio submit_s: ${result[$backend.rss]}" >&2
 
   echo "$backend: throughput of $n instances ..." >&2
   result[$backend.tput]=$(python3 "$here/bench/cluster.py" --url "$url" --token-file "$token" throughput "$n")
+  echo "$backend: throughput $n instances: ${result[$backend.tput]} s" >&2
 
   echo "$backend: reads while $read_n instances run ..." >&2
   result[$backend.reads]=$(client reads "$read_n" --seconds "$read_s")
+  echo "$backend: requests p50_job_ms p99_job_ms p50_page_ms p99_page_ms: ${result[$backend.reads]}" >&2
   stop_all
 done
 
@@ -117,7 +120,7 @@ cat >"$work/failover.yaml" <<EOF
 name: failover
 tasks:
   work:
-    instances: 1000000
+    instances: $((kills * 2000 + 20000))
     compute_env: pool
     command: sleep 0.01
 EOF
