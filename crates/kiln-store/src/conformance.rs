@@ -731,6 +731,14 @@ fn secrets(store: &dyn Store) {
         Some("hash-a")
     );
     assert_eq!(store.get_secret("Token").unwrap(), None);
+    // Deleting one leaves the others (a revoked node's credential digest).
+    assert!(store.delete_secret("token").unwrap());
+    assert!(!store.delete_secret("token").unwrap());
+    assert_eq!(store.get_secret("token").unwrap(), None);
+    assert_eq!(
+        store.get_secret("agent-token").unwrap().as_deref(),
+        Some("hash-a")
+    );
 }
 
 #[allow(clippy::unwrap_used, clippy::expect_used)]

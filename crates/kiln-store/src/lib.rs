@@ -400,6 +400,8 @@ pub trait Store: Send + Sync {
     /// Stores (or replaces) a secret, durably.
     fn put_secret(&self, name: &str, value: &str) -> Result<()>;
     fn get_secret(&self, name: &str) -> Result<Option<String>>;
+    /// Removes a secret, durably; `false` if there was none of that name.
+    fn delete_secret(&self, name: &str) -> Result<bool>;
 
     /// Stores a template, durably; `true` if created, `false` if it replaced one.
     fn put_template(&self, t: &TemplateRecord) -> Result<bool>;

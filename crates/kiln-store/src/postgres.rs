@@ -1571,6 +1571,10 @@ impl Store for PgStore {
         rows.first().map(|r| r.try_get(0).map_err(db)).transpose()
     }
 
+    fn delete_secret(&self, name: &str) -> Result<bool> {
+        self.execute("DELETE FROM secrets WHERE name = $1", &[&name])
+    }
+
     fn put_template(&self, t: &TemplateRecord) -> Result<bool> {
         let rows = self.query(
             "INSERT INTO templates (name, description, task, created_at, updated_at)

@@ -1218,6 +1218,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn delete_secret(&self, name: &str) -> Result<bool> {
+        self.execute_durably("DELETE FROM secrets WHERE name = ?1", [name])
+    }
+
     fn put_template(&self, t: &TemplateRecord) -> Result<bool> {
         self.durably(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
