@@ -72,7 +72,8 @@ const LOG_REQUESTS_PER_ROUND: usize = 8;
 pub struct AgentConfig {
     /// The server's base URL (`http://host:port` or `https://host:port`).
     pub server: String,
-    /// The agent join token.
+    /// The join token: it registers the node, which then holds a credential of its own (in
+    /// memory only) for every other call.
     pub token: String,
     /// The CA certificate file an `https://` server's certificate is checked with; `None`: the
     /// system's trust roots.
@@ -143,9 +144,17 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-    /// The server answered 401/403: the token is wrong or was revoked.
-    #[error("the server refused the agent token: {0}")]
+    /// The server answered 401 to the registration: the join token is wrong (or was rotated).
+    #[error("the server refused the join token: {0}")]
     Unauthorized(String),
+    /// The server answered 401 to a call with this node's credential. The agent does not
+    /// register again with the join token on its own: a node that was cut off stays off.
+    #[error(
+        "the server no longer accepts this node's credential: the node was revoked \
+         (`kiln nodes revoke`), another agent registered under its name, or the server lost its \
+         records; start the agent again to register with the join token ({0})"
+    )]
+    Revoked(String),
     /// The server refused the registration for good (a 4xx other than 401/403).
     #[error("the server refused to register this node: {0}")]
     Rejected(String),
@@ -163,9 +172,10 @@ pub enum Failure {
     Retry,
     /// 404: the server may have forgotten this node (ask with a heartbeat) or lack the route.
     NotFound,
-    /// 401/403: the token is wrong.
+    /// 401: the token or credential is wrong, or was revoked.
     Unauthorized,
-    /// Any other 4xx (or an unusable URL): sending the same again cannot succeed.
+    /// Any other 4xx (403: the request named what is not this node's; or an unusable URL):
+    /// sending the same again cannot succeed.
     Rejected,
 }
 
@@ -175,7 +185,7 @@ pub fn classify(error: &ClientError) -> Failure {
         ClientError::Transport(_) | ClientError::Tls(_) | ClientError::Decode(_) => Failure::Retry,
         ClientError::InvalidUrl(_) | ClientError::CaFile(_) => Failure::Rejected,
         ClientError::Http { status, .. } => match status {
-            401 | 403 => Failure::Unauthorized,
+            401 => Failure::Unauthorized,
             404 => Failure::NotFound,
             408 | 429 | 500.. => Failure::Retry,
             _ => Failure::Rejected,
@@ -243,6 +253,8 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
 #[derive(Debug, Clone)]
 struct Session {
     node_id: String,
+    /// Calls with this node's credential.
+    client: Client,
     heartbeat: Duration,
     lease_wait: Duration,
     runtime: Arc<HostRuntime>,
@@ -266,7 +278,8 @@ enum LogMsg {
 /// State shared by the agent's tasks.
 struct Shared {
     cfg: AgentConfig,
-    client: Client,
+    /// Calls with the join token (registration only).
+    join: Client,
     session: watch::Sender<Session>,
     /// Attempts the node holds: `Some` while its process may run, `None` once it ended and its
     /// end report waits for the server.
@@ -301,6 +314,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn node_id(&self) -> String {
         self.session.borrow().node_id.clone()
+    }
+
+    /// A client sending this node's credential.
+    fn client(&self) -> Client {
+        self.session.borrow().client.clone()
     }
 
     fn held_keys(&self) -> Vec<AttemptKey> {
@@ -368,7 +386,7 @@ pub async fn run_agent(
     if cfg.slots == 0 {
         return Err(AgentError::Config("slots must be at least 1".into()));
     }
-    let client = Client::with_ca_file(&cfg.server, Some(cfg.token.clone()), cfg.ca_file.as_deref())
+    let join = Client::with_ca_file(&cfg.server, Some(cfg.token.clone()), cfg.ca_file.as_deref())
         .map_err(|e| AgentError::Config(e.to_string()))?;
     let work_root = cfg.work_dir.join("work");
     let log_root = cfg.work_dir.join("logs");
@@ -393,7 +411,7 @@ pub async fn run_agent(
     };
     let (stopping, _) = watch::channel(false);
     let first = tokio::select! {
-        r = register(&client, &cfg, docker.is_some(), Vec::new(), &stopping) => r?,
+        r = register(&join, &cfg, docker.is_some(), Vec::new(), &stopping, false) => r?,
         () = &mut shutdown => return Ok(()),
     };
     let Some(first) = first else {
@@ -401,10 +419,16 @@ pub async fn run_agent(
     };
     tracing::info!(
         "registered with {} as {} ({} slot(s))",
-        client.base_url(),
+        join.base_url(),
         first.node_id,
         cfg.slots
     );
+    let Some(credential) = first.credential.clone() else {
+        return Err(AgentError::Rejected(
+            "the server answered the registration without a credential for this node".into(),
+        ));
+    };
+    let client = join.with_token(Some(credential));
     // Credentials and endpoint of remote storage come from the standard AWS variables.
     let storage = Arc::new(Storage::new(StorageConfig::from_env()));
     let runtime = Arc::new(
@@ -424,6 +448,7 @@ pub async fn run_agent(
     }
     let session = Session {
         node_id: first.node_id,
+        client,
         heartbeat: Duration::from_millis(first.heartbeat_interval_ms.max(1)),
         lease_wait: Duration::from_millis(first.lease_wait_ms),
         runtime,
@@ -434,7 +459,7 @@ pub async fn run_agent(
     let slot_count = cfg.slots as usize;
     let shared = Arc::new(Shared {
         cfg,
-        client,
+        join,
         session: watch::channel(session).0,
         held: Mutex::new(BTreeMap::new()),
         live: watch::channel(0).0,
@@ -559,7 +584,7 @@ async fn leave_now(shared: &Arc<Shared>, tasks: Vec<JoinHandle<()>>) -> Result<(
         running: held.clone(),
         leaving: true,
     };
-    match timed(Duration::from_secs(5), shared.client.heartbeat(&req)).await {
+    match timed(Duration::from_secs(5), shared.client().heartbeat(&req)).await {
         Ok(_) => tracing::info!(
             "left the server; {} attempt(s) run again elsewhere",
             held.len()
@@ -581,12 +606,14 @@ async fn leave_now(shared: &Arc<Shared>, tasks: Vec<JoinHandle<()>>) -> Result<(
 }
 
 /// Registers, retrying transport errors and 5xx forever. `None` when `stopping` was set first.
+/// `client` sends the join token, or (`with_credential`) this node's own credential.
 async fn register(
     client: &Client,
     cfg: &AgentConfig,
     containers: bool,
     running: Vec<AttemptKey>,
     stopping: &watch::Sender<bool>,
+    with_credential: bool,
 ) -> Result<Option<RegisterResponse>, AgentError> {
     let req = RegisterRequest {
         name: cfg.name.clone(),
@@ -614,6 +641,9 @@ async fn register(
             Err(e) => e,
         };
         match classify(&error) {
+            Failure::Unauthorized if with_credential => {
+                return Err(AgentError::Revoked(error.to_string()));
+            }
             Failure::Unauthorized => return Err(AgentError::Unauthorized(error.to_string())),
             Failure::Rejected | Failure::NotFound => {
                 return Err(AgentError::Rejected(error.to_string()));
@@ -662,14 +692,14 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
             running: shared.held_keys(),
             leaving: false,
         };
-        let resp = match timed(REQUEST_TIMEOUT, shared.client.heartbeat(&req)).await {
+        let resp = match timed(REQUEST_TIMEOUT, shared.client().heartbeat(&req)).await {
             Ok(resp) => {
                 retrier.succeeded();
                 resp
             }
             Err(e) => {
                 if classify(&e) == Failure::Unauthorized {
-                    shared.fail(AgentError::Unauthorized(e.to_string()));
+                    shared.fail(AgentError::Revoked(e.to_string()));
                     return;
                 }
                 retrier.failed(&e);
@@ -709,12 +739,14 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
 async fn reregister(shared: &Arc<Shared>) -> bool {
     let running = shared.held_keys();
     let containers = shared.docker.is_some();
+    // With this node's credential, which it keeps: in-flight calls that carry it stay valid.
     match register(
-        &shared.client,
+        &shared.client(),
         &shared.cfg,
         containers,
         running,
         &shared.stopping,
+        true,
     )
     .await
     {
@@ -732,6 +764,9 @@ async fn reregister(shared: &Arc<Shared>) -> bool {
                     );
                 }
                 tracing::info!("registered again as {}", resp.node_id);
+                if let Some(credential) = resp.credential {
+                    s.client = shared.join.with_token(Some(credential));
+                }
                 s.node_id = resp.node_id;
                 s.heartbeat = Duration::from_millis(resp.heartbeat_interval_ms.max(1));
                 s.lease_wait = Duration::from_millis(resp.lease_wait_ms);
@@ -787,16 +822,16 @@ async fn lease_loop(shared: Arc<Shared>) {
             }
             continue;
         }
-        let (node_id, lease_wait) = {
+        let (node_id, lease_wait, client) = {
             let s = session.borrow();
-            (s.node_id.clone(), s.lease_wait)
+            (s.node_id.clone(), s.lease_wait, s.client.clone())
         };
         let req = LeaseRequest {
             node_id,
             max: u32::try_from(free).unwrap_or(u32::MAX),
         };
         let resp = tokio::select! {
-            r = timed(lease_wait + LEASE_MARGIN, shared.client.lease(&req)) => r,
+            r = timed(lease_wait + LEASE_MARGIN, client.lease(&req)) => r,
             // An answer dropped here is recovered by the server as for a lost connection.
             _ = stop.wait_for(|s| *s) => return,
             // A draining node is given no more work: stop waiting for it.
@@ -810,7 +845,7 @@ async fn lease_loop(shared: Arc<Shared>) {
             Err(e) => {
                 match classify(&e) {
                     Failure::Unauthorized => {
-                        shared.fail(AgentError::Unauthorized(e.to_string()));
+                        shared.fail(AgentError::Revoked(e.to_string()));
                         return;
                     }
                     Failure::NotFound => shared.beat_now.notify_one(),
@@ -965,7 +1000,7 @@ async fn reporter(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<AttemptEv
             node_id: shared.node_id(),
             events: queue.take_batch(),
         };
-        let error = match timed(REQUEST_TIMEOUT, shared.client.report(&req)).await {
+        let error = match timed(REQUEST_TIMEOUT, shared.client().report(&req)).await {
             Ok(resp) => {
                 // Work the server handed over with the answer runs like leased work.
                 for assignment in resp.attempts {
@@ -988,7 +1023,7 @@ async fn reporter(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<AttemptEv
         };
         match classify(&error) {
             Failure::Unauthorized => {
-                shared.fail(AgentError::Unauthorized(error.to_string()));
+                shared.fail(AgentError::Revoked(error.to_string()));
                 return;
             }
             Failure::Rejected => {
@@ -1075,7 +1110,7 @@ async fn log_shipper(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<LogMsg
                     node_id: shared.node_id(),
                     chunks,
                 };
-                match timed(REQUEST_TIMEOUT, shared.client.append_logs(&req)).await {
+                match timed(REQUEST_TIMEOUT, shared.client().append_logs(&req)).await {
                     // A 2xx we cannot read was still taken.
                     Ok(_) | Err(ClientError::Decode(_)) => {
                         if backoff.reset() > 0 {
@@ -1084,7 +1119,7 @@ async fn log_shipper(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<LogMsg
                     }
                     Err(e) => match classify(&e) {
                         Failure::Unauthorized => {
-                            shared.fail(AgentError::Unauthorized(e.to_string()));
+                            shared.fail(AgentError::Revoked(e.to_string()));
                             return;
                         }
                         Failure::Rejected | Failure::NotFound => {

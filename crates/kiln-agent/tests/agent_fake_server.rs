@@ -58,12 +58,14 @@ async fn register(State(s): State<S>, Json(req): Json<RegisterRequest>) -> Respo
         f.fail_registers -= 1;
         return unavailable();
     }
+    let req_name = req.name.clone();
     f.registers.push(req);
     f.forget_node = false;
     Json(RegisterResponse {
         node_id: format!("node-{}", f.registers.len()),
         heartbeat_interval_ms: 30,
         lease_wait_ms: 50,
+        credential: Some(format!("kiln-node:{}:secret", req_name)),
     })
     .into_response()
 }

@@ -170,7 +170,8 @@ fn errors_are_sorted() {
         assert_eq!(classify(&http(status)), Failure::Retry, "{status}");
     }
     assert_eq!(classify(&http(401)), Failure::Unauthorized);
-    assert_eq!(classify(&http(403)), Failure::Unauthorized);
+    // 403: the request named what is not this node's; the credential itself is fine.
+    assert_eq!(classify(&http(403)), Failure::Rejected);
     assert_eq!(classify(&http(404)), Failure::NotFound);
     for status in [400, 409, 413, 422] {
         assert_eq!(classify(&http(status)), Failure::Rejected, "{status}");

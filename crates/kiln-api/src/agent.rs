@@ -1,5 +1,8 @@
-//! The agent protocol: JSON bodies `POST`ed under `/v1/agent/`, authorised by the agent join
-//! token (`Authorization: Bearer TOKEN`).
+//! The agent protocol: JSON bodies `POST`ed under `/v1/agent/`. `register` is authorised by the
+//! join token (`Authorization: Bearer TOKEN`) and answers a credential for that node alone
+//! ([`RegisterResponse::credential`], `kiln-node:NAME:SECRET`); every other call carries that
+//! credential, and may only name that node and the attempts dispatched to it (another node's
+//! attempt is refused with 403, changing nothing).
 //!
 //! An agent registers once (and again after the server answers `unknown_node`), then runs three
 //! loops: `heartbeat` every `heartbeat_interval_ms`, `lease` (the server holds the request up to
@@ -71,11 +74,39 @@ pub struct RegisterRequest {
     pub ends_at: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegisterResponse {
     pub node_id: String,
     pub heartbeat_interval_ms: u64,
     pub lease_wait_ms: u64,
+    /// This node's own credential (`kiln-node:NAME:SECRET`), the bearer token of every other
+    /// agent call, when it registered with the join token. Only its digest is kept by the
+    /// server: it is answered once, here; a later registration of the name with the join token
+    /// replaces it. Absent when the node registered again with its credential (it stays valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl fmt::Debug for RegisterResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterResponse")
+            .field("node_id", &self.node_id)
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
+            .field("lease_wait_ms", &self.lease_wait_ms)
+            .field("credential", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The prefix of a node credential: `kiln-node:NAME:SECRET`.
+pub const NODE_CREDENTIAL_PREFIX: &str = "kiln-node:";
+
+/// The node a credential names and its secret part, if `token` has the form of a node
+/// credential (`kiln-node:NAME:SECRET`).
+pub fn parse_node_credential(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix(NODE_CREDENTIAL_PREFIX)?;
+    let (name, secret) = rest.split_once(':')?;
+    (!name.is_empty() && !secret.is_empty()).then_some((name, secret))
 }
 
 /// `POST /v1/agent/heartbeat`.

@@ -197,6 +197,15 @@ impl Client {
         })
     }
 
+    /// The same servers, connection pool and choice of server, with another token (an agent's
+    /// node credential after it registered with the join token).
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            token: token.filter(|t| !t.is_empty()),
+            ..self.clone()
+        }
+    }
+
     /// The base URL of the server calls go to now, without a trailing `/`.
     pub fn base_url(&self) -> &str {
         let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
@@ -452,6 +461,16 @@ impl Client {
 
     pub async fn nodes(&self) -> Result<NodeList, ClientError> {
         self.get(paths::NODES, &[]).await
+    }
+
+    /// Cuts a node off: its credential is removed, its attempts run again elsewhere.
+    pub async fn revoke_node(&self, name: &str) -> Result<NodeRevoked, ClientError> {
+        self.post_empty(&paths::node_revoke(name)).await
+    }
+
+    /// Replaces the join token; answers the new one (once).
+    pub async fn rotate_join_token(&self) -> Result<JoinToken, ClientError> {
+        self.post_empty(paths::JOIN_TOKEN_ROTATE).await
     }
 
     // ---- agent protocol ---------------------------------------------------------------------

@@ -56,6 +56,8 @@ pub use rest::*;
     rest::ScaleRequest,
     rest::NodeInfo,
     rest::NodeList,
+    rest::NodeRevoked,
+    rest::JoinToken,
     rest::Health,
     agent::RegisterRequest,
     agent::RegisterResponse,

@@ -22,6 +22,8 @@
 //! | [`COMPUTE_ENV_SCALE`] | POST | [`ScaleRequest`](crate::ScaleRequest) → [`ComputeEnvDetail`](crate::ComputeEnvDetail) |
 //! | [`COMPUTE_ENV_ACTIVITIES`] | GET | → [`ActivityList`](crate::ActivityList) |
 //! | [`NODES`] | GET | → [`NodeList`](crate::NodeList) |
+//! | [`NODE_REVOKE`] | POST | (no body) → [`NodeRevoked`](crate::NodeRevoked) |
+//! | [`JOIN_TOKEN_ROTATE`] | POST | (no body) → [`JoinToken`](crate::JoinToken) |
 //! | [`STORAGE_PROFILES`] | GET / POST | → [`StorageProfileList`](crate::StorageProfileList) / [`StorageProfileSpec`](crate::StorageProfileSpec) → 201 [`StorageProfile`](crate::StorageProfile) |
 //! | [`STORAGE_PROFILE`] | GET / DELETE | → [`StorageProfile`](crate::StorageProfile) / 204 |
 //! | [`AGENT_REGISTER`] | POST | [`RegisterRequest`](crate::RegisterRequest) → [`RegisterResponse`](crate::RegisterResponse) |
@@ -49,6 +51,8 @@ pub const COMPUTE_ENV: &str = "/v1/compute-envs/{name}";
 pub const COMPUTE_ENV_SCALE: &str = "/v1/compute-envs/{name}/scale";
 pub const COMPUTE_ENV_ACTIVITIES: &str = "/v1/compute-envs/{name}/activities";
 pub const NODES: &str = "/v1/nodes";
+pub const NODE_REVOKE: &str = "/v1/nodes/{name}/revoke";
+pub const JOIN_TOKEN_ROTATE: &str = "/v1/join-token/rotate";
 pub const STORAGE_PROFILES: &str = "/v1/storage-profiles";
 pub const STORAGE_PROFILE: &str = "/v1/storage-profiles/{name}";
 pub const AGENT_REGISTER: &str = "/v1/agent/register";
@@ -118,6 +122,10 @@ pub fn compute_env_activities(name: &str) -> String {
     format!("{}/activities", compute_env(name))
 }
 
+pub fn node_revoke(name: &str) -> String {
+    format!("{NODES}/{}/revoke", segment(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +164,7 @@ mod tests {
             compute_env_activities("pool-a"),
             fill(COMPUTE_ENV_ACTIVITIES, &p)
         );
+        assert_eq!(node_revoke("pool-a"), fill(NODE_REVOKE, &p));
     }
 
     #[test]

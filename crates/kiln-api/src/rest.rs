@@ -19,6 +19,8 @@ pub mod code {
     /// The request conflicts with the resource's state (e.g. deleting a running job).
     pub const CONFLICT: &str = "conflict";
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The caller is known but may not do this (a node naming another node's attempt).
+    pub const FORBIDDEN: &str = "forbidden";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const INTERNAL: &str = "internal";
     /// This server is a standby: another server of the same database schedules (503).
@@ -405,6 +407,29 @@ pub struct NodeInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeList {
     pub items: Vec<NodeInfo>,
+}
+
+/// `POST /v1/nodes/{name}/revoke`: the node's credential is gone; its next call is refused
+/// (401), and the attempts it held run again elsewhere (`NODE_LOST`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeRevoked {
+    /// The node that was revoked.
+    pub name: String,
+}
+
+/// `POST /v1/join-token/rotate`: the new join token, answered once. Nodes registered before
+/// keep their credentials; new registrations need this token.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JoinToken {
+    pub token: String,
+}
+
+impl std::fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinToken")
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// `GET /v1/health` (no token needed).

@@ -220,6 +220,13 @@ fn agent_types_round_trip() {
         node_id: "node-1".into(),
         heartbeat_interval_ms: 2000,
         lease_wait_ms: 20_000,
+        credential: Some("kiln-node:n1:00ff".into()),
+    });
+    round_trip(&RegisterResponse {
+        node_id: "node-1".into(),
+        heartbeat_interval_ms: 2000,
+        lease_wait_ms: 20_000,
+        credential: None,
     });
     round_trip(&HeartbeatRequest {
         node_id: "node-1".into(),
@@ -516,8 +523,10 @@ fn openapi_has_every_schema() {
         "AttemptEventKind",
         "LogAppendRequest",
         "LogAppendResponse",
+        "NodeRevoked",
+        "JoinToken",
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
-    assert_eq!(schemas.len(), 44);
+    assert_eq!(schemas.len(), 46);
 }

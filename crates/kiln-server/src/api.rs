@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use kiln_api::{
     ErrorBody, Health, HeartbeatRequest, JobList, JobSummary, LeaseRequest, LeaseResponse,
     LogAppendRequest, LogAppendResponse, NodeList, RegisterRequest, ReportRequest, ReportResponse,
@@ -28,7 +28,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::cluster::{AgentCallError, LeaseNotify};
+use crate::cluster::{AgentCallError, LeaseNotify, NodeCaller};
 use crate::commands::Command;
 use crate::driver::{DriverGone, Handle};
 use crate::jobs::JobOpError;
@@ -50,35 +50,60 @@ pub(crate) use profiles::{default_of as default_profile, open as open_profile};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Admin,
-    Agent,
 }
 
-/// The SHA-256 digests of the two tokens; the tokens themselves are never kept.
+/// The SHA-256 digest of the admin token; the token itself is never kept. (The join token's
+/// digest is read from the store at each registration, so a rotation on any server of the
+/// database holds at once on all of them; nodes' credentials are checked by the driver.)
 #[derive(Debug, Clone)]
 pub struct Tokens {
     pub admin: [u8; 32],
-    pub agent: [u8; 32],
 }
+
+/// The name of the join token's digest in the store's secrets.
+pub const JOIN_TOKEN_DIGEST: &str = "agent-token-sha256";
+/// The name of the join token itself in the store's secrets, sealed with the data directory's
+/// key, so that every server of a database can hand the current one to the nodes it starts.
+pub const JOIN_TOKEN_SEALED: &str = "agent-token-sealed";
 
 pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// A digest as stored: lowercase hex.
+pub fn hex(d: &[u8; 32]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A digest read back from the store; `None` if it is not 64 hex digits.
+pub(crate) fn unhex(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A new random secret: 32 bytes from the kernel's CSPRNG, hex-encoded.
+pub fn new_secret() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes))?;
+    Ok(hex(&bytes))
+}
+
 /// Compares two digests in constant time.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+pub(crate) fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Tokens {
     fn role(&self, token: &str) -> Option<Role> {
-        let d = digest(token);
-        let admin = same(&d, &self.admin);
-        let agent = same(&d, &self.agent);
-        match (admin, agent) {
-            (true, _) => Some(Role::Admin),
-            (false, true) => Some(Role::Agent),
-            (false, false) => None,
-        }
+        same(&digest(token), &self.admin).then_some(Role::Admin)
     }
 }
 
@@ -102,6 +127,9 @@ pub struct ApiState {
     /// Seals secret fields (storage keys, …) before they reach the store, opens them for the
     /// attempts that need them.
     pub secrets: Arc<kiln_store::secrets::SecretBox>,
+    /// This server's copy of the join token (`DATA_DIR/agent-token`), rewritten when the token
+    /// is rotated; `None`: rotation is refused.
+    pub join_token_file: Option<PathBuf>,
 }
 
 type Shared = Arc<ApiState>;
@@ -257,6 +285,12 @@ impl From<AgentCallError> for ApiError {
             AgentCallError::UnknownNode(_) => ApiError::not_found(e.to_string()),
             AgentCallError::Invalid(_) => ApiError::bad(e.to_string()),
             AgentCallError::Unavailable(m) => ApiError::not_leader(m),
+            AgentCallError::Unauthorized(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, m)
+            }
+            AgentCallError::Forbidden(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, code::FORBIDDEN, m)
+            }
         }
     }
 }
@@ -352,8 +386,58 @@ async fn admin_only(st: State<Shared>, headers: HeaderMap, req: Request, next: N
     authorize(st, headers, req, next, Role::Admin).await
 }
 
-async fn agent_only(st: State<Shared>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    authorize(st, headers, req, next, Role::Agent).await
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Who calls an agent route with a node credential: the node it names, and the digest of the
+/// whole credential, which the driver compares with the one issued at registration
+/// ([`crate::cluster::NodeCaller`]).
+fn node_caller(headers: &HeaderMap) -> Option<NodeCaller> {
+    let token = bearer(headers)?;
+    let (name, _) = kiln_api::parse_node_credential(token)?;
+    Some(NodeCaller::new(name, digest(token)))
+}
+
+/// The agent protocol but `register`: a node credential, whose check against the stored
+/// digest (and against the node and attempts a request names) is the driver's.
+async fn node_only(headers: HeaderMap, mut req: Request, next: Next) -> Response {
+    match node_caller(&headers) {
+        Some(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        None => ApiError::unauthorized().into_response(),
+    }
+}
+
+/// `register`: the join token (compared with the digest in the store, the same on every
+/// server of a database), or the node's own credential when a registered node registers again
+/// (it keeps its credential).
+async fn join_or_node(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if let Some(caller) = node_caller(&headers) {
+        req.extensions_mut().insert(caller);
+        return next.run(req).await;
+    }
+    let Some(given) = bearer(&headers).map(digest) else {
+        return ApiError::unauthorized().into_response();
+    };
+    let stored = on_store(&st, |s| s.get_secret(JOIN_TOKEN_DIGEST)).await;
+    match stored.map(|s| s.as_deref().and_then(unhex)) {
+        Ok(Some(join)) if same(&given, &join) => next.run(req).await,
+        Ok(_) => ApiError::unauthorized().into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The routes that take the admin token, each documented by its `#[utoipa::path]`.
@@ -369,15 +453,21 @@ fn admin_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(instances))
         .routes(routes!(logs))
         .routes(routes!(nodes))
+        .routes(routes!(revoke_node))
+        .routes(routes!(rotate_join_token))
         .merge(templates::routes())
         .merge(profiles::routes())
         .merge(envs::routes())
 }
 
-/// The agent protocol: routes that take the agent token.
+/// Registration: the join token, or a registered node's own credential.
+fn join_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(register))
+}
+
+/// The rest of the agent protocol: routes that take a node's credential.
 fn agent_routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
-        .routes(routes!(register))
         .routes(routes!(heartbeat))
         .routes(routes!(lease))
         .routes(routes!(report))
@@ -394,13 +484,17 @@ pub fn router(state: Shared) -> Router {
     let (admin, _) = admin_routes()
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_only))
         .split_for_parts();
+    let (join, _) = join_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), join_or_node))
+        .split_for_parts();
     let (agent, _) = agent_routes()
-        .route_layer(middleware::from_fn_with_state(state.clone(), agent_only))
+        .route_layer(middleware::from_fn(node_only))
         .split_for_parts();
     let (public, _) = public_routes().split_for_parts();
     Router::new()
         .merge(public)
         .merge(admin)
+        .merge(join)
         .merge(agent)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -907,10 +1001,63 @@ async fn nodes(State(st): State<Shared>) -> Result<Json<NodeList>, ApiError> {
     Ok(Json(NodeList { items }))
 }
 
-/// A node joins (or comes back).
-#[utoipa::path(post, path = paths::AGENT_REGISTER, request_body = RegisterRequest, responses((status = 200, body = kiln_api::RegisterResponse), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+/// Cut a node off: its credential is removed, so its next call is refused (401), and the
+/// attempts it held run again elsewhere (`NODE_LOST`). It may join again only through the join
+/// token (rotate it too if the node's copy is not to be trusted).
+#[utoipa::path(post, path = paths::NODE_REVOKE, params(NodePath), responses(
+    (status = 200, body = kiln_api::NodeRevoked),
+    (status = 404, description = "no node of that name", body = ErrorBody),
+    (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
+async fn revoke_node(
+    State(st): State<Shared>,
+    Path(NodePath { name }): Path<NodePath>,
+) -> Result<Json<kiln_api::NodeRevoked>, ApiError> {
+    if !valid_name(&name) {
+        return Err(ApiError::bad(format!("`{name}` is not a valid node name")).field("name"));
+    }
+    act(&st, Command::RevokeNode { node: name.clone() }).await?;
+    Ok(Json(kiln_api::NodeRevoked { name }))
+}
+
+/// `{name}`: a node.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct NodePath {
+    /// The node's name.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    name: String,
+}
+
+/// Replace the join token: the new one is answered once and written to this server's
+/// `DATA_DIR/agent-token`; the old one registers nothing any more. Registered nodes keep their
+/// credentials.
+#[utoipa::path(post, path = paths::JOIN_TOKEN_ROTATE, responses((status = 200, body = kiln_api::JoinToken)))]
+async fn rotate_join_token(
+    State(st): State<Shared>,
+) -> Result<Json<kiln_api::JoinToken>, ApiError> {
+    let Some(file) = st.join_token_file.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            code::CONFLICT,
+            "this server keeps no join token file",
+        ));
+    };
+    let secrets = Arc::clone(&st.secrets);
+    let token = on_store(&st, move |s| {
+        crate::server::rotate_join_token(s, &secrets, &file).map_err(ApiError::internal)
+    })
+    .await?;
+    tracing::info!("the join token was replaced");
+    Ok(Json(kiln_api::JoinToken { token }))
+}
+
+/// A node joins (or comes back). With the join token it is given a new credential
+/// (`credential`; one it had before stops working); with its own credential it keeps it
+/// (`credential` is absent).
+#[utoipa::path(post, path = paths::AGENT_REGISTER, request_body = RegisterRequest, responses((status = 200, body = kiln_api::RegisterResponse), (status = 403, description = "the node credential is another node's", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn register(
     State(st): State<Shared>,
+    caller: Option<Extension<NodeCaller>>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<kiln_api::RegisterResponse>, ApiError> {
     let req: RegisterRequest = json(b)?;
@@ -920,24 +1067,35 @@ async fn register(
         );
     }
     check_keys(req.running.iter(), "running")?;
-    Ok(Json(st.handle.call(move |d| d.register_agent(req)).await??))
+    let caller = caller.map(|Extension(c)| c);
+    Ok(Json(
+        st.handle
+            .call(move |d| d.register_agent(req, caller.as_ref()))
+            .await??,
+    ))
 }
 
 /// A node is alive and says what it runs.
-#[utoipa::path(post, path = paths::AGENT_HEARTBEAT, request_body = HeartbeatRequest, responses((status = 200, body = kiln_api::HeartbeatResponse), (status = 404, description = "unknown node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+#[utoipa::path(post, path = paths::AGENT_HEARTBEAT, request_body = HeartbeatRequest, responses((status = 200, body = kiln_api::HeartbeatResponse), (status = 403, description = "`node_id` is not the credential's node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn heartbeat(
     State(st): State<Shared>,
+    Extension(caller): Extension<NodeCaller>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<kiln_api::HeartbeatResponse>, ApiError> {
     let req: HeartbeatRequest = json(b)?;
     check_keys(req.running.iter(), "running")?;
-    Ok(Json(st.handle.call(move |d| d.heartbeat(&req)).await??))
+    Ok(Json(
+        st.handle
+            .call(move |d| d.heartbeat(&caller, &req))
+            .await??,
+    ))
 }
 
 /// Hands out work dispatched to the node; waits up to the lease wait for some to arrive.
-#[utoipa::path(post, path = paths::AGENT_LEASE, request_body = LeaseRequest, responses((status = 200, body = LeaseResponse), (status = 404, description = "unknown node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+#[utoipa::path(post, path = paths::AGENT_LEASE, request_body = LeaseRequest, responses((status = 200, body = LeaseResponse), (status = 403, description = "`node_id` is not the credential's node", body = ErrorBody), (status = 404, description = "unknown node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn lease(
     State(st): State<Shared>,
+    Extension(caller): Extension<NodeCaller>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let req: LeaseRequest = json(b)?;
@@ -950,8 +1108,8 @@ async fn lease(
         let notified = st.lease_notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (node, max) = (req.node_id.clone(), req.max);
-        let attempts = st.handle.call(move |d| d.lease(&node, max)).await??;
+        let (node, max, who) = (req.node_id.clone(), req.max, caller.clone());
+        let attempts = st.handle.call(move |d| d.lease(&who, &node, max)).await??;
         if !attempts.is_empty() {
             return Ok(Json(LeaseResponse { attempts }));
         }
@@ -961,33 +1119,39 @@ async fn lease(
     }
 }
 
-/// What a node's attempts did.
-#[utoipa::path(post, path = paths::AGENT_REPORT, request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 404, description = "unknown node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
+/// What a node's attempts did. Every event must be about an attempt dispatched to the node:
+/// one about another node's attempt refuses the whole request (403), changing nothing.
+#[utoipa::path(post, path = paths::AGENT_REPORT, request_body = ReportRequest, responses((status = 200, body = ReportResponse), (status = 403, description = "`node_id` is not the credential's node, or an event is about another node's attempt", body = ErrorBody), (status = 404, description = "unknown node", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn report(
     State(st): State<Shared>,
+    Extension(caller): Extension<NodeCaller>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     let req: ReportRequest = json(b)?;
     check_keys(req.events.iter().map(|e| &e.key), "events")?;
     let node = req.node_id.clone();
+    let who = caller.clone();
     let accepted = st
         .handle
-        .call(move |d| d.agent_report(&req.node_id, req.events))
+        .call(move |d| d.agent_report(&who, &req.node_id, req.events))
         .await??;
     // The tick that applied the reports has dispatched into the slots they freed; hand that
     // work over now rather than on the agent's next lease.
     let attempts = st
         .handle
-        .call(move |d| d.lease(&node, u32::MAX))
+        .call(move |d| d.lease(&caller, &node, u32::MAX))
         .await?
         .unwrap_or_default();
     Ok(Json(ReportResponse { accepted, attempts }))
 }
 
-/// Output of attempts running on an agent, written at its offsets into the server's copy.
-#[utoipa::path(post, path = paths::AGENT_LOGS, request_body = LogAppendRequest, responses((status = 200, body = LogAppendResponse)))]
+/// Output of attempts running on an agent, written at its offsets into the server's copy. Every
+/// chunk must be of an attempt dispatched to the node: one of another node's attempt refuses
+/// the whole request (403), writing nothing.
+#[utoipa::path(post, path = paths::AGENT_LOGS, request_body = LogAppendRequest, responses((status = 200, body = LogAppendResponse), (status = 403, description = "`node_id` is not the credential's node, or a chunk is of another node's attempt", body = ErrorBody), (status = 503, description = "a standby: another server schedules", body = ErrorBody)))]
 async fn append_logs(
     State(st): State<Shared>,
+    Extension(caller): Extension<NodeCaller>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LogAppendResponse>, ApiError> {
     let req: LogAppendRequest = json(b)?;
@@ -1011,6 +1175,11 @@ async fn append_logs(
             .join(format!("{}.{}.{}", k.index, k.attempt, chunk.stream));
         writes.push((path, chunk.offset, data));
     }
+    let keys: Vec<kiln_api::AttemptKey> = req.chunks.iter().map(|c| c.key.clone()).collect();
+    let node = req.node_id.clone();
+    st.handle
+        .call(move |d| d.check_log_keys(&caller, &node, &keys))
+        .await??;
     let accepted = writes.len() as u32;
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;

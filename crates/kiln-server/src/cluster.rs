@@ -88,6 +88,46 @@ pub struct Agent {
 #[derive(Debug, Default)]
 pub struct Agents {
     by_id: BTreeMap<String, Agent>,
+    /// The digests of nodes' credentials, by node name, as read from the store (or issued
+    /// here). Only the leader serves the agent protocol, and every write of a credential
+    /// (registration, revocation) runs on it, so this stays the store's until it steps down,
+    /// which forgets it with the rest of its term.
+    keys: HashMap<String, [u8; 32]>,
+}
+
+/// Who calls an agent route with a node credential (`kiln-node:NAME:SECRET`): the node it names
+/// and the digest of the whole credential. [`Driver::authenticate`] compares the digest with
+/// the one issued to that node.
+#[derive(Clone)]
+pub struct NodeCaller {
+    name: String,
+    digest: [u8; 32],
+}
+
+impl NodeCaller {
+    pub fn new(name: &str, digest: [u8; 32]) -> Self {
+        NodeCaller {
+            name: name.to_string(),
+            digest,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Debug for NodeCaller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCaller")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name in the store's secrets of the digest of a node's credential.
+pub(crate) fn credential_secret(node: &str) -> String {
+    format!("node-credential:{node}")
 }
 
 impl Agents {
@@ -148,6 +188,13 @@ pub enum AgentCallError {
     /// try another server, or again later.
     #[error("{0}")]
     Unavailable(String),
+    /// The node credential is not (or no longer) the one issued to its node (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid, but the request names another node or another node's attempt
+    /// (403); nothing was changed.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<crate::driver::DriverError> for AgentCallError {
@@ -173,12 +220,164 @@ impl Driver {
         })
     }
 
-    /// An agent registers (or registers again after a reconnect, with what it still runs).
+    /// Checks a node credential: it must be the one last issued to its node (compared in
+    /// constant time with the digest kept in the store). A revoked credential, or one replaced
+    /// by a newer registration of the node, is refused.
+    pub fn authenticate(&mut self, caller: &NodeCaller) -> Result<(), AgentCallError> {
+        let known = match self.agents.keys.get(&caller.name) {
+            Some(d) => Some(*d),
+            None => {
+                let stored = self
+                    .store()
+                    .get_secret(&credential_secret(&caller.name))
+                    .map_err(|e| AgentCallError::Unavailable(e.to_string()))?
+                    .as_deref()
+                    .and_then(crate::api::unhex);
+                if let Some(d) = stored {
+                    self.agents.keys.insert(caller.name.clone(), d);
+                }
+                stored
+            }
+        };
+        match known {
+            Some(d) if crate::api::same(&d, &caller.digest) => Ok(()),
+            _ => Err(AgentCallError::Unauthorized(format!(
+                "the credential of node `{}` is not valid: the node was revoked, registered \
+                 again elsewhere, or is unknown to this database; register with the join token",
+                caller.name
+            ))),
+        }
+    }
+
+    /// A valid credential whose node is the one `node_id` names.
+    fn authenticate_for(
+        &mut self,
+        caller: &NodeCaller,
+        node_id: &str,
+    ) -> Result<(), AgentCallError> {
+        self.authenticate(caller)?;
+        if node_id == format!("node-{}", caller.name) {
+            Ok(())
+        } else {
+            Err(AgentCallError::Forbidden(format!(
+                "the credential is node `{}`'s, not `{node_id}`'s",
+                caller.name
+            )))
+        }
+    }
+
+    /// Refuses (403) an attempt that was dispatched to another node than `node`. One the engine
+    /// does not hold (finished and forgotten, or never run) is looked up in the store when
+    /// `stored` says so; otherwise it passes, since a report about it changes nothing.
+    fn check_owner(
+        &self,
+        node: &str,
+        key: &AttemptKey,
+        stored: bool,
+    ) -> Result<(), AgentCallError> {
+        let forbidden = |owner: &str| {
+            AgentCallError::Forbidden(format!(
+                "attempt {key} was dispatched to node `{owner}`, not to `{node}`; nothing was changed"
+            ))
+        };
+        if let Some(run) = self.engine().job(&key.job)
+            && let Some(task) = run.spec.task_index(&key.task)
+            && let Some((_, Some(att))) = run.instance_record(task, key.index)
+            && att.attempt == key.attempt
+        {
+            return if att.node == node {
+                Ok(())
+            } else {
+                Err(forbidden(&att.node))
+            };
+        }
+        if !stored {
+            return Ok(());
+        }
+        let unavailable = |e: kiln_store::StoreError| AgentCallError::Unavailable(e.to_string());
+        let task = match self.engine().job(&key.job) {
+            Some(run) => run.spec.task_index(&key.task),
+            None => self
+                .store()
+                .job_view(&key.job)
+                .map_err(unavailable)?
+                .and_then(|v| v.spec.task_index(&key.task)),
+        };
+        let owner = match task {
+            Some(t) => self
+                .store()
+                .attempts(&key.job, t, key.index)
+                .map_err(unavailable)?
+                .into_iter()
+                .find(|a| a.attempt == key.attempt)
+                .map(|a| a.node),
+            None => None,
+        };
+        match owner {
+            Some(owner) if owner == node => Ok(()),
+            Some(owner) => Err(forbidden(&owner)),
+            None => Err(AgentCallError::Forbidden(format!(
+                "no attempt {key} was dispatched to node `{node}`; nothing was written"
+            ))),
+        }
+    }
+
+    /// Before a node's output is written: its credential, its node, and that every chunk is of
+    /// an attempt dispatched to it.
+    pub fn check_log_keys(
+        &mut self,
+        caller: &NodeCaller,
+        node_id: &str,
+        keys: &[AttemptKey],
+    ) -> Result<(), AgentCallError> {
+        self.require_leader()?;
+        self.authenticate_for(caller, node_id)?;
+        let mut seen = std::collections::BTreeSet::new();
+        for key in keys {
+            if seen.insert(key) {
+                self.check_owner(&caller.name, key, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts a node off (`kiln nodes revoke`): its credential is deleted, so its next call is
+    /// refused, and the attempts it held end `NODE_LOST` and run again elsewhere.
+    pub fn revoke_node(&mut self, name: &str) -> Result<(), crate::jobs::JobOpError> {
+        self.require_leader()?;
+        let had_key = self.store().delete_secret(&credential_secret(name))?;
+        self.agents.keys.remove(name);
+        let known = self.agents.by_name(name).is_some();
+        if !had_key && !known {
+            return Err(crate::jobs::JobOpError::NotFound(format!(
+                "no node `{name}`"
+            )));
+        }
+        tracing::warn!("node {name} was revoked: its credential is no longer accepted");
+        self.node_gone(name, "it was revoked");
+        self.persist()?;
+        self.wake_leases();
+        Ok(())
+    }
+
+    /// An agent registers (or registers again after a reconnect, with what it still runs):
+    /// with the join token (`caller` is `None`) it is issued a new credential, replacing the
+    /// one the name had; with its own credential it keeps that one.
     pub fn register_agent(
         &mut self,
         req: RegisterRequest,
+        caller: Option<&NodeCaller>,
     ) -> Result<RegisterResponse, AgentCallError> {
         self.require_leader()?;
+        if let Some(caller) = caller {
+            self.authenticate(caller)?;
+            if caller.name != req.name {
+                return Err(AgentCallError::Forbidden(format!(
+                    "the credential is node `{}`'s; it cannot register `{}`",
+                    caller.name, req.name
+                )));
+            }
+        }
         if req.slots == 0 {
             return Err(AgentCallError::Invalid("slots must be at least 1".into()));
         }
@@ -245,6 +444,24 @@ impl Driver {
                 .node_joined(env, &req.name, now);
         }
         let outbox = previous.map(|p| p.outbox).unwrap_or_default();
+        // A registration with the join token gets a credential of its own, durable before it
+        // is answered so that every server of the database takes it.
+        let credential = match caller {
+            Some(_) => None,
+            None => {
+                let secret = crate::api::new_secret().map_err(|e| {
+                    AgentCallError::Unavailable(format!("cannot draw a credential: {e}"))
+                })?;
+                let credential =
+                    format!("{}{}:{secret}", kiln_api::NODE_CREDENTIAL_PREFIX, req.name);
+                let d = crate::api::digest(&credential);
+                self.store()
+                    .put_secret(&credential_secret(&req.name), &crate::api::hex(&d))
+                    .map_err(|e| AgentCallError::Unavailable(e.to_string()))?;
+                self.agents.keys.insert(req.name.clone(), d);
+                Some(credential)
+            }
+        };
         self.agents.by_id.insert(
             id.clone(),
             Agent {
@@ -269,15 +486,18 @@ impl Driver {
             node_id: id,
             heartbeat_interval_ms: self.config().heartbeat_interval.as_millis() as u64,
             lease_wait_ms: self.config().lease_wait.as_millis() as u64,
+            credential,
         })
     }
 
     /// A heartbeat: the agent is alive and runs these attempts.
     pub fn heartbeat(
         &mut self,
+        caller: &NodeCaller,
         req: &HeartbeatRequest,
     ) -> Result<HeartbeatResponse, AgentCallError> {
         self.require_leader()?;
+        self.authenticate_for(caller, &req.node_id)?;
         Ok(self.heartbeat_leading(req))
     }
 
@@ -374,10 +594,12 @@ impl Driver {
     /// yet (the HTTP layer long-polls by waiting for [`Driver::lease_notify`] and asking again).
     pub fn lease(
         &mut self,
+        caller: &NodeCaller,
         node_id: &str,
         max: u32,
     ) -> Result<Vec<AttemptAssignment>, AgentCallError> {
         self.require_leader()?;
+        self.authenticate_for(caller, node_id)?;
         let now = now_ms();
         let agent = self
             .agents
@@ -476,10 +698,16 @@ impl Driver {
     /// taken too, and change nothing).
     pub fn agent_report(
         &mut self,
+        caller: &NodeCaller,
         node_id: &str,
         events: Vec<AttemptEvent>,
     ) -> Result<u32, AgentCallError> {
         self.require_leader()?;
+        self.authenticate_for(caller, node_id)?;
+        // All or nothing: one event about another node's attempt refuses the whole report.
+        for ev in &events {
+            self.check_owner(&caller.name, &ev.key, false)?;
+        }
         let now = now_ms();
         let agent = self
             .agents

@@ -52,6 +52,10 @@ pub enum Command {
     DeleteEnv {
         env: String,
     },
+    /// `kiln nodes revoke`: safe to repeat (a second one answers 404).
+    RevokeNode {
+        node: String,
+    },
 }
 
 impl Command {
@@ -65,6 +69,7 @@ impl Command {
             Command::RetryJob { job, finished_at } => d.retry_job(job, *finished_at),
             Command::DeleteJob { job } => d.delete_job(job),
             Command::DeleteEnv { env } => d.delete_env(env),
+            Command::RevokeNode { node } => d.revoke_node(node),
         }
     }
 }

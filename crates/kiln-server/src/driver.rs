@@ -116,6 +116,9 @@ impl Default for ClusterConfig {
     }
 }
 
+/// What a server does whenever it takes the scheduler lease ([`Driver::on_elected`]).
+pub type OnElected = Box<dyn FnMut(&dyn Store) + Send>;
+
 /// A message to the driver loop.
 enum Msg {
     /// A report from the built-in executor.
@@ -207,6 +210,8 @@ pub struct Driver {
     leading: Arc<std::sync::atomic::AtomicBool>,
     /// Recently read chunks of task items.
     pub(crate) items: crate::items::ItemCache,
+    /// Run whenever this server takes the scheduler lease (after reloading the work).
+    on_elected: Option<OnElected>,
 }
 
 impl Driver {
@@ -267,6 +272,7 @@ impl Driver {
             cluster: ClusterConfig::default(),
             catalog: Catalog::builtin(),
             items: crate::items::ItemCache::default(),
+            on_elected: None,
         })
     }
 
@@ -489,6 +495,12 @@ impl Driver {
         self.leading
             .store(false, std::sync::atomic::Ordering::Relaxed);
         self
+    }
+
+    /// Runs `f` whenever this server takes the scheduler lease (`kiln server` brings its copy
+    /// of the join token up to date with the database's).
+    pub fn on_elected(&mut self, f: OnElected) {
+        self.on_elected = Some(f);
     }
 
     /// Whether this server schedules now, readable from any thread.
@@ -753,6 +765,8 @@ impl Driver {
                 if let Err(e) = self.restore_unfinished() {
                     tracing::error!("cannot reload the unfinished work: {e}; standing by");
                     self.step_down();
+                } else if let Some(f) = self.on_elected.as_mut() {
+                    f(&*self.store);
                 }
             }
             Some(leader::Change::Deposed) => self.step_down(),

@@ -1,7 +1,7 @@
 //! `kiln server`: opens the data directory, makes sure the two tokens exist, restores every
 //! unfinished job, serves the API on one runtime and drives the engine on the calling thread.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,12 +11,16 @@ use axum::serve::ListenerExt;
 use kiln_core::engine::Node;
 use kiln_core::model::Catalog;
 
-use crate::api::{ApiState, Tokens, digest, router};
+use crate::api::{
+    ApiState, JOIN_TOKEN_DIGEST, JOIN_TOKEN_SEALED, Tokens, digest, hex, new_secret, router,
+};
 use crate::driver::{ClusterConfig, Driver, DriverError, LocalConfig, StopRequest};
 use crate::envs::{
     DockerConfig, DockerNodes, ProviderConfig, SlurmConfig, SlurmNodes, host_ca_bundle,
     host_docker_socket, node_url, run_docker_provider, run_slurm_provider,
 };
+use kiln_store::Store;
+use kiln_store::secrets::SecretBox;
 
 /// How `kiln server` is set up.
 #[derive(Debug, Clone)]
@@ -76,10 +80,15 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error(
-        "another server of this database made its tokens: copy admin-token and agent-token \
-         from its data directory into {0}"
+        "another server of this database made its admin token: copy admin-token from its data \
+         directory into {0}"
     )]
     TokensElsewhere(String),
+    #[error(
+        "another server of this database made its join token: copy agent-token from its data \
+         directory into {0}"
+    )]
+    JoinTokenElsewhere(String),
     #[error(transparent)]
     Secrets(#[from] kiln_store::secrets::SecretError),
     #[error("cannot listen on {addr}: {source}")]
@@ -99,12 +108,101 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 
 /// A new random token: 32 bytes from the kernel's CSPRNG, hex-encoded.
 fn new_token() -> Result<String, ServerError> {
-    let path = Path::new("/dev/urandom");
-    let mut bytes = [0u8; 32];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(io("cannot read", path))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    new_secret().map_err(io("cannot read", Path::new("/dev/urandom")))
+}
+
+/// Writes a token file, owner-only (0600) when it is created. An existing file is rewritten in
+/// place, so that node containers that have it bind-mounted see the new content.
+fn write_token_file(path: &Path, token: &str) -> Result<(), ServerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("cannot write", path))?;
+    writeln!(f, "{token}").map_err(io("cannot write", path))?;
+    f.sync_all().map_err(io("cannot write", path))
+}
+
+/// What binds the sealed join token to its place in the store.
+const JOIN_TOKEN_AAD: &str = "secret:agent-token";
+
+fn store_err(e: kiln_store::StoreError) -> ServerError {
+    ServerError::Driver(DriverError::Store(e))
+}
+
+/// Makes sure the join token exists and that `path` holds the current one. The store is its
+/// record (its digest, and the token sealed with the data directory's key): a server whose
+/// database already has one — made or rotated by another server of it, or by this one before a
+/// restart — writes that one to `path`. Otherwise the token in `path` (or a new one) becomes
+/// the record.
+pub(crate) fn ensure_join_token(
+    store: &dyn Store,
+    secrets: &SecretBox,
+    path: &Path,
+    shared: bool,
+) -> Result<(), ServerError> {
+    if let Some(sealed) = store.get_secret(JOIN_TOKEN_SEALED).map_err(store_err)? {
+        let token = secrets.open(&sealed, JOIN_TOKEN_AAD)?;
+        let on_disk = std::fs::read_to_string(path).ok();
+        if on_disk.as_deref().map(str::trim) != Some(token.as_str()) {
+            write_token_file(path, &token)?;
+        }
+        store
+            .put_secret(JOIN_TOKEN_DIGEST, &hex(&digest(&token)))
+            .map_err(store_err)?;
+        return Ok(());
+    }
+    let token = match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        Ok(_) | Err(_) => {
+            // A database of servers from before the token was sealed in it: they know it.
+            if shared
+                && store
+                    .get_secret(JOIN_TOKEN_DIGEST)
+                    .map_err(store_err)?
+                    .is_some()
+            {
+                return Err(ServerError::JoinTokenElsewhere(
+                    path.parent().unwrap_or(path).display().to_string(),
+                ));
+            }
+            let token = new_token()?;
+            write_token_file(path, &token)?;
+            token
+        }
+    };
+    record_join_token(store, secrets, &token)
+}
+
+/// Makes `token` the join token of the database: its digest (what registrations are checked
+/// against) and its sealed copy.
+fn record_join_token(
+    store: &dyn Store,
+    secrets: &SecretBox,
+    token: &str,
+) -> Result<(), ServerError> {
+    store
+        .put_secret(JOIN_TOKEN_SEALED, &secrets.seal(token, JOIN_TOKEN_AAD))
+        .map_err(store_err)?;
+    store
+        .put_secret(JOIN_TOKEN_DIGEST, &hex(&digest(token)))
+        .map_err(store_err)
+}
+
+/// `kiln server rotate-join-token`: a new join token replaces the old one in the store (so the
+/// old one registers nothing more, on any server of the database) and in `path`. Returns it.
+pub(crate) fn rotate_join_token(
+    store: &dyn Store,
+    secrets: &SecretBox,
+    path: &Path,
+) -> Result<String, ServerError> {
+    let token = new_token()?;
+    record_join_token(store, secrets, &token)?;
+    write_token_file(path, &token)?;
+    Ok(token)
 }
 
 /// Reads the token in `path`, creating it (owner-only, 0600) if it does not exist, and stores
@@ -174,12 +272,6 @@ pub fn run_server(
             "admin-token-sha256",
             cfg.db.is_some(),
         )?,
-        agent: ensure_token(
-            &mut driver,
-            &cfg.data_dir.join("agent-token"),
-            "agent-token-sha256",
-            cfg.db.is_some(),
-        )?,
     };
     if cfg.db.is_none() {
         let restored = driver.restore_unfinished()?;
@@ -191,6 +283,18 @@ pub fn run_server(
     let secrets =
         kiln_store::secrets::SecretBox::for_store(&cfg.data_dir, &*driver.shared_store())?;
     let secrets = Arc::new(secrets);
+    let join_token_file = cfg.data_dir.join("agent-token");
+    ensure_join_token(driver.store(), &secrets, &join_token_file, cfg.db.is_some())?;
+    {
+        // A server that takes the lease hands the nodes it starts the database's join token,
+        // which another server may have rotated meanwhile.
+        let (secrets, path) = (Arc::clone(&secrets), join_token_file.clone());
+        driver.on_elected(Box::new(move |store: &dyn Store| {
+            if let Err(e) = ensure_join_token(store, &secrets, &path, true) {
+                tracing::warn!("cannot bring {} up to date: {e}", path.display());
+            }
+        }));
+    }
     driver = driver.with_secrets(Arc::clone(&secrets));
     let state = Arc::new(ApiState {
         secrets,
@@ -203,6 +307,7 @@ pub fn run_server(
         lease_wait: cfg.cluster.lease_wait,
         catalog: cfg.catalog.clone(),
         activities: driver.activities(),
+        join_token_file: Some(join_token_file),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

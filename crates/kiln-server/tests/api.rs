@@ -224,6 +224,8 @@ async fn every_route_but_health_needs_the_right_token() {
         (Method::GET, "/v1/compute-envs/e"),
         (Method::DELETE, "/v1/compute-envs/e"),
         (Method::POST, "/v1/compute-envs/e/scale"),
+        (Method::POST, "/v1/nodes/n/revoke"),
+        (Method::POST, "/v1/join-token/rotate"),
     ];
     let agent_routes = [
         (Method::POST, "/v1/agent/register"),
@@ -255,6 +257,24 @@ async fn every_route_but_health_needs_the_right_token() {
             "the admin token cannot {m} {uri}"
         );
     }
+    // The join token only registers; a made-up credential of the right form is refused too.
+    for (m, uri) in agent_routes.iter().skip(1) {
+        let (status, _) = call(&s.app, m.clone(), uri, Some(AGENT), b"{}".to_vec()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "the join token cannot {m} {uri}"
+        );
+    }
+    let (status, _) = call(
+        &s.app,
+        Method::POST,
+        "/v1/agent/heartbeat",
+        Some("kiln-node:n:0000"),
+        br#"{"node_id": "node-n"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 /// A request and the answer it must get: method, URI, body, status, the field named.
@@ -410,6 +430,8 @@ async fn malformed_requests_get_a_json_4xx_and_store_nothing() {
             assert_eq!(err["error"]["field"], f, "{m} {uri}: {err}");
         }
     }
+    // A node credential's form passes the router; the body is checked before the credential.
+    let node = "kiln-node:x:0000";
     let agent_cases: Vec<(&str, &[u8])> = vec![
         ("/v1/agent/register", b"not json"),
         ("/v1/agent/register", b"{\"name\": \"n\"}"),
@@ -419,7 +441,12 @@ async fn malformed_requests_get_a_json_4xx_and_store_nothing() {
         ("/v1/agent/lease", b"{\"node_id\": \"node-x\", \"max\": 0}"),
     ];
     for (uri, body) in agent_cases {
-        let (status, err) = call(&s.app, Method::POST, uri, Some(AGENT), body.to_vec()).await;
+        let token = if uri.ends_with("/register") {
+            AGENT
+        } else {
+            node
+        };
+        let (status, err) = call(&s.app, Method::POST, uri, Some(token), body.to_vec()).await;
         assert_eq!(
             status,
             StatusCode::BAD_REQUEST,
@@ -428,6 +455,7 @@ async fn malformed_requests_get_a_json_4xx_and_store_nothing() {
         );
         assert!(err["error"]["code"].is_string());
     }
+    // With the join token, lease is refused: it only registers.
     let (status, err) = call(
         &s.app,
         Method::POST,
@@ -436,7 +464,7 @@ async fn malformed_requests_get_a_json_4xx_and_store_nothing() {
         br#"{"node_id": "node-x", "max": 1}"#.to_vec(),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{err}");
     // Nothing was stored.
     let (_, list) = admin(&s.app, Method::GET, "/v1/jobs", "").await;
     assert_eq!(list["items"], json!([]));

@@ -482,6 +482,7 @@ async fn an_agent_is_handed_the_profiles_its_attempt_uses() {
     .await;
     assert_eq!(status, StatusCode::OK, "{reg}");
     let node_id = reg["node_id"].as_str().unwrap().to_string();
+    let credential = reg["credential"].as_str().unwrap().to_string();
     let spec = "name: j\ntasks:\n  named:\n    compute_env: pool\n    command: 'true'\n    storage_profile: lab\n    inputs: [{source: 's3://bkt/in/', target: in/, profile: cold}]\n    stdout: 's3://bkt/logs/'\n  unnamed:\n    compute_env: pool\n    command: 'true'\n    inputs: [{source: 's3://bkt/in/', target: in/}]\n  local:\n    compute_env: pool\n    command: 'true'\n";
     let (status, body) = admin(&s.app, Method::POST, "/v1/jobs", spec).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -493,7 +494,7 @@ async fn an_agent_is_handed_the_profiles_its_attempt_uses() {
             &s.app,
             Method::POST,
             "/v1/agent/lease",
-            Some(common::AGENT),
+            Some(&credential),
             json!({"node_id": node_id, "max": 4})
                 .to_string()
                 .into_bytes(),

@@ -13,7 +13,10 @@ use kiln_server::server::{DockerOptions, ServerConfig, SlurmOptions, run_server}
 use crate::exit;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ServerArgs {
+    #[command(subcommand)]
+    pub cmd: Option<crate::client::ServerCmd>,
     /// Address to serve the API on. Node containers of `docker` compute environments reach a
     /// server listening on 0.0.0.0 at http://host.docker.internal:PORT; one listening on
     /// loopback only needs --advertise-url for them.
@@ -37,8 +40,8 @@ pub struct ServerArgs {
     slurm_node_binary: Option<PathBuf>,
     /// Where the database, logs, working directories and the two tokens (`admin-token`,
     /// `agent-token`) are kept.
-    #[arg(long, env = "KILN_DATA_DIR", value_parser = crate::absolute_path)]
-    data_dir: PathBuf,
+    #[arg(long, env = "KILN_DATA_DIR", value_parser = crate::absolute_path, required = true)]
+    data_dir: Option<PathBuf>,
     /// Keep state in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`)
     /// instead of SQLite in --data-dir; several servers may share it, one of them scheduling
     /// at a time.
@@ -168,6 +171,13 @@ fn cpus() -> f64 {
 }
 
 pub fn server(args: ServerArgs) -> u8 {
+    if let Some(cmd) = args.cmd {
+        return crate::client::block_on(crate::client::server_cmd(cmd));
+    }
+    let Some(data_dir) = args.data_dir.clone() else {
+        eprintln!("error: --data-dir is needed (or KILN_DATA_DIR)");
+        return exit::INVALID;
+    };
     init_logging();
     let cpus = args.cpus.unwrap_or_else(cpus);
     if !(cpus.is_finite() && cpus > 0.0) {
@@ -249,7 +259,7 @@ pub fn server(args: ServerArgs) -> u8 {
     let cfg = ServerConfig {
         listen: args.listen,
         catalog,
-        data_dir: args.data_dir.clone(),
+        data_dir: data_dir.clone(),
         db: args.db,
         lease_ttl: Duration::from_secs_f64(args.lease_ttl),
         node: Node::new(
@@ -277,11 +287,14 @@ pub fn server(args: ServerArgs) -> u8 {
     let stop = crate::signals::stop_requests(
         "stopping: built-in instances get SIGTERM and run again after a restart (Ctrl-C again: now)",
     );
-    let data_dir = args.data_dir.display().to_string();
+    let data_dir = data_dir.display().to_string();
     let result = run_server(cfg, &stop, |addr| {
         eprintln!("kiln server listening on {scheme}://{addr}");
         eprintln!("  admin token: {data_dir}/admin-token  (kiln --token-file / KILN_TOKEN)");
-        eprintln!("  agent token: {data_dir}/agent-token  (kiln agent --token-file)");
+        eprintln!(
+            "  join token:  {data_dir}/agent-token  (kiln agent --token-file; it only registers, \
+             each node then holds a credential of its own)"
+        );
     });
     match result {
         Ok(()) => exit::OK,

@@ -66,7 +66,9 @@ enum Cmd {
     /// Run the control plane: REST API, scheduler and built-in executor, state in --data-dir.
     ///
     /// On first start it writes an admin token (`DATA_DIR/admin-token`, for the CLI) and a node
-    /// join token (`DATA_DIR/agent-token`, for `kiln agent`), readable by the owner only.
+    /// join token (`DATA_DIR/agent-token`, for `kiln agent`), readable by the owner only. The
+    /// join token only registers: each node is then given a credential of its own, good for
+    /// its own attempts only. `kiln server rotate-join-token` replaces the join token.
     Server(daemon::ServerArgs),
     /// Run a compute node: registers with a server and runs the task instances it is given.
     Agent(daemon::AgentArgs),
@@ -89,7 +91,7 @@ enum Cmd {
     Logs(client::LogsArgs),
     /// Explain why a job, one of its tasks, or one instance is in its state.
     Why(client::WhyArgs),
-    /// List the compute nodes the server knows.
+    /// List the compute nodes the server knows, or cut one off (`kiln nodes revoke NAME`).
     Nodes(client::NodesArgs),
     /// Manage task templates (reusable task fields a job's task names with `template:`).
     Template {

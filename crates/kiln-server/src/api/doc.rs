@@ -27,15 +27,20 @@ struct ApiDoc;
 enum Access {
     Public,
     Admin,
-    Agent,
+    /// `register`: the join token, or a registered node's own credential.
+    Join,
+    /// The rest of the agent protocol: a node's credential.
+    Node,
 }
 
 impl Access {
-    fn scheme(self) -> Option<&'static str> {
+    /// The security schemes any one of which the group takes.
+    fn schemes(self) -> &'static [&'static str] {
         match self {
-            Access::Public => None,
-            Access::Admin => Some("admin_token"),
-            Access::Agent => Some("agent_token"),
+            Access::Public => &[],
+            Access::Admin => &["admin_token"],
+            Access::Join => &["join_token", "node_credential"],
+            Access::Node => &["node_credential"],
         }
     }
 }
@@ -53,7 +58,8 @@ fn build() -> Value {
     for (access, group) in [
         (Access::Public, super::public_routes().into_openapi()),
         (Access::Admin, super::admin_routes().into_openapi()),
-        (Access::Agent, super::agent_routes().into_openapi()),
+        (Access::Join, super::join_routes().into_openapi()),
+        (Access::Node, super::agent_routes().into_openapi()),
     ] {
         let mut group = to_value(group);
         if let Some(paths) = group.get_mut("paths").and_then(Value::as_object_mut) {
@@ -79,9 +85,14 @@ fn build() -> Value {
             "type": "http", "scheme": "bearer",
             "description": "the admin token (`DATA_DIR/admin-token`)"
         },
-        "agent_token": {
+        "join_token": {
             "type": "http", "scheme": "bearer",
-            "description": "the node join token (`DATA_DIR/agent-token`)"
+            "description": "the node join token (`DATA_DIR/agent-token`): it only registers"
+        },
+        "node_credential": {
+            "type": "http", "scheme": "bearer",
+            "description": "a node's own credential (`kiln-node:NAME:SECRET`), answered by its \
+                            registration; it covers only that node and its attempts"
         },
     });
     doc
@@ -179,10 +190,7 @@ fn complete(op: &mut Value, path: &str, access: Access) {
     obj.insert("tags".into(), json!([tag(path)]));
     obj.insert(
         "security".into(),
-        match access.scheme() {
-            Some(s) => json!([{ s: [] }]),
-            None => json!([]),
-        },
+        Value::Array(access.schemes().iter().map(|s| json!({ *s: [] })).collect()),
     );
     let responses = obj
         .entry("responses")
@@ -199,7 +207,7 @@ fn complete(op: &mut Value, path: &str, access: Access) {
     if has_body {
         add("413", "the body is larger than the limit");
     }
-    if access.scheme().is_some() {
+    if !access.schemes().is_empty() {
         add("401", "a missing or wrong bearer token");
         add("503", "the scheduler has stopped");
     }

@@ -12,12 +12,13 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use kiln_core::engine::Node;
-use kiln_server::api::{ApiState, Tokens, digest, router};
+use kiln_server::api::{ApiState, JOIN_TOKEN_DIGEST, Tokens, digest, hex, router};
 use kiln_server::{ClusterConfig, Driver, LocalConfig, StopRequest};
 use serde_json::Value;
 use tower::ServiceExt;
 
 pub const ADMIN: &str = "admin-secret";
+/// The join token: it only registers (see [`register`] for a node's own credential).
 pub const AGENT: &str = "agent-secret";
 
 pub struct Server {
@@ -55,19 +56,23 @@ pub fn server() -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
+    let join_token_file = dir.path().join("agent-token");
     let thread = std::thread::spawn(move || {
         let secrets = Arc::new(kiln_store::secrets::SecretBox::from_key(&[9; 32]));
         let mut driver = Driver::open(cfg)
             .unwrap()
             .with_cluster(cluster)
             .with_secrets(Arc::clone(&secrets));
+        driver
+            .store()
+            .put_secret(JOIN_TOKEN_DIGEST, &hex(&digest(AGENT)))
+            .unwrap();
         let state = Arc::new(ApiState {
             handle: driver.handle(),
             store: driver.shared_store(),
             leading: driver.leading(),
             tokens: Tokens {
                 admin: digest(ADMIN),
-                agent: digest(AGENT),
             },
             logs: driver.logs_dir(),
             lease_notify: driver.lease_notify(),
@@ -75,6 +80,7 @@ pub fn server() -> Server {
             catalog: kiln_core::model::Catalog::builtin(),
             activities: driver.activities(),
             secrets,
+            join_token_file: Some(join_token_file),
         });
         tx.send(state).unwrap();
         let stop = move || {
@@ -135,4 +141,23 @@ pub async fn wait_state(app: &Router, id: &str, done: impl Fn(&str) -> bool) -> 
         assert!(Instant::now() < deadline, "job stuck: {job}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Registers a node `name` of compute environment `env` with the join token (one slot);
+/// returns its own credential.
+pub async fn register(app: &Router, name: &str, env: &str) -> String {
+    let body = serde_json::json!({
+        "name": name, "compute_env": env, "slots": 1, "cpus": 1.0,
+        "memory": 1u64 << 30, "version": "test"
+    });
+    let (status, resp) = call(
+        app,
+        Method::POST,
+        "/v1/agent/register",
+        Some(AGENT),
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    resp["credential"].as_str().unwrap().to_string()
 }

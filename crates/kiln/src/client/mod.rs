@@ -21,7 +21,10 @@ use crate::{Format, exit};
 
 pub use jobs::{JobCmd, JobsArgs, LogsArgs, SubmitArgs, WhyArgs, job, jobs, logs, submit, why};
 pub(crate) use resources::read_storage_profiles;
-pub use resources::{EnvCmd, NodesArgs, StorageCmd, TemplateCmd, env, nodes, storage, template};
+pub use resources::{
+    EnvCmd, NodesArgs, ServerCmd, StorageCmd, TemplateCmd, env, nodes, server_cmd, storage,
+    template,
+};
 
 /// Where `kiln server` listens by default.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";

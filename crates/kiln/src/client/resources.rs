@@ -143,11 +143,50 @@ pub struct ScaleArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct NodesArgs {
+    #[command(subcommand)]
+    cmd: Option<NodesCmd>,
     #[command(flatten)]
     server: ServerOpts,
     #[command(flatten)]
     out: OutputOpt,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NodesCmd {
+    /// Cut a node off: its credential stops working at once (its next call is refused and its
+    /// agent exits), and the instances it held run again elsewhere (NODE_LOST).
+    ///
+    /// The node can join again only with the join token: rotate it as well (`kiln server
+    /// rotate-join-token`) if the node's copy is not to be trusted. A node the server started
+    /// itself (a `local`, `docker` or `slurm` environment) is started again by its
+    /// environment; scale the environment down to remove it.
+    Revoke {
+        /// The node's name (as `kiln nodes` lists it).
+        name: String,
+        #[command(flatten)]
+        server: ServerOpts,
+        #[command(flatten)]
+        out: OutputOpt,
+    },
+}
+
+/// `kiln server …` commands that talk to a running server.
+#[derive(Debug, clap::Subcommand)]
+pub enum ServerCmd {
+    /// Replace the node join token and print the new one (once).
+    ///
+    /// The server writes it to its DATA_DIR/agent-token too (other servers of the same
+    /// database pick it up when they start or take over). The old token registers nothing any
+    /// more; nodes that registered before keep working with their own credentials. Needs the
+    /// admin token.
+    RotateJoinToken {
+        #[command(flatten)]
+        server: ServerOpts,
+        #[command(flatten)]
+        out: OutputOpt,
+    },
 }
 
 /// Reads a YAML or JSON file into `T`; on failure says why and ends with exit 2.
@@ -602,11 +641,50 @@ fn print_env(format: Format, env: &ComputeEnvDetail) {
 
 // ---- nodes ------------------------------------------------------------------------------------
 
-/// `kiln nodes`.
+/// `kiln nodes`, `kiln nodes revoke`.
 pub async fn nodes(args: NodesArgs) -> Outcome {
+    if let Some(NodesCmd::Revoke { name, server, out }) = args.cmd {
+        let conn = server.connect()?;
+        let revoked = conn
+            .client
+            .revoke_node(&name)
+            .await
+            .map_err(|e| conn.fail(e))?;
+        if out.output == Format::Table {
+            eprintln!(
+                "node {} is revoked: its credential no longer works, and what it ran runs again \
+                 elsewhere",
+                revoked.name
+            );
+        } else {
+            print_data(out.output, &revoked);
+        }
+        return Ok(exit::OK);
+    }
     let conn = args.server.connect()?;
     let list = conn.client.nodes().await.map_err(|e| conn.fail(e))?;
     print_nodes(args.out.output, &list);
+    Ok(exit::OK)
+}
+
+/// `kiln server rotate-join-token`.
+pub async fn server_cmd(cmd: ServerCmd) -> Outcome {
+    let ServerCmd::RotateJoinToken { server, out } = cmd;
+    let conn = server.connect()?;
+    let token = conn
+        .client
+        .rotate_join_token()
+        .await
+        .map_err(|e| conn.fail(e))?;
+    if out.output == Format::Table {
+        println!("{}", token.token);
+        eprintln!(
+            "the join token is replaced (also in the server's DATA_DIR/agent-token); give the \
+             new one to nodes that are to join from now on"
+        );
+    } else {
+        print_data(out.output, &token);
+    }
     Ok(exit::OK)
 }
 
