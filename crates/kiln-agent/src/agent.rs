@@ -699,7 +699,12 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
             }
             Err(e) => {
                 if classify(&e) == Failure::Unauthorized {
-                    shared.fail(AgentError::Revoked(e.to_string()));
+                    if *shared.draining.borrow() && *shared.live.borrow() == 0 {
+                        // Drained, and the server has let the node go with its credential.
+                        shared.drained.notify_one();
+                    } else {
+                        shared.fail(AgentError::Revoked(e.to_string()));
+                    }
                     return;
                 }
                 retrier.failed(&e);

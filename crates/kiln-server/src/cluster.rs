@@ -341,6 +341,15 @@ impl Driver {
         Ok(())
     }
 
+    /// A node that left for good needs no credential any more (names of Slurm allocations are
+    /// never reused, so theirs would pile up).
+    fn forget_credential(&mut self, name: &str) {
+        self.agents.keys.remove(name);
+        if let Err(e) = self.store().delete_secret(&credential_secret(name)) {
+            tracing::warn!("cannot forget the credential of node {name}: {e}");
+        }
+    }
+
     /// Cuts a node off (`kiln nodes revoke`): its credential is deleted, so its next call is
     /// refused, and the attempts it held end `NODE_LOST` and run again elsewhere.
     pub fn revoke_node(&mut self, name: &str) -> Result<(), crate::jobs::JobOpError> {
@@ -523,6 +532,7 @@ impl Driver {
         if req.leaving {
             let name = agent.name.clone();
             self.node_gone(&name, "its agent left");
+            self.forget_credential(&name);
             return HeartbeatResponse {
                 kill: Vec::new(),
                 drain: true,
@@ -540,6 +550,7 @@ impl Driver {
                 if let Err(e) = self.store().delete_node(&name) {
                     tracing::warn!("cannot forget node {name}: {e}");
                 }
+                self.forget_credential(&name);
                 return HeartbeatResponse {
                     kill,
                     drain,
