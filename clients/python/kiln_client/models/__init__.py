@@ -46,6 +46,7 @@ from .instance_list import InstanceList
 from .job_detail import JobDetail
 from .job_list import JobList
 from .job_summary import JobSummary
+from .join_token import JoinToken
 from .lease_request import LeaseRequest
 from .lease_response import LeaseResponse
 from .log_append_request import LogAppendRequest
@@ -54,6 +55,7 @@ from .log_chunk import LogChunk
 from .node_info import NodeInfo
 from .node_list import NodeList
 from .node_ref import NodeRef
+from .node_revoked import NodeRevoked
 from .openapi_response_200 import OpenapiResponse200
 from .output_mapping_dto import OutputMappingDto
 from .provider_error import ProviderError
@@ -122,6 +124,7 @@ __all__ = (
     "JobDetail",
     "JobList",
     "JobSummary",
+    "JoinToken",
     "LeaseRequest",
     "LeaseResponse",
     "LogAppendRequest",
@@ -130,6 +133,7 @@ __all__ = (
     "NodeInfo",
     "NodeList",
     "NodeRef",
+    "NodeRevoked",
     "OpenapiResponse200",
     "OutputMappingDto",
     "ProviderError",

@@ -48,6 +48,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 413:
         response_413 = ErrorBody.from_dict(response.json())
 
@@ -85,7 +90,9 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: LogAppendRequest,
 ) -> Response[ErrorBody | LogAppendResponse]:
-    """Output of attempts running on an agent, written at its offsets into the server's copy.
+    """Output of attempts running on an agent, written at its offsets into the server's copy. Every
+    chunk must be of an attempt dispatched to the node: one of another node's attempt refuses
+    the whole request (403), writing nothing.
 
     Args:
         body (LogAppendRequest): `POST /v1/agent/logs`.
@@ -114,7 +121,9 @@ def sync(
     client: AuthenticatedClient,
     body: LogAppendRequest,
 ) -> ErrorBody | LogAppendResponse | None:
-    """Output of attempts running on an agent, written at its offsets into the server's copy.
+    """Output of attempts running on an agent, written at its offsets into the server's copy. Every
+    chunk must be of an attempt dispatched to the node: one of another node's attempt refuses
+    the whole request (403), writing nothing.
 
     Args:
         body (LogAppendRequest): `POST /v1/agent/logs`.
@@ -138,7 +147,9 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: LogAppendRequest,
 ) -> Response[ErrorBody | LogAppendResponse]:
-    """Output of attempts running on an agent, written at its offsets into the server's copy.
+    """Output of attempts running on an agent, written at its offsets into the server's copy. Every
+    chunk must be of an attempt dispatched to the node: one of another node's attempt refuses
+    the whole request (403), writing nothing.
 
     Args:
         body (LogAppendRequest): `POST /v1/agent/logs`.
@@ -165,7 +176,9 @@ async def asyncio(
     client: AuthenticatedClient,
     body: LogAppendRequest,
 ) -> ErrorBody | LogAppendResponse | None:
-    """Output of attempts running on an agent, written at its offsets into the server's copy.
+    """Output of attempts running on an agent, written at its offsets into the server's copy. Every
+    chunk must be of an attempt dispatched to the node: one of another node's attempt refuses
+    the whole request (403), writing nothing.
 
     Args:
         body (LogAppendRequest): `POST /v1/agent/logs`.

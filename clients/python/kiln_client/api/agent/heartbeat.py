@@ -48,10 +48,10 @@ def _parse_response(
 
         return response_401
 
-    if response.status_code == 404:
-        response_404 = ErrorBody.from_dict(response.json())
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
 
-        return response_404
+        return response_403
 
     if response.status_code == 413:
         response_413 = ErrorBody.from_dict(response.json())

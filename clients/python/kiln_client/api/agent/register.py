@@ -48,6 +48,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 413:
         response_413 = ErrorBody.from_dict(response.json())
 
@@ -85,7 +90,9 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: RegisterRequest,
 ) -> Response[ErrorBody | RegisterResponse]:
-    """A node joins (or comes back).
+    """A node joins (or comes back). With the join token it is given a new credential
+    (`credential`; one it had before stops working); with its own credential it keeps it
+    (`credential` is absent).
 
     Args:
         body (RegisterRequest): `POST /v1/agent/register`.
@@ -114,7 +121,9 @@ def sync(
     client: AuthenticatedClient,
     body: RegisterRequest,
 ) -> ErrorBody | RegisterResponse | None:
-    """A node joins (or comes back).
+    """A node joins (or comes back). With the join token it is given a new credential
+    (`credential`; one it had before stops working); with its own credential it keeps it
+    (`credential` is absent).
 
     Args:
         body (RegisterRequest): `POST /v1/agent/register`.
@@ -138,7 +147,9 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: RegisterRequest,
 ) -> Response[ErrorBody | RegisterResponse]:
-    """A node joins (or comes back).
+    """A node joins (or comes back). With the join token it is given a new credential
+    (`credential`; one it had before stops working); with its own credential it keeps it
+    (`credential` is absent).
 
     Args:
         body (RegisterRequest): `POST /v1/agent/register`.
@@ -165,7 +176,9 @@ async def asyncio(
     client: AuthenticatedClient,
     body: RegisterRequest,
 ) -> ErrorBody | RegisterResponse | None:
-    """A node joins (or comes back).
+    """A node joins (or comes back). With the join token it is given a new credential
+    (`credential`; one it had before stops working); with its own credential it keeps it
+    (`credential` is absent).
 
     Args:
         body (RegisterRequest): `POST /v1/agent/register`.

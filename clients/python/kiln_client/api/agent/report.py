@@ -48,6 +48,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -90,7 +95,8 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: ReportRequest,
 ) -> Response[ErrorBody | ReportResponse]:
-    """What a node's attempts did.
+    """What a node's attempts did. Every event must be about an attempt dispatched to the node:
+    one about another node's attempt refuses the whole request (403), changing nothing.
 
     Args:
         body (ReportRequest): `POST /v1/agent/report`.
@@ -119,7 +125,8 @@ def sync(
     client: AuthenticatedClient,
     body: ReportRequest,
 ) -> ErrorBody | ReportResponse | None:
-    """What a node's attempts did.
+    """What a node's attempts did. Every event must be about an attempt dispatched to the node:
+    one about another node's attempt refuses the whole request (403), changing nothing.
 
     Args:
         body (ReportRequest): `POST /v1/agent/report`.
@@ -143,7 +150,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: ReportRequest,
 ) -> Response[ErrorBody | ReportResponse]:
-    """What a node's attempts did.
+    """What a node's attempts did. Every event must be about an attempt dispatched to the node:
+    one about another node's attempt refuses the whole request (403), changing nothing.
 
     Args:
         body (ReportRequest): `POST /v1/agent/report`.
@@ -170,7 +178,8 @@ async def asyncio(
     client: AuthenticatedClient,
     body: ReportRequest,
 ) -> ErrorBody | ReportResponse | None:
-    """What a node's attempts did.
+    """What a node's attempts did. Every event must be about an attempt dispatched to the node:
+    one about another node's attempt refuses the whole request (403), changing nothing.
 
     Args:
         body (ReportRequest): `POST /v1/agent/report`.
