@@ -3,7 +3,9 @@
 Two adjustments to the request bodies of every phase, both about the test machine rather than the API:
 
 * An integral float (``981.0``) is sent as the integer it is. JSON Schema counts ``981.0`` as an
-  integer, but no client serialises integers that way and Kiln's integer fields refuse it.
+  integer, but no client serialises integers that way and Kiln's integer fields refuse it. One
+  beyond 64 bits (``-1.79e308``) stays a float: as a 309-digit integer no JSON parser reads it as
+  the number it was, and no integer field holds it anyway.
 * ``desired_nodes`` in range is kept at 2 or fewer: a ``local`` compute environment's nodes are
   agent processes on this machine, and hundreds of them would only measure the machine.
   Out-of-range values (the negative cases) are left alone.
@@ -13,7 +15,7 @@ import schemathesis
 
 
 def _integral(value):
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         return int(value)
     if isinstance(value, dict):
         return {k: _integral(v) for k, v in value.items()}
