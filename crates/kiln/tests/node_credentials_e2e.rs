@@ -128,6 +128,9 @@ fn a_revoked_agent_stops_and_its_work_runs_elsewhere(db: Db) {
     let (code, _, err) = c.run(&["nodes", "revoke", "b"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no node `b`"), "{err}");
+    let (code, _, err) = c.run(&["nodes", "revoke", "not a name"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a node name"), "{err}");
     assert!(a.0.try_wait().unwrap().is_none(), "a was not disturbed");
     c.kill_server();
 }

@@ -644,6 +644,16 @@ fn print_env(format: Format, env: &ComputeEnvDetail) {
 /// `kiln nodes`, `kiln nodes revoke`.
 pub async fn nodes(args: NodesArgs) -> Outcome {
     if let Some(NodesCmd::Revoke { name, server, out }) = args.cmd {
+        let valid = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            eprintln!(
+                "error: NAME: `{name}` is not a node name (1-64 of A-Z a-z 0-9 . _ -; see `kiln nodes`)"
+            );
+            return Err(Exit(exit::INVALID));
+        }
         let conn = server.connect()?;
         let revoked = conn
             .client
