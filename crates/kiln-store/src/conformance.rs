@@ -65,6 +65,123 @@ pub fn run(store: &dyn Store) {
     idempotency(store);
     commands(store);
     storage_profiles(store);
+    projects(store);
+    tokens(store);
+    audit(store);
+}
+
+/// Projects: `default` is there from the start; others are created once per name, listed by
+/// name, deleted.
+#[allow(clippy::unwrap_used)]
+fn projects(store: &dyn Store) {
+    use crate::ProjectRecord;
+    let default = store.get_project(crate::DEFAULT_PROJECT).unwrap().unwrap();
+    assert_eq!(default.name, "default");
+    assert_eq!(store.list_projects().unwrap(), vec![default.clone()]);
+    let ml = ProjectRecord {
+        name: "ml".into(),
+        description: Some("models".into()),
+        created_at: 5,
+    };
+    assert!(store.create_project(&ml).unwrap());
+    let again = ProjectRecord {
+        description: None,
+        ..ml.clone()
+    };
+    assert!(!store.create_project(&again).unwrap(), "a taken name");
+    assert_eq!(store.get_project("ml").unwrap(), Some(ml.clone()));
+    assert_eq!(store.get_project("ML").unwrap(), None);
+    assert_eq!(store.list_projects().unwrap(), vec![default.clone(), ml]);
+    assert!(store.delete_project("ml").unwrap());
+    assert!(!store.delete_project("ml").unwrap());
+    assert_eq!(store.list_projects().unwrap(), vec![default]);
+}
+
+/// API tokens: created once per name, read back as stored (every call reads the database),
+/// revoked once.
+#[allow(clippy::unwrap_used)]
+fn tokens(store: &dyn Store) {
+    use crate::TokenRecord;
+    assert!(store.list_tokens().unwrap().is_empty());
+    assert_eq!(store.get_token("ci").unwrap(), None);
+    let ci = TokenRecord {
+        name: "ci".into(),
+        digest: "ab".repeat(32),
+        project: "default".into(),
+        role: "submitter".into(),
+        created_at: 10,
+        expires_at: Some(1_000),
+        revoked_at: None,
+    };
+    let ops = TokenRecord {
+        name: "ops".into(),
+        digest: "cd".repeat(32),
+        role: "operator".into(),
+        expires_at: None,
+        ..ci.clone()
+    };
+    assert!(store.create_token(&ops).unwrap());
+    assert!(store.create_token(&ci).unwrap());
+    assert!(!store.create_token(&ci).unwrap(), "a taken name");
+    assert_eq!(store.get_token("ci").unwrap(), Some(ci.clone()));
+    assert_eq!(store.list_tokens().unwrap(), vec![ci.clone(), ops.clone()]);
+    assert!(store.revoke_token("ci", 20).unwrap());
+    assert!(!store.revoke_token("ci", 30).unwrap(), "revoked already");
+    assert!(!store.revoke_token("nobody", 30).unwrap());
+    assert_eq!(store.get_token("ci").unwrap().unwrap().revoked_at, Some(20));
+    assert_eq!(store.get_token("ops").unwrap(), Some(ops));
+}
+
+/// Audit records: appended in order, read from a time and after a sequence number, paged.
+#[allow(clippy::unwrap_used)]
+fn audit(store: &dyn Store) {
+    use crate::AuditRecord;
+    assert!(store.audit(0, 0, 10).unwrap().is_empty());
+    let record = |at: u64, action: &str| AuditRecord {
+        seq: 0,
+        at,
+        token: "ci".into(),
+        project: Some("default".into()),
+        action: action.into(),
+        object: "job/job-1".into(),
+        result: 201,
+    };
+    let a = store.append_audit(&record(100, "POST /v1/jobs")).unwrap();
+    let b = store
+        .append_audit(&AuditRecord {
+            project: None,
+            result: 404,
+            ..record(200, "DELETE /v1/jobs/{id}")
+        })
+        .unwrap();
+    let c = store.append_audit(&record(300, "POST /v1/jobs")).unwrap();
+    assert!(a < b && b < c, "{a} {b} {c}");
+    let all = store.audit(0, 0, 10).unwrap();
+    assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [a, b, c]);
+    assert_eq!(
+        all[1],
+        AuditRecord {
+            seq: b,
+            project: None,
+            result: 404,
+            ..record(200, "DELETE /v1/jobs/{id}")
+        }
+    );
+    let since: Vec<u64> = store
+        .audit(200, 0, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(since, [b, c]);
+    let page: Vec<u64> = store
+        .audit(0, a, 1)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(page, [b]);
+    assert!(store.audit(301, 0, 10).unwrap().is_empty());
 }
 
 /// Storage profiles: created once per name, listed by name, read back as stored, deleted.

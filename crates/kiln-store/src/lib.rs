@@ -282,6 +282,55 @@ pub struct NodeRecord {
     pub created_at: u64,
 }
 
+/// The project every database has, created by the schema itself; it cannot be deleted.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// A project: a namespace that owns jobs, templates, profiles and environments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRecord {
+    pub name: String,
+    pub description: Option<String>,
+    /// ms since the epoch (0 for the `default` project the schema made).
+    pub created_at: u64,
+}
+
+/// An API token of one project and role. Only the digest of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Unique; also part of the token's text, so a call finds its record without a scan.
+    pub name: String,
+    /// SHA-256 of the whole token, lowercase hex.
+    pub digest: String,
+    pub project: String,
+    /// `viewer`, `submitter`, `operator`, `admin` (opaque to the store).
+    pub role: String,
+    /// ms since the epoch.
+    pub created_at: u64,
+    /// ms since the epoch; none: never expires.
+    pub expires_at: Option<u64>,
+    /// ms since the epoch, once revoked.
+    pub revoked_at: Option<u64>,
+}
+
+/// One state-changing API call, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Increasing in the order records were stored (assigned by the store; ignored on append).
+    pub seq: u64,
+    /// ms since the epoch.
+    pub at: u64,
+    /// The name of the token that called (`admin` for the bootstrap token).
+    pub token: String,
+    /// The caller's project (none for the bootstrap token).
+    pub project: Option<String>,
+    /// What was asked, e.g. `POST /v1/jobs`.
+    pub action: String,
+    /// What it was about, e.g. `job/job-4yn0we13` (empty if nothing was named).
+    pub object: String,
+    /// The HTTP status answered.
+    pub result: u16,
+}
+
 /// One materialised instance with all its attempts in order, as listed by
 /// [`Store::instances_page`].
 pub type InstancePageItem = (u32, Instance, Vec<Attempt>);
@@ -443,4 +492,26 @@ pub trait Store: Send + Sync {
     fn list_nodes(&self) -> Result<Vec<NodeRecord>>;
     /// Removes the node with this name; `false` if absent.
     fn delete_node(&self, name: &str) -> Result<bool>;
+
+    /// Stores a project if its name is free; `false` (nothing written) if taken.
+    fn create_project(&self, p: &ProjectRecord) -> Result<bool>;
+    fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>>;
+    /// Every project (`default` included), by name.
+    fn list_projects(&self) -> Result<Vec<ProjectRecord>>;
+    /// `false` if absent. Whether it may go (not `default`, nothing in it) is the caller's call.
+    fn delete_project(&self, name: &str) -> Result<bool>;
+
+    /// Stores a token if its name is free; `false` (nothing written) if taken.
+    fn create_token(&self, t: &TokenRecord) -> Result<bool>;
+    /// Read from the database on every call (never cached), so a revocation holds at once.
+    fn get_token(&self, name: &str) -> Result<Option<TokenRecord>>;
+    /// Every token, revoked ones included, by name.
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Marks a token revoked at `at`; `false` if absent or revoked already (nothing changes).
+    fn revoke_token(&self, name: &str, at: u64) -> Result<bool>;
+
+    /// Appends an audit record, durably; returns its `seq`.
+    fn append_audit(&self, a: &AuditRecord) -> Result<u64>;
+    /// Audit records with `at >= since` and `seq > after`, oldest first, at most `limit`.
+    fn audit(&self, since: u64, after: u64, limit: u32) -> Result<Vec<AuditRecord>>;
 }

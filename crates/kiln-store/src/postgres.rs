@@ -20,9 +20,9 @@ use tokio_postgres::{IsolationLevel, NoTls, Row, Statement};
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, Inbox, InstancePageItem,
-    JobQuery, JobRow, JobView, Lease, NodeRecord, Once, Result, StorageProfileRecord, Store,
-    StoreError, StoredJob, TemplateRecord, redact,
+    AuditRecord, CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, Inbox,
+    InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Once, ProjectRecord, Result,
+    StorageProfileRecord, Store, StoreError, StoredJob, TemplateRecord, TokenRecord, redact,
 };
 
 /// Version 1: the same records as SQLite's version 1.
@@ -112,7 +112,36 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+
+/// Version 8: projects (with the `default` one), API tokens (digests only), the audit log.
+const V8: &str = "
+CREATE TABLE projects (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    created_at BIGINT NOT NULL
+);
+INSERT INTO projects (name, description, created_at) VALUES ('default', NULL, 0);
+CREATE TABLE api_tokens (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    project TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+);
+CREATE TABLE audit (
+    seq BIGSERIAL PRIMARY KEY,
+    at BIGINT NOT NULL,
+    token TEXT NOT NULL,
+    project TEXT,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    result INTEGER NOT NULL
+);
+CREATE INDEX audit_at ON audit(at);
+";
 
 /// Version 7: storage profiles (their secret fields sealed before they get here).
 const V7: &str = "
@@ -649,6 +678,50 @@ const INSTANCE_COLUMNS: &str = "state, reason, attempt, retries_used, resource_r
 
 /// The row key of a job, looked up inside a statement (`$1` is the job id).
 const JOB_SEQ: &str = "(SELECT seq FROM jobs WHERE id = $1)";
+
+const PROJECT_COLUMNS: &str = "name, description, created_at";
+
+fn project_row(r: &Row) -> Result<ProjectRecord> {
+    Ok(ProjectRecord {
+        name: r.try_get(0).map_err(db)?,
+        description: r.try_get(1).map_err(db)?,
+        created_at: unbig(r.try_get(2).map_err(db)?),
+    })
+}
+
+const TOKEN_COLUMNS: &str = "name, digest, project, role, created_at, expires_at, revoked_at";
+
+fn token_row(r: &Row) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        name: r.try_get(0).map_err(db)?,
+        digest: r.try_get(1).map_err(db)?,
+        project: r.try_get(2).map_err(db)?,
+        role: r.try_get(3).map_err(db)?,
+        created_at: unbig(r.try_get(4).map_err(db)?),
+        expires_at: r.try_get::<_, Option<i64>>(5).map_err(db)?.map(unbig),
+        revoked_at: r.try_get::<_, Option<i64>>(6).map_err(db)?.map(unbig),
+    })
+}
+
+const AUDIT_COLUMNS: &str = "seq, at, token, project, action, object, result";
+
+fn audit_row(r: &Row) -> Result<AuditRecord> {
+    let result: i32 = r.try_get(6).map_err(db)?;
+    Ok(AuditRecord {
+        seq: unbig(r.try_get(0).map_err(db)?),
+        at: unbig(r.try_get(1).map_err(db)?),
+        token: r.try_get(2).map_err(db)?,
+        project: r.try_get(3).map_err(db)?,
+        action: r.try_get(4).map_err(db)?,
+        object: r.try_get(5).map_err(db)?,
+        result: u16::try_from(result).unwrap_or(0),
+    })
+}
+
+/// A stored `BIGINT` back as the `u64` it was written from.
+fn unbig(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
 
 const PROFILE_COLUMNS: &str = "name, config, created_at";
 
@@ -1790,6 +1863,117 @@ impl Store for PgStore {
 
     fn delete_node(&self, name: &str) -> Result<bool> {
         self.execute("DELETE FROM nodes WHERE name = $1", &[&name])
+    }
+
+    fn create_project(&self, p: &ProjectRecord) -> Result<bool> {
+        self.execute(
+            "INSERT INTO projects (name, description, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+            &[&p.name, &p.description, &big(p.created_at)],
+        )
+    }
+
+    fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>> {
+        self.query(
+            &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE name = $1"),
+            &[&name],
+        )?
+        .first()
+        .map(project_row)
+        .transpose()
+    }
+
+    fn list_projects(&self) -> Result<Vec<ProjectRecord>> {
+        self.query(
+            &format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name"),
+            &[],
+        )?
+        .iter()
+        .map(project_row)
+        .collect()
+    }
+
+    fn delete_project(&self, name: &str) -> Result<bool> {
+        self.execute("DELETE FROM projects WHERE name = $1", &[&name])
+    }
+
+    fn create_token(&self, t: &TokenRecord) -> Result<bool> {
+        self.execute(
+            "INSERT INTO api_tokens (name, digest, project, role, created_at, expires_at,
+                 revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name) DO NOTHING",
+            &[
+                &t.name,
+                &t.digest,
+                &t.project,
+                &t.role,
+                &big(t.created_at),
+                &t.expires_at.map(big),
+                &t.revoked_at.map(big),
+            ],
+        )
+    }
+
+    fn get_token(&self, name: &str) -> Result<Option<TokenRecord>> {
+        self.query(
+            &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE name = $1"),
+            &[&name],
+        )?
+        .first()
+        .map(token_row)
+        .transpose()
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.query(
+            &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY name"),
+            &[],
+        )?
+        .iter()
+        .map(token_row)
+        .collect()
+    }
+
+    fn revoke_token(&self, name: &str, at: u64) -> Result<bool> {
+        self.execute(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+            &[&name, &big(at)],
+        )
+    }
+
+    fn append_audit(&self, a: &AuditRecord) -> Result<u64> {
+        let rows = self.query(
+            "INSERT INTO audit (at, token, project, action, object, result)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+            &[
+                &big(a.at),
+                &a.token,
+                &a.project,
+                &a.action,
+                &a.object,
+                &i32::from(a.result),
+            ],
+        )?;
+        let seq: i64 = rows
+            .first()
+            .ok_or_else(|| StoreError::Database("INSERT … RETURNING gave no row".into()))?
+            .try_get(0)
+            .map_err(db)?;
+        Ok(unbig(seq))
+    }
+
+    fn audit(&self, since: u64, after: u64, limit: u32) -> Result<Vec<AuditRecord>> {
+        self.query(
+            &format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit WHERE at >= $1 AND seq > $2
+                 ORDER BY seq LIMIT $3"
+            ),
+            &[&big(since), &big(after), &i64::from(limit)],
+        )?
+        .iter()
+        .map(audit_row)
+        .collect()
     }
 }
 

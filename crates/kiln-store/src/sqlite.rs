@@ -14,9 +14,9 @@ use rusqlite::{
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, InstancePageItem, JobQuery,
-    JobRow, JobView, Lease, NodeRecord, Once, Result, StorageProfileRecord, Store, StoreError,
-    StoredJob, TemplateRecord,
+    AuditRecord, CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord,
+    InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Once, ProjectRecord, Result,
+    StorageProfileRecord, Store, StoreError, StoredJob, TemplateRecord, TokenRecord,
 };
 
 /// Version 1: jobs, tasks, instances, attempts, secrets, templates, compute environments,
@@ -107,7 +107,37 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+
+/// Version 8: projects (with the `default` one), API tokens of a project and role (their
+/// digests only), and the audit log of state-changing calls.
+const V8: &str = "
+CREATE TABLE projects (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO projects (name, description, created_at) VALUES ('default', NULL, 0);
+CREATE TABLE api_tokens (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    project TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER
+) WITHOUT ROWID;
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    project TEXT,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    result INTEGER NOT NULL
+);
+CREATE INDEX audit_at ON audit(at);
+";
 
 /// Version 7: storage profiles (their secret fields sealed before they get here).
 const V7: &str = "
@@ -659,6 +689,44 @@ fn instance_from(raw: RawInstance) -> Result<Instance> {
 
 /// The row key of a job, looked up inside a statement (`?1` is the job id).
 const JOB_SEQ: &str = "(SELECT seq FROM jobs WHERE id = ?1)";
+
+const PROJECT_COLUMNS: &str = "name, description, created_at";
+
+fn project_row(r: &Row<'_>) -> rusqlite::Result<ProjectRecord> {
+    Ok(ProjectRecord {
+        name: r.get(0)?,
+        description: r.get(1)?,
+        created_at: r.get::<_, i64>(2)? as u64,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "name, digest, project, role, created_at, expires_at, revoked_at";
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        name: r.get(0)?,
+        digest: r.get(1)?,
+        project: r.get(2)?,
+        role: r.get(3)?,
+        created_at: r.get::<_, i64>(4)? as u64,
+        expires_at: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+        revoked_at: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+    })
+}
+
+const AUDIT_COLUMNS: &str = "seq, at, token, project, action, object, result";
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.get::<_, i64>(0)? as u64,
+        at: r.get::<_, i64>(1)? as u64,
+        token: r.get(2)?,
+        project: r.get(3)?,
+        action: r.get(4)?,
+        object: r.get(5)?,
+        result: r.get(6)?,
+    })
+}
 
 const PROFILE_COLUMNS: &str = "name, config, created_at";
 
@@ -1451,6 +1519,125 @@ impl Store for SqliteStore {
                 .prepare_cached("DELETE FROM nodes WHERE name = ?1")?
                 .execute([name])?;
             Ok(n > 0)
+        })
+    }
+
+    fn create_project(&self, p: &ProjectRecord) -> Result<bool> {
+        self.execute_durably(
+            "INSERT INTO projects (name, description, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO NOTHING",
+            params![p.name, p.description, p.created_at as i64],
+        )
+    }
+
+    fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {PROJECT_COLUMNS} FROM projects WHERE name = ?1"
+                ))?
+                .query_row([name], project_row)
+                .optional()?)
+        })
+    }
+
+    fn list_projects(&self) -> Result<Vec<ProjectRecord>> {
+        self.read(|conn| {
+            all_rows(
+                conn,
+                &format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name"),
+                project_row,
+            )
+        })
+    }
+
+    fn delete_project(&self, name: &str) -> Result<bool> {
+        self.execute_durably("DELETE FROM projects WHERE name = ?1", [name])
+    }
+
+    fn create_token(&self, t: &TokenRecord) -> Result<bool> {
+        self.execute_durably(
+            "INSERT INTO api_tokens (name, digest, project, role, created_at, expires_at,
+                 revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (name) DO NOTHING",
+            params![
+                t.name,
+                t.digest,
+                t.project,
+                t.role,
+                t.created_at as i64,
+                t.expires_at.map(|v| v as i64),
+                t.revoked_at.map(|v| v as i64)
+            ],
+        )
+    }
+
+    fn get_token(&self, name: &str) -> Result<Option<TokenRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE name = ?1"
+                ))?
+                .query_row([name], token_row)
+                .optional()?)
+        })
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.read(|conn| {
+            all_rows(
+                conn,
+                &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY name"),
+                token_row,
+            )
+        })
+    }
+
+    fn revoke_token(&self, name: &str, at: u64) -> Result<bool> {
+        self.execute_durably(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+            params![name, at as i64],
+        )
+    }
+
+    fn append_audit(&self, a: &AuditRecord) -> Result<u64> {
+        self.durably(|conn| {
+            let seq: i64 = conn
+                .prepare_cached(
+                    "INSERT INTO audit (at, token, project, action, object, result)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+                )?
+                .query_row(
+                    params![
+                        a.at as i64,
+                        a.token,
+                        a.project,
+                        a.action,
+                        a.object,
+                        a.result
+                    ],
+                    |r| r.get(0),
+                )?;
+            Ok(seq as u64)
+        })
+    }
+
+    fn audit(&self, since: u64, after: u64, limit: u32) -> Result<Vec<AuditRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit WHERE at >= ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    i64::try_from(since).unwrap_or(i64::MAX),
+                    i64::try_from(after).unwrap_or(i64::MAX),
+                    limit
+                ],
+                audit_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 }
