@@ -31,6 +31,9 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub tasks: Vec<TaskSpec>,
+    /// The project the job belongs to (none: the `default` project, or the submitter's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// The job's [`JobCredentials`], sealed by the server at submission (opaque here; only the
     /// server opens it, for the attempts that use it). Never shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -57,6 +57,7 @@ fn job(tasks: Vec<TaskSpec>, policy: DependencyPolicy) -> JobSpec {
         dependency_policy: policy,
         timeout_ms: None,
         tasks,
+        project: None,
         sealed_credentials: None,
     }
 }

@@ -1297,3 +1297,38 @@ fn profiles_are_kept_and_unknown_ones_named() {
             .contains("profile")
     );
 }
+
+#[test]
+fn a_job_names_its_project_natively_or_by_tencent_placement() {
+    let spec = |input: &str| run(input).unwrap().spec;
+    assert_eq!(spec(&abc("")).project, None);
+    assert_eq!(spec(&abc("project: ml")).project.as_deref(), Some("ml"));
+    let e = run(&abc("project: 'no spaces'")).unwrap_err();
+    assert_eq!(e.0[0].path, "project", "{e:?}");
+
+    let tencent = |placement: &str| {
+        format!(
+            r#"{{"Job": {{"JobName": "j", "Tasks": [{{"TaskName": "t", "Application": {{"Command": "x"}}}}]}}, "Placement": {placement}}}"#
+        )
+    };
+    assert_eq!(
+        spec(&tencent(r#"{"ProjectId": 0}"#)).project.as_deref(),
+        Some("default")
+    );
+    assert_eq!(
+        spec(&tencent(r#"{"ProjectId": 1001, "Zone": "ap-guangzhou-3"}"#))
+            .project
+            .as_deref(),
+        Some("1001")
+    );
+    assert_eq!(
+        spec(&tencent(r#"{"ProjectId": "ml"}"#)).project.as_deref(),
+        Some("ml")
+    );
+    assert_eq!(
+        spec(&tencent(r#"{"Zone": "ap-guangzhou-3"}"#)).project,
+        None
+    );
+    let e = run(&tencent(r#"{"ProjectId": -1}"#)).unwrap_err();
+    assert_eq!(e.0[0].path, "Placement.ProjectId", "{e:?}");
+}

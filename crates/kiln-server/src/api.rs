@@ -704,6 +704,7 @@ async fn list_jobs(
         store.list_jobs(&kiln_store::JobQuery {
             state,
             name_prefix: None,
+            project: None,
             after_seq: after,
             limit: limit + 1,
         })

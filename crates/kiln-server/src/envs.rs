@@ -463,6 +463,7 @@ impl Driver {
             config_json: config_json(&e),
             created_at: now,
             updated_at: now,
+            projects: vec![kiln_store::DEFAULT_PROJECT.to_string()],
         };
         // The check above is for the common case; this insert-if-absent decides a race with
         // another server creating the same name.

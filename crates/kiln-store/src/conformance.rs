@@ -45,6 +45,7 @@ pub fn sample_spec() -> JobSpec {
         dependency_policy: DependencyPolicy::Succeeded,
         timeout_ms: None,
         tasks: vec![task("a"), task("b")],
+        project: None,
         sealed_credentials: None,
     }
 }
@@ -194,6 +195,7 @@ fn storage_profiles(store: &dyn Store) {
         name: "lab".into(),
         config_json: r#"{"kind":"s3","secret_access_key":"xc1:00"}"#.into(),
         created_at: 1_700_000_000_123,
+        project: "default".into(),
     };
     assert!(store.create_storage_profile(&lab).unwrap());
     let again = StorageProfileRecord {
@@ -208,6 +210,7 @@ fn storage_profiles(store: &dyn Store) {
         name: "cos-a".into(),
         config_json: r#"{"kind":"cos"}"#.into(),
         created_at: 5,
+        project: "ml".into(),
     };
     assert!(store.create_storage_profile(&cos).unwrap());
     assert_eq!(store.get_storage_profile("lab").unwrap(), Some(lab.clone()));
@@ -661,6 +664,7 @@ fn listing_jobs(store: &dyn Store) {
     let combined = JobQuery {
         state: Some(State::Submitted),
         name_prefix: Some("alpha".into()),
+        project: None,
         after_seq: Some(list3),
         limit: 10,
     };
@@ -675,6 +679,24 @@ fn listing_jobs(store: &dyn Store) {
         ..q(1)
     };
     assert_eq!(ids(&store.list_jobs(&huge).unwrap()), ["job-list5"]);
+
+    // Jobs belong to their spec's project (else `default`), and lists filter by it.
+    assert!(all.iter().all(|j| j.project == crate::DEFAULT_PROJECT));
+    let ml = JobSpec {
+        project: Some("ml".into()),
+        ..sample_spec()
+    };
+    let row = store.insert_job("job-list-ml", &ml, 500).unwrap();
+    assert_eq!(row.project, "ml");
+    assert_eq!(store.job_row("job-list-ml").unwrap().unwrap().project, "ml");
+    let of = |project: &str| JobQuery {
+        project: Some(project.into()),
+        ..q(100)
+    };
+    assert_eq!(ids(&store.list_jobs(&of("ml")).unwrap()), ["job-list-ml"]);
+    assert_eq!(store.list_jobs(&of("default")).unwrap(), all);
+    assert!(store.list_jobs(&of("nobody")).unwrap().is_empty());
+    assert!(store.delete_job("job-list-ml").unwrap());
 }
 
 /// `instances_page` and `task_counts` on "job-pages".
@@ -866,6 +888,7 @@ fn templates(store: &dyn Store) {
         task_json: task.into(),
         created_at: at,
         updated_at: at,
+        project: if name == "tpl-a" { "ml" } else { "default" }.into(),
     };
     assert_eq!(store.get_template("tpl-b").unwrap(), None);
     assert!(store.list_templates().unwrap().is_empty());
@@ -907,6 +930,11 @@ fn compute_envs(store: &dyn Store) {
         config_json: r#"{"slots":4}"#.into(),
         created_at: at,
         updated_at: at,
+        projects: if name == "gpu" {
+            vec!["ml".into(), "default".into()]
+        } else {
+            vec!["default".into()]
+        },
     };
     assert_eq!(store.get_compute_env("gpu").unwrap(), None);
     assert!(store.list_compute_envs().unwrap().is_empty());
@@ -963,6 +991,7 @@ fn creating_once(store: &dyn Store) {
         task_json: "{}".into(),
         created_at: 5,
         updated_at: 5,
+        project: "default".into(),
     };
     assert!(store.create_template(&tpl("first")).unwrap());
     assert!(!store.create_template(&tpl("second")).unwrap());
@@ -977,6 +1006,7 @@ fn creating_once(store: &dyn Store) {
         config_json: "{}".into(),
         created_at: 5,
         updated_at: 5,
+        projects: vec!["default".into()],
     };
     assert!(store.create_compute_env(&env("first")).unwrap());
     assert!(!store.create_compute_env(&env("second")).unwrap());

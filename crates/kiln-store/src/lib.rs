@@ -102,6 +102,8 @@ pub struct JobRow {
     pub updated_at: u64,
     /// When the job's `timeout` expires (ms since the epoch), if it has one.
     pub deadline: Option<u64>,
+    /// The project it belongs to (the spec's `project`, else [`DEFAULT_PROJECT`]).
+    pub project: String,
 }
 
 /// Everything needed to rebuild a job in the engine.
@@ -157,6 +159,8 @@ pub struct JobQuery {
     pub state: Option<State>,
     /// Only jobs whose name starts with this (case-sensitive, no wildcards).
     pub name_prefix: Option<String>,
+    /// Only jobs of this project.
+    pub project: Option<String>,
     /// Cursor: only jobs with `seq < after_seq` (pass the last `seq` of the previous page).
     pub after_seq: Option<u64>,
     /// At most this many rows (0 gives none).
@@ -170,6 +174,8 @@ pub struct TemplateRecord {
     pub description: Option<String>,
     /// The raw task fields, as JSON text (opaque to the store).
     pub task_json: String,
+    /// The project that owns it.
+    pub project: String,
     /// ms since the epoch.
     pub created_at: u64,
     /// ms since the epoch.
@@ -246,6 +252,8 @@ pub struct ComputeEnvRecord {
     pub desired_nodes: u32,
     /// instance_type / resources / image / network / slots, as JSON text (opaque to the store).
     pub config_json: String,
+    /// The projects whose tasks may run on it (at least one; the first made it).
+    pub projects: Vec<String>,
     /// ms since the epoch.
     pub created_at: u64,
     /// ms since the epoch.
@@ -259,6 +267,8 @@ pub struct StorageProfileRecord {
     pub name: String,
     /// kind, endpoint, region, keys (sealed), default, … as JSON text (opaque to the store).
     pub config_json: String,
+    /// The project that owns it.
+    pub project: String,
     /// ms since the epoch.
     pub created_at: u64,
 }
@@ -280,6 +290,11 @@ pub struct NodeRecord {
     pub last_seen: u64,
     /// ms since the epoch.
     pub created_at: u64,
+}
+
+/// The project of a spec: its own, else [`DEFAULT_PROJECT`].
+pub fn project_of(spec: &JobSpec) -> &str {
+    spec.project.as_deref().unwrap_or(DEFAULT_PROJECT)
 }
 
 /// The project every database has, created by the schema itself; it cannot be deleted.

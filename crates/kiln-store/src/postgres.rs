@@ -112,7 +112,18 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+
+/// Version 9: what each record belongs to: the project of jobs, templates and storage
+/// profiles, and the projects (comma-separated) an environment serves. Records from before
+/// are the `default` project's.
+const V9: &str = "
+ALTER TABLE jobs ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX jobs_project ON jobs(project, seq);
+ALTER TABLE templates ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE storage_profiles ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE compute_envs ADD COLUMN projects TEXT NOT NULL DEFAULT 'default';
+";
 
 /// Version 8: projects (with the `default` one), API tokens (digests only), the audit log.
 const V8: &str = "
@@ -365,8 +376,8 @@ impl PgStore {
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at,
-                         updated_at)
-                     VALUES ($1, $2, $3, $4, $5, 'SUBMITTED', $6, $6)
+                         updated_at, project)
+                     VALUES ($1, $2, $3, $4, $5, 'SUBMITTED', $6, $6, $7)
                      ON CONFLICT (id) DO NOTHING RETURNING seq",
                 )
                 .await
@@ -381,6 +392,7 @@ impl PgStore {
                         &i64::from(SPEC_VERSION),
                         &spec_json,
                         &big(now),
+                        &crate::project_of(spec),
                     ],
                 )
                 .await
@@ -435,6 +447,7 @@ impl PgStore {
             created_at: now,
             updated_at: now,
             deadline: None,
+            project: crate::project_of(spec).to_string(),
         }))
     }
 
@@ -608,7 +621,7 @@ async fn migrate(client: &mut Client) -> Result<()> {
 }
 
 const JOB_COLUMNS: &str =
-    "id, seq, name, priority, state, reason, created_at, updated_at, deadline";
+    "id, seq, name, priority, state, reason, created_at, updated_at, deadline, project";
 
 fn job_row(r: &Row) -> Result<JobRow> {
     Ok(JobRow {
@@ -624,6 +637,7 @@ fn job_row(r: &Row) -> Result<JobRow> {
             .try_get::<_, Option<i64>>(8)
             .map_err(db)?
             .map(|d| d as u64),
+        project: r.try_get(9).map_err(db)?,
     })
 }
 
@@ -723,17 +737,18 @@ fn unbig(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-const PROFILE_COLUMNS: &str = "name, config, created_at";
+const PROFILE_COLUMNS: &str = "name, config, created_at, project";
 
 fn profile_row(r: &Row) -> Result<StorageProfileRecord> {
     Ok(StorageProfileRecord {
         name: r.try_get(0).map_err(db)?,
         config_json: r.try_get(1).map_err(db)?,
+        project: r.try_get(3).map_err(db)?,
         created_at: r.try_get::<_, i64>(2).map_err(db)? as u64,
     })
 }
 
-const TEMPLATE_COLUMNS: &str = "name, description, task, created_at, updated_at";
+const TEMPLATE_COLUMNS: &str = "name, description, task, created_at, updated_at, project";
 
 fn template_row(r: &Row) -> Result<TemplateRecord> {
     Ok(TemplateRecord {
@@ -742,11 +757,12 @@ fn template_row(r: &Row) -> Result<TemplateRecord> {
         task_json: r.try_get(2).map_err(db)?,
         created_at: r.try_get::<_, i64>(3).map_err(db)? as u64,
         updated_at: r.try_get::<_, i64>(4).map_err(db)? as u64,
+        project: r.try_get(5).map_err(db)?,
     })
 }
 
 const ENV_COLUMNS: &str =
-    "name, description, provider, desired_nodes, config, created_at, updated_at";
+    "name, description, provider, desired_nodes, config, created_at, updated_at, projects";
 
 fn env_row(r: &Row) -> Result<ComputeEnvRecord> {
     Ok(ComputeEnvRecord {
@@ -757,7 +773,16 @@ fn env_row(r: &Row) -> Result<ComputeEnvRecord> {
         config_json: r.try_get(4).map_err(db)?,
         created_at: r.try_get::<_, i64>(5).map_err(db)? as u64,
         updated_at: r.try_get::<_, i64>(6).map_err(db)? as u64,
+        projects: split_projects(r.try_get(7).map_err(db)?),
     })
+}
+
+/// An environment's stored projects (comma-separated) as a list.
+fn split_projects(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 const NODE_COLUMNS: &str =
@@ -802,7 +827,7 @@ const COMMAND_COLUMNS: &str = "id, command, created_at, answered_at, status, mes
 const PENDING_SQL: &str = "SELECT id, command, created_at, answered_at, status, message
      FROM commands WHERE answered_at IS NULL ORDER BY id LIMIT $1";
 const SUBMITTED_SQL: &str = "SELECT id, seq, name, priority, state, reason, created_at, \
-     updated_at, deadline FROM jobs WHERE state = 'SUBMITTED' ORDER BY seq";
+     updated_at, deadline, project FROM jobs WHERE state = 'SUBMITTED' ORDER BY seq";
 
 fn command_row(r: &Row) -> Result<CommandRecord> {
     let id: i64 = r.try_get(0).map_err(db)?;
@@ -1106,7 +1131,7 @@ async fn load_job_in(c: &impl GenericClient, id: &str) -> Result<Option<StoredJo
         return Ok(None);
     };
     let row = job_row(&r)?;
-    let spec = codec::decode_spec(id, r.try_get(9).map_err(db)?, r.try_get(10).map_err(db)?)?;
+    let spec = codec::decode_spec(id, r.try_get(10).map_err(db)?, r.try_get(11).map_err(db)?)?;
     let seq = big(row.seq);
     let mut tasks = vec![TaskSnapshot::default(); spec.tasks.len()];
     let stmt = c
@@ -1447,7 +1472,7 @@ impl Store for PgStore {
             };
             let row = job_row(r)?;
             let spec =
-                codec::decode_spec(id, r.try_get(9).map_err(db)?, r.try_get(10).map_err(db)?)?;
+                codec::decode_spec(id, r.try_get(10).map_err(db)?, r.try_get(11).map_err(db)?)?;
             let mut tasks = Vec::with_capacity(spec.tasks.len());
             for r in task_rows {
                 tasks.push(codec::task_record(
@@ -1523,6 +1548,10 @@ impl Store for PgStore {
             params.push(prefix);
             // Not LIKE: no wildcards, and case-sensitive as in every backend.
             conds.push(format!("starts_with(name, ${})", params.len()));
+        }
+        if let Some(project) = &q.project {
+            params.push(project);
+            conds.push(format!("project = ${}", params.len()));
         }
         if let Some(after) = &after {
             params.push(after);
@@ -1650,10 +1679,11 @@ impl Store for PgStore {
 
     fn put_template(&self, t: &TemplateRecord) -> Result<bool> {
         let rows = self.query(
-            "INSERT INTO templates (name, description, task, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO templates (name, description, task, created_at, updated_at, project)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (name) DO UPDATE SET description = excluded.description,
-                 task = excluded.task, updated_at = excluded.updated_at
+                 task = excluded.task, updated_at = excluded.updated_at,
+                 project = excluded.project
              RETURNING (xmax = 0)",
             &[
                 &t.name,
@@ -1661,6 +1691,7 @@ impl Store for PgStore {
                 &t.task_json,
                 &big(t.created_at),
                 &big(t.updated_at),
+                &t.project,
             ],
         )?;
         inserted(&rows)
@@ -1668,8 +1699,8 @@ impl Store for PgStore {
 
     fn create_template(&self, t: &TemplateRecord) -> Result<bool> {
         self.execute(
-            "INSERT INTO templates (name, description, task, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO templates (name, description, task, created_at, updated_at, project)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (name) DO NOTHING",
             &[
                 &t.name,
@@ -1677,6 +1708,7 @@ impl Store for PgStore {
                 &t.task_json,
                 &big(t.created_at),
                 &big(t.updated_at),
+                &t.project,
             ],
         )
     }
@@ -1707,9 +1739,10 @@ impl Store for PgStore {
 
     fn create_storage_profile(&self, t: &StorageProfileRecord) -> Result<bool> {
         self.execute(
-            "INSERT INTO storage_profiles (name, config, created_at) VALUES ($1, $2, $3)
+            "INSERT INTO storage_profiles (name, config, created_at, project)
+             VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO NOTHING",
-            &[&t.name, &t.config_json, &big(t.created_at)],
+            &[&t.name, &t.config_json, &big(t.created_at), &t.project],
         )
     }
 
@@ -1740,11 +1773,12 @@ impl Store for PgStore {
     fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
         let rows = self.query(
             "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
-                 created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 created_at, updated_at, projects)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (name) DO UPDATE SET description = excluded.description,
                  provider = excluded.provider, desired_nodes = excluded.desired_nodes,
-                 config = excluded.config, updated_at = excluded.updated_at
+                 config = excluded.config, updated_at = excluded.updated_at,
+                 projects = excluded.projects
              RETURNING (xmax = 0)",
             &[
                 &e.name,
@@ -1754,6 +1788,7 @@ impl Store for PgStore {
                 &e.config_json,
                 &big(e.created_at),
                 &big(e.updated_at),
+                &e.projects.join(","),
             ],
         )?;
         inserted(&rows)
@@ -1762,8 +1797,8 @@ impl Store for PgStore {
     fn create_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
         self.execute(
             "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
-                 created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 created_at, updated_at, projects)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (name) DO NOTHING",
             &[
                 &e.name,
@@ -1773,6 +1808,7 @@ impl Store for PgStore {
                 &e.config_json,
                 &big(e.created_at),
                 &big(e.updated_at),
+                &e.projects.join(","),
             ],
         )
     }

@@ -107,7 +107,18 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+
+/// Version 9: what each record belongs to: the project of jobs, templates and storage
+/// profiles, and the projects (comma-separated) an environment serves. Records from before
+/// are the `default` project's.
+const V9: &str = "
+ALTER TABLE jobs ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX jobs_project ON jobs(project, seq);
+ALTER TABLE templates ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE storage_profiles ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE compute_envs ADD COLUMN projects TEXT NOT NULL DEFAULT 'default';
+";
 
 /// Version 8: projects (with the `default` one), API tokens of a project and role (their
 /// digests only), and the audit log of state-changing calls.
@@ -297,8 +308,8 @@ impl SqliteStore {
             }
             tx.prepare_cached(
                 "INSERT INTO jobs (id, name, priority, spec_version, spec, state, created_at,
-                     updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6)",
+                     updated_at, project)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6, ?7)",
             )?
             .execute(params![
                 id,
@@ -306,7 +317,8 @@ impl SqliteStore {
                 spec.priority,
                 SPEC_VERSION,
                 spec_json,
-                now as i64
+                now as i64,
+                crate::project_of(spec)
             ])?;
             let seq = tx.last_insert_rowid();
             {
@@ -345,6 +357,7 @@ impl SqliteStore {
             created_at: now,
             updated_at: now,
             deadline: None,
+            project: crate::project_of(spec).to_string(),
         }))
     }
 
@@ -545,11 +558,12 @@ fn job_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Resu
             r.get::<_, i64>(6)?,
             r.get::<_, i64>(7)?,
             r.get::<_, Option<i64>>(8)?,
+            r.get::<_, String>(9)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, seq, name, priority, state, reason, created, updated, deadline) = row?;
+        let (id, seq, name, priority, state, reason, created, updated, deadline, project) = row?;
         out.push(JobRow {
             state: parse_state(&state)?,
             reason: parse_reason(reason)?,
@@ -560,6 +574,7 @@ fn job_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Resu
             created_at: created as u64,
             updated_at: updated as u64,
             deadline: deadline.map(|d| d as u64),
+            project,
         });
     }
     Ok(out)
@@ -573,7 +588,7 @@ fn seq_of(conn: &Connection, id: &str) -> Result<Option<i64>> {
 }
 
 const JOB_COLUMNS: &str =
-    "id, seq, name, priority, state, reason, created_at, updated_at, deadline";
+    "id, seq, name, priority, state, reason, created_at, updated_at, deadline, project";
 
 /// The schema version of the database, refusing one newer than this build knows.
 fn check_version(conn: &Connection) -> Result<i64> {
@@ -728,17 +743,18 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
     })
 }
 
-const PROFILE_COLUMNS: &str = "name, config, created_at";
+const PROFILE_COLUMNS: &str = "name, config, created_at, project";
 
 fn profile_row(r: &Row<'_>) -> rusqlite::Result<StorageProfileRecord> {
     Ok(StorageProfileRecord {
         name: r.get(0)?,
         config_json: r.get(1)?,
         created_at: r.get::<_, i64>(2)? as u64,
+        project: r.get(3)?,
     })
 }
 
-const TEMPLATE_COLUMNS: &str = "name, description, task, created_at, updated_at";
+const TEMPLATE_COLUMNS: &str = "name, description, task, created_at, updated_at, project";
 
 fn template_row(r: &Row<'_>) -> rusqlite::Result<TemplateRecord> {
     Ok(TemplateRecord {
@@ -747,11 +763,12 @@ fn template_row(r: &Row<'_>) -> rusqlite::Result<TemplateRecord> {
         task_json: r.get(2)?,
         created_at: r.get::<_, i64>(3)? as u64,
         updated_at: r.get::<_, i64>(4)? as u64,
+        project: r.get(5)?,
     })
 }
 
 const ENV_COLUMNS: &str =
-    "name, description, provider, desired_nodes, config, created_at, updated_at";
+    "name, description, provider, desired_nodes, config, created_at, updated_at, projects";
 
 fn env_row(r: &Row<'_>) -> rusqlite::Result<ComputeEnvRecord> {
     Ok(ComputeEnvRecord {
@@ -762,7 +779,16 @@ fn env_row(r: &Row<'_>) -> rusqlite::Result<ComputeEnvRecord> {
         config_json: r.get(4)?,
         created_at: r.get::<_, i64>(5)? as u64,
         updated_at: r.get::<_, i64>(6)? as u64,
+        projects: split_projects(&r.get::<_, String>(7)?),
     })
+}
+
+/// An environment's stored projects (comma-separated) as a list.
+fn split_projects(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 const NODE_COLUMNS: &str =
@@ -1184,6 +1210,10 @@ impl Store for SqliteStore {
             // Not LIKE: no wildcards, and case-sensitive as in every backend.
             conds.push(format!("substr(name, 1, length(?{n})) = ?{n}"));
         }
+        if let Some(project) = &q.project {
+            values.push(Value::Text(project.clone()));
+            conds.push(format!("project = ?{}", values.len()));
+        }
         if let Some(after) = q.after_seq {
             values.push(Value::Integer(i64::try_from(after).unwrap_or(i64::MAX)));
             conds.push(format!("seq < ?{}", values.len()));
@@ -1297,8 +1327,8 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT 1 FROM templates WHERE name = ?1")?
                 .exists([&t.name])?;
             tx.prepare_cached(
-                "INSERT INTO templates (name, description, task, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO templates (name, description, task, created_at, updated_at, project)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (name) DO UPDATE SET description = excluded.description,
                      task = excluded.task, updated_at = excluded.updated_at",
             )?
@@ -1307,7 +1337,8 @@ impl Store for SqliteStore {
                 t.description,
                 t.task_json,
                 t.created_at as i64,
-                t.updated_at as i64
+                t.updated_at as i64,
+                t.project
             ])?;
             tx.commit()?;
             Ok(!existed)
@@ -1316,15 +1347,16 @@ impl Store for SqliteStore {
 
     fn create_template(&self, t: &TemplateRecord) -> Result<bool> {
         self.execute_durably(
-            "INSERT INTO templates (name, description, task, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO templates (name, description, task, created_at, updated_at, project)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (name) DO NOTHING",
             params![
                 t.name,
                 t.description,
                 t.task_json,
                 t.created_at as i64,
-                t.updated_at as i64
+                t.updated_at as i64,
+                t.project
             ],
         )
     }
@@ -1356,9 +1388,10 @@ impl Store for SqliteStore {
 
     fn create_storage_profile(&self, t: &StorageProfileRecord) -> Result<bool> {
         self.execute_durably(
-            "INSERT INTO storage_profiles (name, config, created_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO storage_profiles (name, config, created_at, project)
+             VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO NOTHING",
-            params![t.name, t.config_json, t.created_at as i64],
+            params![t.name, t.config_json, t.created_at as i64, t.project],
         )
     }
 
@@ -1395,11 +1428,12 @@ impl Store for SqliteStore {
                 .exists([&e.name])?;
             tx.prepare_cached(
                 "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
-                     created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     created_at, updated_at, projects)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (name) DO UPDATE SET description = excluded.description,
                      provider = excluded.provider, desired_nodes = excluded.desired_nodes,
-                     config = excluded.config, updated_at = excluded.updated_at",
+                     config = excluded.config, updated_at = excluded.updated_at,
+                     projects = excluded.projects",
             )?
             .execute(params![
                 e.name,
@@ -1408,7 +1442,8 @@ impl Store for SqliteStore {
                 e.desired_nodes,
                 e.config_json,
                 e.created_at as i64,
-                e.updated_at as i64
+                e.updated_at as i64,
+                e.projects.join(",")
             ])?;
             tx.commit()?;
             Ok(!existed)
@@ -1418,8 +1453,8 @@ impl Store for SqliteStore {
     fn create_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
         self.execute_durably(
             "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
-                 created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 created_at, updated_at, projects)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (name) DO NOTHING",
             params![
                 e.name,
@@ -1428,7 +1463,8 @@ impl Store for SqliteStore {
                 e.desired_nodes,
                 e.config_json,
                 e.created_at as i64,
-                e.updated_at as i64
+                e.updated_at as i64,
+                e.projects.join(",")
             ],
         )
     }

@@ -196,6 +196,7 @@ fn two_servers_creating_one_template_or_environment_make_it_once() {
                             task_json: "{}".into(),
                             created_at: 1,
                             updated_at: 1,
+                            project: "default".into(),
                         };
                         let e = kiln_store::ComputeEnvRecord {
                             name: name.clone(),
@@ -205,6 +206,7 @@ fn two_servers_creating_one_template_or_environment_make_it_once() {
                             config_json: "{}".into(),
                             created_at: 1,
                             updated_at: 1,
+                            projects: vec!["default".into()],
                         };
                         (
                             store.create_template(&t).unwrap(),

@@ -285,6 +285,7 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
         dependency_policy: raw.policy.unwrap_or_default(),
         timeout_ms: raw.timeout_ms,
         tasks: ordered,
+        project: raw.project,
         sealed_credentials: None,
     })
 }

@@ -526,6 +526,8 @@ pub(crate) struct RawJob {
     pub tasks: Vec<TaskEntry>,
     /// Credentials given with the tasks (Tencent format), by task name.
     pub credentials: JobCredentials,
+    /// `project` (Tencent `Placement.ProjectId`).
+    pub project: Option<String>,
 }
 
 #[derive(Debug)]

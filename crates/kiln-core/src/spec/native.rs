@@ -18,6 +18,7 @@ pub(crate) const JOB_FIELDS: &[&str] = &[
     "timeout",
     "dag",
     "tasks",
+    "project",
 ];
 
 pub(crate) const TASK_FIELDS: &[&str] = &[
@@ -115,6 +116,9 @@ pub(crate) fn read_job(obj: &Obj<'_>, d: &mut Diag) -> RawJob {
     }
     if let Some(v) = obj.get("timeout") {
         job.timeout_ms = check::job_timeout(v, "timeout", d);
+    }
+    if let Some(v) = obj.get("project") {
+        job.project = check::name(v, "project", "project name", d);
     }
     if let Some(v) = obj.get("dag") {
         job.dag = check::string(v, "dag", d).map(str::to_string);

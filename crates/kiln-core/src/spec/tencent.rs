@@ -60,23 +60,49 @@ fn each_obj<'a>(v: &'a Value, path: &str, d: &mut Diag, mut f: impl FnMut(&Obj<'
 pub(crate) fn read(top: &Obj<'_>, d: &mut Diag) -> RawJob {
     if top.has("Job") {
         top.check_keys(&["Job", "Placement", "ClientToken"], d);
-        if top.has("Placement") {
-            ignored(
-                d,
-                "Placement",
-                "Kiln places instances on its own compute environments",
-            );
-        }
+        let project = top
+            .get("Placement")
+            .and_then(|p| Obj::new(p, "Placement", d))
+            .and_then(|p| placement(&p, d));
         if top.has("ClientToken") {
             ignored(d, "ClientToken", "idempotency tokens are not supported");
         }
-        match top.require("Job", d).and_then(|j| Obj::new(j, "Job", d)) {
+        let mut job = match top.require("Job", d).and_then(|j| Obj::new(j, "Job", d)) {
             Some(job) => read_job(&job, d),
             None => RawJob::default(),
-        }
+        };
+        job.project = project;
+        job
     } else {
         read_job(top, d)
     }
+}
+
+/// `Placement`: its `ProjectId` names the job's project (`0`, Tencent's default project, is
+/// Kiln's `default`); the rest is ignored, as Kiln places instances on its own environments.
+fn placement(p: &Obj<'_>, d: &mut Diag) -> Option<String> {
+    let mut project = None;
+    for (key, v) in p.entries {
+        let path = p.path(key);
+        if key.as_str() != "ProjectId" {
+            ignored(
+                d,
+                &path,
+                "Kiln places instances on its own compute environments",
+            );
+            continue;
+        }
+        project = match v {
+            Value::Int(0) => Some("default".to_string()),
+            Value::Int(i) if *i > 0 => Some(i.to_string()),
+            Value::Str(_) => check::name(v, &path, "project name", d),
+            other => {
+                d.expected(&path, "a project id or name", other);
+                None
+            }
+        };
+    }
+    project
 }
 
 const JOB_FIELDS: &[&str] = &[

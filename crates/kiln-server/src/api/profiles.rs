@@ -181,6 +181,7 @@ pub(super) async fn create_profile(
         name: spec.name.clone(),
         config_json: seal(&st.secrets, &spec)?,
         created_at: now_ms(),
+        project: kiln_store::DEFAULT_PROJECT.to_string(),
     };
     let shown = answer(&record)?;
     let created = on_store(&st, move |s| s.create_storage_profile(&record)).await?;
@@ -281,6 +282,7 @@ mod tests {
             name: "lab".into(),
             config_json: seal(&b, &spec).unwrap(),
             created_at: 1,
+            project: "default".into(),
         };
         assert!(!record.config_json.contains("TOPSECRET"));
         assert!(!record.config_json.contains("TOK\""));

@@ -167,6 +167,7 @@ pub(super) async fn create_template(
         task_json,
         created_at: now,
         updated_at: now,
+        project: kiln_store::DEFAULT_PROJECT.to_string(),
     };
     // Insert-if-absent in the store: of two servers creating one name at once, one gets 409.
     let created = on_store(&st, move |s| s.create_template(&record)).await?;

@@ -99,6 +99,7 @@ impl Local {
             .list_jobs(&JobQuery {
                 state,
                 name_prefix: None,
+                project: None,
                 after_seq: None,
                 limit: u32::MAX,
             })
