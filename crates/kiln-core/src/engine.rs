@@ -83,6 +83,9 @@ pub enum Change {
         index: u32,
         record: Attempt,
     },
+    /// A journal event to write in the batch's transaction, in order (the engine makes none;
+    /// the shell adds them, see [`crate::journal::Journal`]).
+    Event(crate::journal::Event),
 }
 
 /// A decision to start an attempt of an instance on a node.

@@ -5,6 +5,7 @@
 pub mod dag;
 pub mod engine;
 pub mod items;
+pub mod journal;
 pub mod model;
 pub mod scaling;
 pub mod spec;

@@ -126,6 +126,8 @@ impl Persisted {
                     self.attempts
                         .insert((*task, *index, record.attempt), record.clone());
                 }
+                // The engine makes no events.
+                Change::Event(_) => {}
             }
         }
     }

@@ -27,6 +27,12 @@ use crate::leader::{self, LeaderConfig, Leadership};
 pub const FORGET_FINISHED_AFTER: Duration = Duration::from_secs(5);
 
 /// Milliseconds since the Unix epoch: the only clock the engine ever sees.
+/// Whether the journal is on: it is, unless `KILN_JOURNAL=off` (a knob for measuring what
+/// the journal costs, `bench/journal.sh`).
+fn journal_enabled() -> bool {
+    std::env::var("KILN_JOURNAL").map_or(true, |v| v != "off")
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -212,6 +218,11 @@ pub struct Driver {
     pub(crate) items: crate::items::ItemCache,
     /// Run whenever this server takes the scheduler lease (after reloading the work).
     on_elected: Option<OnElected>,
+    /// Turns each batch of changes into journal events (`None`: the journal is off).
+    journal: Option<kiln_core::journal::Journal>,
+    /// Events of operations (terminate, retry, …) to write with the next batch, before the
+    /// changes they cause.
+    noted: Vec<kiln_core::journal::Event>,
 }
 
 impl Driver {
@@ -273,6 +284,8 @@ impl Driver {
             catalog: Catalog::builtin(),
             items: crate::items::ItemCache::default(),
             on_elected: None,
+            journal: journal_enabled().then(kiln_core::journal::Journal::new),
+            noted: Vec::new(),
         })
     }
 
@@ -702,6 +715,18 @@ impl Driver {
         }
         let jid: JobId = Arc::from(id);
         let deadline = deadline_of(&stored);
+        if let Some(journal) = self.journal.as_mut() {
+            journal.seed_job(
+                &jid,
+                stored.row.state,
+                stored.tasks.iter().map(|t| t.state),
+                stored.tasks.iter().enumerate().flat_map(|(t, snap)| {
+                    snap.instances.iter().filter_map(move |(index, _, att)| {
+                        att.as_ref().map(|a| (t, *index, a.attempt, a.state))
+                    })
+                }),
+            );
+        }
         self.engine.restore_job(
             jid.clone(),
             stored.spec,
@@ -715,8 +740,78 @@ impl Driver {
         Ok(jid)
     }
 
-    pub(crate) fn persist(&mut self) -> Result<(), DriverError> {
+    /// Records an operation's event (a terminate, a retry, …) with the next batch.
+    pub(crate) fn note(&mut self, kind: kiln_core::journal::EventKind, job: &str) {
+        if self.journal.is_some() {
+            let mut e = kiln_core::journal::Event::of_job(kind, job, now_ms());
+            if let Some(p) = self.engine.job(job).and_then(|r| r.spec.project.clone()) {
+                e.project = p;
+            }
+            self.noted.push(e);
+        }
+    }
+
+    /// Records that one instance was asked to stop, with the next batch.
+    pub(crate) fn note_instance_terminated(&mut self, job: &str, task: &str, index: u32) {
+        if self.journal.is_some() {
+            let detail = kiln_core::journal::Detail {
+                task: Some(task.to_string()),
+                index: Some(index),
+                ..Default::default()
+            };
+            self.noted.push(kiln_core::journal::Event::new(
+                kiln_core::journal::EventKind::InstanceTerminated,
+                now_ms(),
+                Some(job),
+                detail,
+            ));
+        }
+    }
+
+    /// Forgets what the journal knew of a job gone from the engine.
+    pub(crate) fn forget_journaled(&mut self, job: &str) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.forget_job(&JobId::from(job));
+        }
+    }
+
+    /// The engine's changes, with the journal's events of them (and of the operations noted)
+    /// after them, to commit in one transaction.
+    fn changes_with_events(&mut self) -> Vec<kiln_core::engine::Change> {
         let changes = self.engine.take_changes();
+        let Some(journal) = self.journal.as_mut() else {
+            return changes;
+        };
+        let engine = &self.engine;
+        let name = |job: &JobId, t: usize| -> Option<String> {
+            engine
+                .job(job)
+                .and_then(|r| r.spec.tasks.get(t))
+                .map(|task| task.name.clone())
+        };
+        let mut events = journal.events(&changes, now_ms(), &name);
+        for e in &mut events {
+            if let Some(p) = e
+                .job
+                .as_deref()
+                .and_then(|j| engine.job(j))
+                .and_then(|r| r.spec.project.as_deref())
+            {
+                e.project = p.to_string();
+            }
+        }
+        if events.is_empty() && self.noted.is_empty() {
+            return changes;
+        }
+        let mut all = changes;
+        all.reserve(events.len() + self.noted.len());
+        all.extend(self.noted.drain(..).map(kiln_core::engine::Change::Event));
+        all.extend(events.into_iter().map(kiln_core::engine::Change::Event));
+        all
+    }
+
+    pub(crate) fn persist(&mut self) -> Result<(), DriverError> {
+        let changes = self.changes_with_events();
         match self.leadership.as_ref().map(Leadership::epoch) {
             None => self.store.apply(&changes)?,
             Some(Some(epoch)) => self.store.apply_fenced(&changes, epoch)?,
@@ -787,6 +882,10 @@ impl Driver {
         let _ = self.engine.take_changes();
         let _ = self.engine.take_effects();
         self.engine = Engine::new(vec![self.local_node.clone()]);
+        if let Some(journal) = self.journal.as_mut() {
+            journal.clear();
+        }
+        self.noted.clear();
         self.agents = Agents::default();
         self.finished.clear();
         self.wake_leases();
@@ -993,6 +1092,11 @@ impl Driver {
             }
         }
         if !gone.is_empty() {
+            if let Some(journal) = self.journal.as_mut() {
+                for id in &gone {
+                    journal.forget_job(id);
+                }
+            }
             self.engine.forget_all(&gone);
         }
         self.finished = still;

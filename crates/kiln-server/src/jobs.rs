@@ -3,6 +3,7 @@
 
 use kiln_api::NodeInfo;
 use kiln_core::engine::Restore;
+use kiln_core::journal::EventKind;
 
 use crate::cluster::NodeState;
 use crate::driver::{Driver, DriverError, now_ms};
@@ -72,6 +73,7 @@ impl Driver {
                 "job {id} already finished ({state})"
             )));
         }
+        self.note(EventKind::JobTerminated, id);
         self.engine_mut().terminate(id, now_ms());
         self.engine_mut().refresh(now_ms());
         self.persist()?;
@@ -109,6 +111,7 @@ impl Driver {
                 "instance {task}[{index}] of {id} already finished ({instance})"
             )));
         }
+        self.note_instance_terminated(id, task, index);
         self.engine_mut().refresh(now);
         self.persist()?;
         Ok(())
@@ -133,6 +136,7 @@ impl Driver {
         self.engine_mut()
             .retry_job(id, now_ms())
             .map_err(|e| JobOpError::Conflict(e.to_string()))?;
+        self.note(EventKind::JobRetried, id);
         self.persist()?;
         Ok(())
     }
@@ -150,6 +154,7 @@ impl Driver {
         // the tick.
         self.persist()?;
         self.engine_mut().forget(id);
+        self.forget_journaled(id);
         self.items.forget(id);
         self.delete_stored_job(id)?;
         for dir in [

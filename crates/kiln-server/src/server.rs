@@ -33,6 +33,9 @@ pub struct ServerConfig {
     /// With `db`: how long the scheduler lease lasts without renewal (how soon a standby
     /// takes over from a dead leader).
     pub lease_ttl: Duration,
+    /// How long journal events are kept; older ones are trimmed by a task of their own
+    /// ([`trim_events`]), never by the scheduler's thread.
+    pub event_retention: Duration,
     /// The built-in executor's capacity (runs tasks that name no compute environment).
     pub node: Node,
     pub kill_grace: Duration,
@@ -428,6 +431,7 @@ pub fn run_server(
             tracing::warn!("docker compute environments cannot be served: {e}");
         }
     }
+    rt.spawn(trim_events(driver.shared_store(), cfg.event_retention));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state);
     let shutdown = async {
@@ -468,4 +472,32 @@ pub fn run_server(
     let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), http).await });
     rt.shutdown_timeout(Duration::from_secs(1));
     result.map_err(ServerError::from)
+}
+
+/// Events removed per store call when trimming: small, so that the writer (SQLite's one
+/// connection) is never held long.
+const TRIM_BATCH: u32 = 2_000;
+
+/// Trims journal events older than `retention`, every minute, in small batches on the
+/// blocking pool, so that the scheduler's commits interleave with it.
+pub async fn trim_events(store: Arc<dyn Store>, retention: Duration) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        let before = crate::driver::now_ms().saturating_sub(retention.as_millis() as u64);
+        loop {
+            let store = Arc::clone(&store);
+            let trimmed =
+                tokio::task::spawn_blocking(move || store.purge_events(before, TRIM_BATCH)).await;
+            match trimmed {
+                Ok(Ok(n)) if n == u64::from(TRIM_BATCH) => tokio::task::yield_now().await,
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => {
+                    tracing::warn!("cannot trim the journal: {e}");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
 }

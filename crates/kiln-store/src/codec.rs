@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use kiln_core::engine::{Change, JobId};
+use kiln_core::journal::{Detail, Event};
 use kiln_core::model::{JobSpec, SPEC_VERSION};
 use kiln_core::state::{Reason, State};
 
@@ -87,8 +88,9 @@ pub(crate) fn item_chunks(spec: &JobSpec) -> Vec<(usize, usize, &str)> {
 }
 
 /// Keys a change by the record it writes, so that a batch can be coalesced (last write wins).
-fn change_key(c: &Change) -> (u8, &JobId, usize, u32, u32) {
-    match c {
+/// Events are no record: they are kept apart ([`events`]).
+fn change_key(c: &Change) -> Option<(u8, &JobId, usize, u32, u32)> {
+    Some(match c {
         Change::Job { job, .. } => (0, job, 0, 0, 0),
         Change::Task { job, task, .. } => (1, job, *task, 0, 0),
         Change::Instance {
@@ -100,29 +102,68 @@ fn change_key(c: &Change) -> (u8, &JobId, usize, u32, u32) {
             index,
             record,
         } => (3, job, *task, *index, record.attempt),
-    }
+        Change::Event(_) => return None,
+    })
 }
 
-/// The job a change belongs to.
-pub(crate) fn change_job(c: &Change) -> &JobId {
+/// The job a record's change belongs to (`None` for an event).
+pub(crate) fn change_job(c: &Change) -> Option<&JobId> {
     match c {
         Change::Job { job, .. }
         | Change::Task { job, .. }
         | Change::Instance { job, .. }
-        | Change::Attempt { job, .. } => job,
+        | Change::Attempt { job, .. } => Some(job),
+        Change::Event(_) => None,
     }
 }
 
-/// Only the last change to each record, in the order of those last changes.
+/// Only the last change to each record, in the order of those last changes; no events.
 pub(crate) fn coalesce(changes: &[Change]) -> Vec<&Change> {
     let mut seen = HashSet::with_capacity(changes.len());
     let mut latest: Vec<&Change> = changes
         .iter()
         .rev()
-        .filter(|c| seen.insert(change_key(c)))
+        .filter(|c| change_key(c).is_some_and(|k| seen.insert(k)))
         .collect();
     latest.reverse();
     latest
+}
+
+/// The batch's events, in order.
+pub(crate) fn events(changes: &[Change]) -> Vec<&Event> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An event's detail as stored (JSON).
+pub(crate) fn encode_detail(d: &Detail) -> String {
+    serde_json::to_string(d).unwrap_or_else(|_| "{}".into())
+}
+
+/// A stored event from its columns.
+pub(crate) fn stored_event(
+    seq: i64,
+    at: i64,
+    project: String,
+    kind: &str,
+    job: Option<String>,
+    detail: &str,
+) -> Result<crate::StoredEvent> {
+    Ok(crate::StoredEvent {
+        seq: seq as u64,
+        event: Event {
+            at: at as u64,
+            project,
+            kind: kind.parse().map_err(|e| corrupt("event", e))?,
+            job,
+            detail: serde_json::from_str(detail).map_err(|e| corrupt("event", e))?,
+        },
+    })
 }
 
 /// Puts each `(index, attempt)` (in index, then attempt order) into its instance of `page`

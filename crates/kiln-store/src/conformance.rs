@@ -69,6 +69,7 @@ pub fn run(store: &dyn Store) {
     projects(store);
     tokens(store);
     audit(store);
+    journal(store);
 }
 
 /// Projects: `default` is there from the start; others are created once per name, listed by
@@ -183,6 +184,253 @@ fn audit(store: &dyn Store) {
         .collect();
     assert_eq!(page, [b]);
     assert!(store.audit(301, 0, 10).unwrap().is_empty());
+}
+
+/// The journal: events written with the writes they describe, numbered in commit order with
+/// no gap, read back in order and filtered; a refused tick writes none; trimmed from the
+/// front by age.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn journal(store: &dyn Store) {
+    use crate::EventQuery;
+    use kiln_core::journal::{Detail, Event, EventKind};
+    let base = store.last_event_seq().unwrap();
+    let all = |after: u64| {
+        store
+            .events(&EventQuery {
+                after,
+                limit: 1000,
+                ..EventQuery::default()
+            })
+            .unwrap()
+    };
+    assert!(all(base).is_empty(), "nothing after the newest");
+
+    store.insert_job("job-ev", &sample_spec(), 10).unwrap();
+    let job: kiln_core::engine::JobId = Arc::from("job-ev");
+    let detail = Detail {
+        task: Some("a".into()),
+        index: Some(2),
+        attempt: Some(1),
+        node: Some("local".into()),
+        state: Some("RUNNING".into()),
+        ..Detail::default()
+    };
+    let started = Event::new(
+        EventKind::InstanceStarted,
+        30,
+        Some("job-ev"),
+        detail.clone(),
+    );
+    store
+        .apply(&[
+            Change::Job {
+                job: job.clone(),
+                state: State::Running,
+                reason: None,
+                at: 20,
+                deadline: None,
+            },
+            Change::Event(Event::of_job(EventKind::JobStarted, "job-ev", 20)),
+            Change::Event(started.clone()),
+        ])
+        .unwrap();
+    // Events alone (no record) are written too.
+    store
+        .apply(&[Change::Event(Event::of_job(
+            EventKind::JobTerminated,
+            "job-ev",
+            40,
+        ))])
+        .unwrap();
+    let got = all(base);
+    let kinds: Vec<EventKind> = got.iter().map(|e| e.event.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::JobSubmitted,
+            EventKind::JobStarted,
+            EventKind::InstanceStarted,
+            EventKind::JobTerminated
+        ]
+    );
+    let seqs: Vec<u64> = got.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (base + 1..=base + 4).collect::<Vec<_>>(), "no gap");
+    assert_eq!(got[0].event.at, 10);
+    assert_eq!(got[0].event.project, "default");
+    assert_eq!(got[2].event, started, "read back as written");
+    assert_eq!(store.last_event_seq().unwrap(), base + 4);
+
+    // Resuming after any event gives exactly the rest.
+    assert_eq!(all(base + 2), got[2..].to_vec());
+    // Pages.
+    let page = store
+        .events(&EventQuery {
+            after: base,
+            limit: 2,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page, got[..2].to_vec());
+    // Filters: by job, by kind, by project.
+    let by_kind = store
+        .events(&EventQuery {
+            after: base,
+            kinds: vec![EventKind::InstanceStarted, EventKind::JobTerminated],
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    assert_eq!(by_kind, vec![got[2].clone(), got[3].clone()]);
+    let other_job = store
+        .events(&EventQuery {
+            after: base,
+            job: Some("job-none".into()),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    assert!(other_job.is_empty());
+    let this_job = store
+        .events(&EventQuery {
+            after: base,
+            job: Some("job-ev".into()),
+            project: Some("default".into()),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    assert_eq!(this_job, got);
+    let other_project = store
+        .events(&EventQuery {
+            after: base,
+            project: Some("other".into()),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    assert!(other_project.is_empty());
+
+    // A tick the fence refuses writes no event; a refused batch naming an unknown job
+    // neither.
+    let epoch = store.lease().unwrap().epoch;
+    let refused = store.apply_fenced(
+        &[Change::Event(Event::of_job(
+            EventKind::JobStarted,
+            "job-ev",
+            50,
+        ))],
+        epoch + 7,
+    );
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "{refused:?}"
+    );
+    let unknown = store.apply(&[
+        Change::Job {
+            job: Arc::from("job-unknown"),
+            state: State::Running,
+            reason: None,
+            at: 1,
+            deadline: None,
+        },
+        Change::Event(Event::of_job(EventKind::JobStarted, "job-unknown", 50)),
+    ]);
+    assert!(unknown.is_err());
+    assert_eq!(store.last_event_seq().unwrap(), base + 4);
+
+    // Nodes: a new state is an event, the same state again is none, removal is one.
+    let node = NodeRecord {
+        id: "node-ev".into(),
+        name: "ev-1".into(),
+        state: "CREATING".into(),
+        compute_env: Some("pool".into()),
+        slots: 1,
+        millicpus: 1000,
+        memory: 1 << 30,
+        last_seen: 60,
+        created_at: 60,
+    };
+    store.upsert_node(&node).unwrap();
+    store.upsert_node(&node).unwrap();
+    let running = NodeRecord {
+        state: "RUNNING".into(),
+        last_seen: 61,
+        ..node.clone()
+    };
+    store.upsert_node(&running).unwrap();
+    store
+        .upsert_node(&NodeRecord {
+            last_seen: 62,
+            ..running.clone()
+        })
+        .unwrap();
+    store
+        .upsert_node(&NodeRecord {
+            state: "ABNORMAL".into(),
+            last_seen: 63,
+            ..running
+        })
+        .unwrap();
+    assert!(store.delete_node("ev-1").unwrap());
+    assert!(!store.delete_node("ev-1").unwrap());
+    // Compute environments: created, replaced, scaled, deleted; nothing for what did not
+    // happen.
+    let env = ComputeEnvRecord {
+        name: "ev-pool".into(),
+        description: None,
+        provider: "local".into(),
+        desired_nodes: 1,
+        config_json: "{}".into(),
+        created_at: 70,
+        updated_at: 70,
+        projects: vec!["default".into()],
+    };
+    assert!(store.create_compute_env(&env).unwrap());
+    assert!(!store.create_compute_env(&env).unwrap());
+    assert!(!store.put_compute_env(&env).unwrap());
+    assert!(store.set_desired_nodes("ev-pool", 3).unwrap());
+    assert!(!store.set_desired_nodes("ev-none", 3).unwrap());
+    assert!(store.delete_compute_env("ev-pool").unwrap());
+    assert!(!store.delete_compute_env("ev-pool").unwrap());
+    assert!(store.delete_job("job-ev").unwrap());
+    let rest = all(base + 4);
+    let kinds: Vec<EventKind> = rest.iter().map(|e| e.event.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::NodeCreated,
+            EventKind::NodeJoined,
+            EventKind::NodeLost,
+            EventKind::NodeRemoved,
+            EventKind::ComputeEnvCreated,
+            EventKind::ComputeEnvUpdated,
+            EventKind::ComputeEnvScaled,
+            EventKind::ComputeEnvDeleted,
+            EventKind::JobDeleted,
+        ]
+    );
+    assert_eq!(rest[0].event.detail.node.as_deref(), Some("ev-1"));
+    assert_eq!(rest[3].event.detail.compute_env.as_deref(), Some("pool"));
+    assert_eq!(rest[6].event.detail.desired_nodes, Some(3));
+    assert_eq!(rest[8].event.job.as_deref(), Some("job-ev"));
+    let seqs: Vec<u64> = rest.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (base + 5..=base + 13).collect::<Vec<_>>(), "no gap");
+
+    // Retention: only what is older than the cutoff goes, oldest first, in batches.
+    assert_eq!(store.purge_events(35, 1).unwrap(), 1, "one at a time");
+    while store.purge_events(35, 1).unwrap() == 1 {}
+    let left = all(0);
+    assert!(left.iter().all(|e| e.event.at >= 35), "{left:?}");
+    assert_eq!(
+        left.iter().find(|e| e.seq > base).map(|e| e.seq),
+        Some(base + 4),
+        "JobTerminated (at 40) and what came after stay"
+    );
+    assert_eq!(
+        store.last_event_seq().unwrap(),
+        base + 13,
+        "trimming keeps the numbering"
+    );
 }
 
 /// Storage profiles: created once per name, listed by name, read back as stored, deleted.

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_core::engine::{Attempt, Change, TaskSnapshot};
+use kiln_core::journal::{Event, EventKind};
 use kiln_core::model::JobSpec;
 use kiln_core::state::{Instance, Reason, State};
 
@@ -346,6 +347,29 @@ pub struct AuditRecord {
     pub result: u16,
 }
 
+/// A journal event as stored, with its sequence number: numbers only grow, in the order the
+/// events were committed, with no gap but those retention trimmed from the front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Which events [`Store::events`] reads: those after `after`, in sequence order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events with `seq > after`.
+    pub after: u64,
+    /// Only this job's.
+    pub job: Option<String>,
+    /// Only these kinds (any, if empty).
+    pub kinds: Vec<EventKind>,
+    /// Only this project's.
+    pub project: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
 /// One materialised instance with all its attempts in order, as listed by
 /// [`Store::instances_page`].
 pub type InstancePageItem = (u32, Instance, Vec<Attempt>);
@@ -529,4 +553,16 @@ pub trait Store: Send + Sync {
     fn append_audit(&self, a: &AuditRecord) -> Result<u64>;
     /// Audit records with `at >= since` and `seq > after`, oldest first, at most `limit`.
     fn audit(&self, since: u64, after: u64, limit: u32) -> Result<Vec<AuditRecord>>;
+
+    /// Journal events matching `q`, in sequence order. Besides the events a batch of
+    /// [`Store::apply`] carries ([`Change::Event`]), the store journals in the same
+    /// transaction what its own writes do: a job inserted (`JobSubmitted`) or deleted
+    /// (`JobDeleted`), a node's state changed or removed, a compute environment created,
+    /// replaced, scaled or deleted.
+    fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>>;
+    /// The sequence number of the newest event (0: none yet).
+    fn last_event_seq(&self) -> Result<u64>;
+    /// Removes at most `limit` of the oldest events dated before `before` (ms since the
+    /// epoch); returns how many. Small batches, so a long trim never holds the writer.
+    fn purge_events(&self, before: u64, limit: u32) -> Result<u64>;
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use kiln_core::engine::{Attempt, Change, TaskSnapshot};
+use kiln_core::journal::{Detail, Event, EventKind};
 use kiln_core::model::{JobSpec, SPEC_VERSION};
 use kiln_core::state::{Instance, State};
 use tokio_postgres::error::SqlState;
@@ -20,9 +21,10 @@ use tokio_postgres::{IsolationLevel, NoTls, Row, Statement};
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    AuditRecord, CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord, Inbox,
-    InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Once, ProjectRecord, Result,
-    StorageProfileRecord, Store, StoreError, StoredJob, TemplateRecord, TokenRecord, redact,
+    AuditRecord, CommandAnswer, CommandRecord, ComputeEnvRecord, EventQuery, IdempotencyRecord,
+    Inbox, InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Once, ProjectRecord,
+    Result, StorageProfileRecord, Store, StoreError, StoredEvent, StoredJob, TemplateRecord,
+    TokenRecord, redact,
 };
 
 /// Version 1: the same records as SQLite's version 1.
@@ -112,7 +114,7 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1` (kept in
 /// `kiln_schema`). A step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// Version 9: what each record belongs to: the project of jobs, templates and storage
 /// profiles, and the projects (comma-separated) an environment serves. Records from before
@@ -153,6 +155,97 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_at ON audit(at);
 ";
+
+/// Version 10: the journal. Sequence numbers come from the one row of `event_seq`, taken by
+/// each writing transaction until it commits, so numbers are handed out in commit order and a
+/// reader that sees an event sees every event before it (a `BIGSERIAL` would not: a
+/// transaction that took a smaller number may commit later).
+const V10: &str = "
+CREATE TABLE events (
+    seq BIGINT PRIMARY KEY,
+    at BIGINT NOT NULL,
+    project TEXT NOT NULL,
+    type TEXT NOT NULL,
+    job TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX events_job ON events(job, seq);
+CREATE INDEX events_at ON events(at);
+CREATE TABLE event_seq (id INTEGER PRIMARY KEY, last BIGINT NOT NULL);
+INSERT INTO event_seq (id, last) VALUES (1, 0);
+";
+
+/// Appends events `$1..$5` (type, at — 0 for the database's clock —, project, job, detail)
+/// in order, numbered from `event_seq`; `$6` must be true for anything to be written.
+fn events_cte(first: usize, guard: &str) -> String {
+    let (t, a, p, j, d) = (first, first + 1, first + 2, first + 3, first + 4);
+    format!(
+        "ev_seq AS (UPDATE event_seq SET last = last + cardinality(${t}::text[])
+                    WHERE id = 1 AND cardinality(${t}::text[]) > 0 AND {guard}
+                    RETURNING last - cardinality(${t}::text[]) AS base),
+         ev AS (INSERT INTO events (seq, at, project, type, job, detail)
+                SELECT ev_seq.base + u.o, COALESCE(NULLIF(u.at, 0), {NOW_MS}), u.project,
+                    u.type, u.job, u.detail
+                FROM ev_seq, UNNEST(${t}::text[], ${a}::bigint[], ${p}::text[], ${j}::text[],
+                                    ${d}::text[]) WITH ORDINALITY AS u(type, at, project, job,
+                                                                       detail, o))"
+    )
+}
+
+/// Events as the columns of [`events_cte`].
+#[derive(Default)]
+struct EventColumns {
+    kind: Vec<&'static str>,
+    at: Vec<i64>,
+    project: Vec<String>,
+    job: Vec<Option<String>>,
+    detail: Vec<String>,
+}
+
+impl EventColumns {
+    fn of<'e>(events: impl IntoIterator<Item = &'e Event>) -> Self {
+        let mut c = EventColumns::default();
+        for e in events {
+            c.kind.push(e.kind.as_str());
+            c.at.push(big(e.at));
+            c.project.push(e.project.clone());
+            c.job.push(e.job.clone());
+            c.detail.push(codec::encode_detail(&e.detail));
+        }
+        c
+    }
+}
+
+/// Writes `events` inside the transaction `c` is in.
+async fn insert_events(c: &impl GenericClient, events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("WITH {} SELECT 1", events_cte(1, "true")));
+    let cols = EventColumns::of(events);
+    let stmt = c.prepare_cached(&SQL).await.map_err(db)?;
+    c.execute(
+        &stmt,
+        &[&cols.kind, &cols.at, &cols.project, &cols.job, &cols.detail],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+fn env_event(kind: EventKind, name: &str, at: u64, desired: Option<u32>) -> Event {
+    Event::new(
+        kind,
+        at,
+        None,
+        Detail {
+            compute_env: Some(name.to_string()),
+            desired_nodes: desired,
+            ..Detail::default()
+        },
+    )
+}
 
 /// Version 7: storage profiles (their secret fields sealed before they get here).
 const V7: &str = "
@@ -430,6 +523,11 @@ impl PgStore {
                     .await
                     .map_err(db)?;
             }
+            let submitted = Event {
+                project: crate::project_of(spec).to_string(),
+                ..Event::of_job(EventKind::JobSubmitted, id, now)
+            };
+            insert_events(&tx, &[submitted]).await?;
             tx.commit().await.map_err(db)?;
             Ok(Ok(seq))
         })?;
@@ -474,6 +572,7 @@ impl PgStore {
         for change in latest {
             batch.push(change);
         }
+        batch.events = EventColumns::of(codec::events(changes));
         batch.ids.sort_unstable();
         batch.ids.dedup();
         let held = fence.map(big);
@@ -527,13 +626,17 @@ impl PgStore {
                 }
             }
             let Some(row) = tx
-                .query_opt("SELECT seq FROM jobs WHERE id = $1 FOR UPDATE", &[&id])
+                .query_opt(
+                    "SELECT seq, project FROM jobs WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
                 .await
                 .map_err(db)?
             else {
                 return Ok(false);
             };
             let seq: i64 = row.try_get(0).map_err(db)?;
+            let project: String = row.try_get(1).map_err(db)?;
             for sql in [
                 "DELETE FROM task_items WHERE job = $1",
                 "DELETE FROM attempts WHERE job = $1",
@@ -544,6 +647,11 @@ impl PgStore {
                 let stmt = tx.prepare_cached(sql).await.map_err(db)?;
                 tx.execute(&stmt, &[&seq]).await.map_err(db)?;
             }
+            let deleted = Event {
+                project,
+                ..Event::of_job(EventKind::JobDeleted, id, 0)
+            };
+            insert_events(&tx, &[deleted]).await?;
             tx.commit().await.map_err(db)?;
             Ok(true)
         })
@@ -555,6 +663,24 @@ impl PgStore {
             let c = self.client().await?;
             let stmt = c.prepare_cached(sql).await.map_err(db)?;
             Ok(c.execute(&stmt, params).await.map_err(db)? > 0)
+        })
+    }
+
+    /// One statement and the events `events` makes of its rows, in one transaction.
+    fn journaled(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        events: impl FnOnce(&[Row]) -> Result<Vec<Event>>,
+    ) -> Result<Vec<Row>> {
+        self.run(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let stmt = tx.prepare_cached(sql).await.map_err(db)?;
+            let rows = tx.query(&stmt, params).await.map_err(db)?;
+            insert_events(&tx, &events(&rows)?).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(rows)
         })
     }
 
@@ -907,8 +1033,10 @@ static TICK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
                ON CONFLICT (job, task, idx, attempt) DO UPDATE SET
                    state = excluded.state, reason = excluded.reason,
                    exit_code = excluded.exit_code, node = excluded.node,
-                   pid = excluded.pid, ended_at = excluded.ended_at)
-         SELECT (SELECT epoch FROM fence), (SELECT n FROM known)"
+                   pid = excluded.pid, ended_at = excluded.ended_at),
+         {events}
+         SELECT (SELECT epoch FROM fence), (SELECT n FROM known)",
+        events = events_cte(40, "EXISTS (SELECT 1 FROM ok)"),
     )
 });
 
@@ -958,13 +1086,20 @@ struct Batch<'a> {
     att_started: Vec<i64>,
     att_ended: Vec<Option<i64>>,
     att_memory: Vec<i64>,
+
+    events: EventColumns,
 }
 
 impl<'a> Batch<'a> {
     fn push(&mut self, c: &'a Change) {
-        let job: &'a str = codec::change_job(c);
+        let Some(job) = codec::change_job(c) else {
+            return;
+        };
+        let job: &'a str = job;
         self.ids.push(job);
         match c {
+            // Taken apart, in order, by `apply_with`.
+            Change::Event(_) => {}
             Change::Job {
                 state,
                 reason,
@@ -1040,7 +1175,7 @@ impl<'a> Batch<'a> {
     }
 
     /// The parameters of [`TICK`], `held` being the epoch to check (if any).
-    fn params<'p>(&'p self, held: &'p Option<i64>) -> [&'p (dyn ToSql + Sync); 39] {
+    fn params<'p>(&'p self, held: &'p Option<i64>) -> [&'p (dyn ToSql + Sync); 44] {
         [
             &self.ids,
             held,
@@ -1081,6 +1216,11 @@ impl<'a> Batch<'a> {
             &self.att_started,
             &self.att_ended,
             &self.att_memory,
+            &self.events.kind,
+            &self.events.at,
+            &self.events.project,
+            &self.events.job,
+            &self.events.detail,
         ]
     }
 }
@@ -1771,7 +1911,7 @@ impl Store for PgStore {
     }
 
     fn put_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
-        let rows = self.query(
+        let rows = self.journaled(
             "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
                  created_at, updated_at, projects)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -1790,16 +1930,29 @@ impl Store for PgStore {
                 &big(e.updated_at),
                 &e.projects.join(","),
             ],
+            |rows| {
+                let kind = if inserted(rows)? {
+                    EventKind::ComputeEnvCreated
+                } else {
+                    EventKind::ComputeEnvUpdated
+                };
+                Ok(vec![env_event(
+                    kind,
+                    &e.name,
+                    e.updated_at,
+                    Some(e.desired_nodes),
+                )])
+            },
         )?;
         inserted(&rows)
     }
 
     fn create_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
-        self.execute(
+        let rows = self.journaled(
             "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
                  created_at, updated_at, projects)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (name) DO NOTHING",
+             ON CONFLICT (name) DO NOTHING RETURNING 1",
             &[
                 &e.name,
                 &e.description,
@@ -1810,7 +1963,20 @@ impl Store for PgStore {
                 &big(e.updated_at),
                 &e.projects.join(","),
             ],
-        )
+            |rows| {
+                Ok(if rows.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![env_event(
+                        EventKind::ComputeEnvCreated,
+                        &e.name,
+                        e.created_at,
+                        Some(e.desired_nodes),
+                    )]
+                })
+            },
+        )?;
+        Ok(!rows.is_empty())
     }
 
     fn get_compute_env(&self, name: &str) -> Result<Option<ComputeEnvRecord>> {
@@ -1834,19 +2000,51 @@ impl Store for PgStore {
     }
 
     fn delete_compute_env(&self, name: &str) -> Result<bool> {
-        self.execute("DELETE FROM compute_envs WHERE name = $1", &[&name])
+        let rows = self.journaled(
+            "DELETE FROM compute_envs WHERE name = $1 RETURNING 1",
+            &[&name],
+            |rows| {
+                Ok(if rows.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![env_event(EventKind::ComputeEnvDeleted, name, 0, None)]
+                })
+            },
+        )?;
+        Ok(!rows.is_empty())
     }
 
     fn set_desired_nodes(&self, name: &str, desired: u32) -> Result<bool> {
-        self.execute(
-            "UPDATE compute_envs SET desired_nodes = $2 WHERE name = $1",
+        let rows = self.journaled(
+            "UPDATE compute_envs SET desired_nodes = $2 WHERE name = $1 RETURNING 1",
             &[&name, &i64::from(desired)],
-        )
+            |rows| {
+                Ok(if rows.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![env_event(
+                        EventKind::ComputeEnvScaled,
+                        name,
+                        0,
+                        Some(desired),
+                    )]
+                })
+            },
+        )?;
+        Ok(!rows.is_empty())
     }
 
     fn upsert_node(&self, n: &NodeRecord) -> Result<()> {
         self.run(async {
-            let c = self.client().await?;
+            let mut c = self.client().await?;
+            let c = c.transaction().await.map_err(db)?;
+            let was = c
+                .query_opt("SELECT state FROM nodes WHERE id = $1 FOR UPDATE", &[&n.id])
+                .await
+                .map_err(db)?
+                .map(|r| r.try_get::<_, String>(0))
+                .transpose()
+                .map_err(db)?;
             let stmt = c
                 .prepare_cached(
                     "INSERT INTO nodes (id, name, state, compute_env, slots, millicpus, memory,
@@ -1876,7 +2074,14 @@ impl Store for PgStore {
                 )
                 .await
             {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    if was.as_deref() != Some(n.state.as_str())
+                        && let Some(event) = node_event(n)
+                    {
+                        insert_events(&c, &[event]).await?;
+                    }
+                    c.commit().await.map_err(db)
+                }
                 // The only other unique key is the name.
                 Err(e) if is_unique_violation(&e) => Err(StoreError::NameTaken {
                     kind: "node",
@@ -1898,7 +2103,27 @@ impl Store for PgStore {
     }
 
     fn delete_node(&self, name: &str) -> Result<bool> {
-        self.execute("DELETE FROM nodes WHERE name = $1", &[&name])
+        let rows = self.journaled(
+            "DELETE FROM nodes WHERE name = $1 RETURNING compute_env",
+            &[&name],
+            |rows| {
+                let Some(row) = rows.first() else {
+                    return Ok(Vec::new());
+                };
+                let env: Option<String> = row.try_get(0).map_err(db)?;
+                Ok(vec![Event::new(
+                    EventKind::NodeRemoved,
+                    0,
+                    None,
+                    Detail {
+                        node: Some(name.to_string()),
+                        compute_env: env,
+                        ..Detail::default()
+                    },
+                )])
+            },
+        )?;
+        Ok(!rows.is_empty())
     }
 
     fn create_project(&self, p: &ProjectRecord) -> Result<bool> {
@@ -2011,6 +2236,69 @@ impl Store for PgStore {
         .map(audit_row)
         .collect()
     }
+
+    fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>> {
+        let kinds: Vec<&str> = q.kinds.iter().map(|k| k.as_str()).collect();
+        let rows = self.query(
+            "SELECT seq, at, project, type, job, detail FROM events
+             WHERE seq > $1 AND ($2::text IS NULL OR job = $2) AND ($3::text IS NULL OR project = $3)
+               AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
+             ORDER BY seq LIMIT $5",
+            &[
+                &big(q.after),
+                &q.job,
+                &q.project,
+                &kinds,
+                &i64::from(q.limit),
+            ],
+        )?;
+        rows.iter()
+            .map(|r| {
+                codec::stored_event(
+                    r.try_get(0).map_err(db)?,
+                    r.try_get(1).map_err(db)?,
+                    r.try_get(2).map_err(db)?,
+                    r.try_get::<_, &str>(3).map_err(db)?,
+                    r.try_get(4).map_err(db)?,
+                    r.try_get::<_, &str>(5).map_err(db)?,
+                )
+            })
+            .collect()
+    }
+
+    fn last_event_seq(&self) -> Result<u64> {
+        let rows = self.query("SELECT last FROM event_seq WHERE id = 1", &[])?;
+        let last: i64 = match rows.first() {
+            Some(r) => r.try_get(0).map_err(db)?,
+            None => 0,
+        };
+        Ok(last.max(0) as u64)
+    }
+
+    fn purge_events(&self, before: u64, limit: u32) -> Result<u64> {
+        let rows = self.query(
+            "WITH old AS (SELECT seq FROM events WHERE at < $1 ORDER BY at LIMIT $2)
+             DELETE FROM events WHERE seq IN (SELECT seq FROM old) RETURNING 1",
+            &[&big(before), &i64::from(limit)],
+        )?;
+        Ok(rows.len() as u64)
+    }
+}
+
+/// The event of a node entering its recorded state, if that state is one.
+fn node_event(n: &NodeRecord) -> Option<Event> {
+    let kind = kiln_core::journal::node_kind(&n.state)?;
+    Some(Event::new(
+        kind,
+        n.last_seen,
+        None,
+        Detail {
+            node: Some(n.name.clone()),
+            compute_env: n.compute_env.clone(),
+            state: Some(n.state.clone()),
+            ..Detail::default()
+        },
+    ))
 }
 
 /// The answer of an upsert's `RETURNING (xmax = 0)`: whether it inserted.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use kiln_core::engine::{Attempt, Change, TaskSnapshot};
+use kiln_core::journal::{Detail, Event, EventKind};
 use kiln_core::model::{JobSpec, SPEC_VERSION};
 use kiln_core::state::{Instance, State};
 use rusqlite::types::Value;
@@ -14,9 +15,9 @@ use rusqlite::{
 
 use crate::codec::{self, corrupt, parse_reason, parse_state, text};
 use crate::{
-    AuditRecord, CommandAnswer, CommandRecord, ComputeEnvRecord, IdempotencyRecord,
+    AuditRecord, CommandAnswer, CommandRecord, ComputeEnvRecord, EventQuery, IdempotencyRecord,
     InstancePageItem, JobQuery, JobRow, JobView, Lease, NodeRecord, Once, ProjectRecord, Result,
-    StorageProfileRecord, Store, StoreError, StoredJob, TemplateRecord, TokenRecord,
+    StorageProfileRecord, Store, StoreError, StoredEvent, StoredJob, TemplateRecord, TokenRecord,
 };
 
 /// Version 1: jobs, tasks, instances, attempts, secrets, templates, compute environments,
@@ -107,7 +108,7 @@ CREATE TABLE nodes (
 
 /// Migration steps: step `i` brings a database from version `i` to `i + 1`. A new table or
 /// column is a new step at the end; a step, once released, never changes.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// Version 9: what each record belongs to: the project of jobs, templates and storage
 /// profiles, and the projects (comma-separated) an environment serves. Records from before
@@ -148,6 +149,21 @@ CREATE TABLE audit (
     result INTEGER NOT NULL
 );
 CREATE INDEX audit_at ON audit(at);
+";
+
+/// Version 10: the journal. `seq` is the event's sequence number: one writer, and
+/// `AUTOINCREMENT` never hands out a number twice, so numbers grow in commit order.
+const V10: &str = "
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    type TEXT NOT NULL,
+    job TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX events_job ON events(job, seq);
+CREATE INDEX events_at ON events(at);
 ";
 
 /// Version 7: storage profiles (their secret fields sealed before they get here).
@@ -340,6 +356,11 @@ impl SqliteStore {
             if let Some(once) = once {
                 insert_idempotency(&tx, once)?;
             }
+            let submitted = Event {
+                project: crate::project_of(spec).to_string(),
+                ..Event::of_job(EventKind::JobSubmitted, id, now)
+            };
+            insert_events(&tx, &[&submitted])?;
             tx.commit()?;
             Ok(Ok(seq))
         })?;
@@ -495,6 +516,9 @@ impl SqliteStore {
             let Some(seq) = seq_of(&tx, id)? else {
                 return Ok(false);
             };
+            let project: String = tx
+                .prepare_cached("SELECT project FROM jobs WHERE seq = ?1")?
+                .query_row([seq], |r| r.get(0))?;
             for sql in [
                 "DELETE FROM task_items WHERE job = ?1",
                 "DELETE FROM attempts WHERE job = ?1",
@@ -504,6 +528,13 @@ impl SqliteStore {
             ] {
                 tx.prepare_cached(sql)?.execute([seq])?;
             }
+            insert_events(
+                &tx,
+                &[&Event {
+                    project,
+                    ..Event::of_job(EventKind::JobDeleted, id, now_ms(&tx)?)
+                }],
+            )?;
             tx.commit()?;
             Ok(true)
         })
@@ -523,7 +554,9 @@ impl SqliteStore {
             let epoch = big(fence.unwrap_or(0));
             let mut seqs: HashMap<&str, i64> = HashMap::new();
             for c in latest {
-                let job = codec::change_job(c);
+                let Some(job) = codec::change_job(c) else {
+                    continue;
+                };
                 let seq = match seqs.get(&**job) {
                     Some(&s) => s,
                     None => {
@@ -535,6 +568,7 @@ impl SqliteStore {
                 };
                 apply_one(&tx, seq, epoch, c)?;
             }
+            insert_events(&tx, &codec::events(changes))?;
             tx.commit()?;
             Ok(())
         })
@@ -1445,28 +1479,50 @@ impl Store for SqliteStore {
                 e.updated_at as i64,
                 e.projects.join(",")
             ])?;
+            let kind = if existed {
+                EventKind::ComputeEnvUpdated
+            } else {
+                EventKind::ComputeEnvCreated
+            };
+            let event = env_event(kind, &e.name, e.updated_at, Some(e.desired_nodes));
+            insert_events(&tx, &[&event])?;
             tx.commit()?;
             Ok(!existed)
         })
     }
 
     fn create_compute_env(&self, e: &ComputeEnvRecord) -> Result<bool> {
-        self.execute_durably(
-            "INSERT INTO compute_envs (name, description, provider, desired_nodes, config,
-                 created_at, updated_at, projects)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (name) DO NOTHING",
-            params![
-                e.name,
-                e.description,
-                e.provider,
-                e.desired_nodes,
-                e.config_json,
-                e.created_at as i64,
-                e.updated_at as i64,
-                e.projects.join(",")
-            ],
-        )
+        self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO compute_envs (name, description, provider, desired_nodes,
+                         config, created_at, updated_at, projects)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (name) DO NOTHING",
+                )?
+                .execute(params![
+                    e.name,
+                    e.description,
+                    e.provider,
+                    e.desired_nodes,
+                    e.config_json,
+                    e.created_at as i64,
+                    e.updated_at as i64,
+                    e.projects.join(",")
+                ])?;
+            if n > 0 {
+                let event = env_event(
+                    EventKind::ComputeEnvCreated,
+                    &e.name,
+                    e.created_at,
+                    Some(e.desired_nodes),
+                );
+                insert_events(&tx, &[&event])?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
     }
 
     fn get_compute_env(&self, name: &str) -> Result<Option<ComputeEnvRecord>> {
@@ -1491,14 +1547,34 @@ impl Store for SqliteStore {
     }
 
     fn delete_compute_env(&self, name: &str) -> Result<bool> {
-        self.execute_durably("DELETE FROM compute_envs WHERE name = ?1", [name])
+        self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx
+                .prepare_cached("DELETE FROM compute_envs WHERE name = ?1")?
+                .execute([name])?;
+            if n > 0 {
+                let event = env_event(EventKind::ComputeEnvDeleted, name, now_ms(&tx)?, None);
+                insert_events(&tx, &[&event])?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
     }
 
     fn set_desired_nodes(&self, name: &str, desired: u32) -> Result<bool> {
-        self.execute_durably(
-            "UPDATE compute_envs SET desired_nodes = ?2 WHERE name = ?1",
-            params![name, desired],
-        )
+        self.durably(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx
+                .prepare_cached("UPDATE compute_envs SET desired_nodes = ?2 WHERE name = ?1")?
+                .execute(params![name, desired])?;
+            if n > 0 {
+                let at = now_ms(&tx)?;
+                let event = env_event(EventKind::ComputeEnvScaled, name, at, Some(desired));
+                insert_events(&tx, &[&event])?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
     }
 
     fn upsert_node(&self, n: &NodeRecord) -> Result<()> {
@@ -1507,6 +1583,10 @@ impl Store for SqliteStore {
             let holder: Option<String> = tx
                 .prepare_cached("SELECT id FROM nodes WHERE name = ?1")?
                 .query_row([&n.name], |r| r.get(0))
+                .optional()?;
+            let was: Option<String> = tx
+                .prepare_cached("SELECT state FROM nodes WHERE id = ?1")?
+                .query_row([&n.id], |r| r.get(0))
                 .optional()?;
             if holder.is_some_and(|id| id != n.id) {
                 return Err(StoreError::NameTaken {
@@ -1534,6 +1614,11 @@ impl Store for SqliteStore {
                 n.last_seen as i64,
                 n.created_at as i64
             ])?;
+            if was.as_deref() != Some(n.state.as_str())
+                && let Some(event) = node_event(n)
+            {
+                insert_events(&tx, &[&event])?;
+            }
             tx.commit()?;
             Ok(())
         })
@@ -1551,10 +1636,29 @@ impl Store for SqliteStore {
 
     fn delete_node(&self, name: &str) -> Result<bool> {
         self.write(|conn| {
-            let n = conn
-                .prepare_cached("DELETE FROM nodes WHERE name = ?1")?
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let env: Option<Option<String>> = tx
+                .prepare_cached("SELECT compute_env FROM nodes WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?;
+            let Some(env) = env else {
+                return Ok(false);
+            };
+            tx.prepare_cached("DELETE FROM nodes WHERE name = ?1")?
                 .execute([name])?;
-            Ok(n > 0)
+            let event = Event::new(
+                EventKind::NodeRemoved,
+                now_ms(&tx)?,
+                None,
+                Detail {
+                    node: Some(name.to_string()),
+                    compute_env: env,
+                    ..Detail::default()
+                },
+            );
+            insert_events(&tx, &[&event])?;
+            tx.commit()?;
+            Ok(true)
         })
     }
 
@@ -1676,6 +1780,116 @@ impl Store for SqliteStore {
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
+
+    fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>> {
+        let kinds: Vec<&str> = q.kinds.iter().map(|k| k.as_str()).collect();
+        let kinds_json = serde_json::to_string(&kinds).unwrap_or_else(|_| "[]".into());
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, at, project, type, job, detail FROM events
+                 WHERE seq > ?1 AND (?2 IS NULL OR job = ?2) AND (?3 IS NULL OR project = ?3)
+                   AND (?4 = '[]' OR type IN (SELECT value FROM json_each(?4)))
+                 ORDER BY seq LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![big(q.after), q.job, q.project, kinds_json, q.limit],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, at, project, kind, job, detail) = row?;
+                out.push(codec::stored_event(seq, at, project, &kind, job, &detail)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn last_event_seq(&self) -> Result<u64> {
+        self.read(|conn| {
+            let seq: Option<i64> = conn
+                .prepare_cached("SELECT max(seq) FROM events")?
+                .query_row([], |r| r.get(0))?;
+            Ok(seq.unwrap_or(0).max(0) as u64)
+        })
+    }
+
+    fn purge_events(&self, before: u64, limit: u32) -> Result<u64> {
+        self.write(|conn| {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM events WHERE seq IN
+                         (SELECT seq FROM events WHERE at < ?1 ORDER BY at LIMIT ?2)",
+                )?
+                .execute(params![big(before), limit])?;
+            Ok(n as u64)
+        })
+    }
+}
+
+/// The event of a node entering its recorded state, if that state is one.
+fn node_event(n: &NodeRecord) -> Option<Event> {
+    let kind = kiln_core::journal::node_kind(&n.state)?;
+    Some(Event::new(
+        kind,
+        n.last_seen,
+        None,
+        Detail {
+            node: Some(n.name.clone()),
+            compute_env: n.compute_env.clone(),
+            state: Some(n.state.clone()),
+            ..Detail::default()
+        },
+    ))
+}
+
+/// Appends journal events, in order, inside the caller's transaction.
+fn insert_events(tx: &rusqlite::Transaction<'_>, events: &[&Event]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO events (at, project, type, job, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for e in events {
+        stmt.execute(params![
+            big(e.at),
+            e.project,
+            e.kind.as_str(),
+            e.job,
+            codec::encode_detail(&e.detail)
+        ])?;
+    }
+    Ok(())
+}
+
+/// The store's clock (ms since the epoch), for events of writes that carry no time.
+fn now_ms(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
+    let t: i64 = tx
+        .prepare_cached(&format!("SELECT {NOW_MS}"))?
+        .query_row([], |r| r.get(0))?;
+    Ok(t.max(0) as u64)
+}
+
+fn env_event(kind: EventKind, name: &str, at: u64, desired: Option<u32>) -> Event {
+    Event::new(
+        kind,
+        at,
+        None,
+        Detail {
+            compute_env: Some(name.to_string()),
+            desired_nodes: desired,
+            ..Detail::default()
+        },
+    )
 }
 
 /// Writes one (coalesced) change of a tick.
@@ -1773,6 +1987,8 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, seq: i64, epoch: i64, c: &Change) -
                 i.oom_retries_used
             ])?;
         }
+        // Written apart, in order, after the records (`insert_events`).
+        Change::Event(_) => {}
         Change::Attempt {
             task,
             index,

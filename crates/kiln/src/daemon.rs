@@ -51,6 +51,10 @@ pub struct ServerArgs {
     /// takes over when the leader dies.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     lease_ttl: f64,
+    /// How long journal events are kept (`GET /v1/events`, `kiln events`): `7d`, `12h`, …;
+    /// older ones are trimmed in the background.
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = event_retention)]
+    event_retention: u64,
     /// CPUs of this host given to tasks that name no compute environment [default: all].
     #[arg(long)]
     cpus: Option<f64>,
@@ -262,6 +266,7 @@ pub fn server(args: ServerArgs) -> u8 {
         data_dir: data_dir.clone(),
         db: args.db,
         lease_ttl: Duration::from_secs_f64(args.lease_ttl),
+        event_retention: Duration::from_millis(args.event_retention),
         node: Node::new(
             "local",
             (cpus * 1000.0).round() as u64,
@@ -390,4 +395,13 @@ pub fn agent(args: AgentArgs) -> u8 {
             exit::FAILED
         }
     }
+}
+
+/// `--event-retention`: a duration of at least a minute, in ms.
+fn event_retention(s: &str) -> Result<u64, String> {
+    let ms = kiln_core::spec::parse_duration(s)?;
+    if ms < 60_000 {
+        return Err(format!("`{s}` is shorter than a minute"));
+    }
+    Ok(ms)
 }
