@@ -246,6 +246,7 @@ pub fn attempt_spec(a: AttemptAssignment) -> AttemptSpec {
         stderr: a.stderr,
         storage,
         storage_profile: a.storage_profile,
+        registry: a.registry,
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
@@ -26,6 +27,7 @@ use bollard::query_parameters::{
     LogsOptions, RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use futures::StreamExt;
+use kiln_api::RegistryAuth;
 use kiln_core::model::Command;
 use kiln_core::state::Outcome;
 use tokio::sync::watch;
@@ -191,7 +193,7 @@ impl DockerRuntime {
         let (spec, paths, image) = (launch.spec, launch.paths, launch.image);
         let kill_grace = launch.kill_grace;
         let body = container_body(launch);
-        if let Err(outcome) = self.create(name, image, body).await {
+        if let Err(outcome) = self.create(name, image, spec.registry.as_ref(), body).await {
             return outcome;
         }
         if let Err(e) = self.docker.start_container(name, None).await {
@@ -254,18 +256,20 @@ impl DockerRuntime {
         outcome
     }
 
-    /// Makes sure the engine has `image`, pulling it if not: checked before inputs are staged,
-    /// so that a missing image fails the attempt before any download.
-    pub(crate) async fn ensure_image(&self, image: &str) -> Result<(), Outcome> {
+    /// Makes sure the engine has `image`, pulling it if not (with `auth`, if given): checked
+    /// before inputs are staged, so that a missing image fails the attempt before any
+    /// download.
+    pub(crate) async fn ensure_image(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), Outcome> {
         let known = self.images.lock().is_ok_and(|i| i.contains(image));
         if known {
             return Ok(());
         }
-        if self.docker.inspect_image(image).await.is_err()
-            && let Err(why) = self.pull(image).await
-        {
-            tracing::info!("image {image} not found: {why}");
-            return Err(Outcome::ImageNotFound(image.to_string()));
+        if self.docker.inspect_image(image).await.is_err() {
+            self.pull(image, auth).await?;
         }
         if let Ok(mut images) = self.images.lock() {
             images.insert(image.to_string());
@@ -278,6 +282,7 @@ impl DockerRuntime {
         &self,
         name: &str,
         image: &str,
+        auth: Option<&RegistryAuth>,
         body: ContainerCreateBody,
     ) -> Result<(), Outcome> {
         let options = || CreateContainerOptions {
@@ -295,10 +300,7 @@ impl DockerRuntime {
                     if let Ok(mut images) = self.images.lock() {
                         images.remove(image);
                     }
-                    if let Err(why) = self.pull(image).await {
-                        tracing::info!("image {image} not found: {why}");
-                        return Err(Outcome::ImageNotFound(image.to_string()));
-                    }
+                    self.pull(image, auth).await?;
                 }
                 Err(e) if is_status(&e, 404) && is_missing_image(&e) => {
                     return Err(Outcome::ImageNotFound(image.to_string()));
@@ -323,15 +325,32 @@ impl DockerRuntime {
         ))
     }
 
-    /// Pulls `image` from its registry (fails fast when the engine can reach none).
-    async fn pull(&self, image: &str) -> Result<(), String> {
+    /// Pulls `image` from its registry, logged in with `auth` if given (the engine gets it in
+    /// the request's `X-Registry-Auth` header, never stored). Fails fast when the engine can
+    /// reach no registry. A refusal for credentials is [`Outcome::ImagePullFailed`]; any other
+    /// failure (no such image, no registry) is [`Outcome::ImageNotFound`].
+    async fn pull(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<(), Outcome> {
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),
             ..Default::default()
         };
-        let mut progress = self.docker.create_image(Some(options), None, None);
+        let credentials = auth.map(|a| DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut progress = self.docker.create_image(Some(options), None, credentials);
         while let Some(step) = progress.next().await {
-            step.map_err(|e| engine_message(&e))?;
+            if let Err(e) = step {
+                let why = engine_message(&e);
+                tracing::info!("image {image} cannot be pulled: {why}");
+                return Err(if refused_for_credentials(&why) {
+                    Outcome::ImagePullFailed(format!("{image}: unauthorized"))
+                } else {
+                    Outcome::ImageNotFound(image.to_string())
+                });
+            }
         }
         Ok(())
     }
@@ -595,6 +614,25 @@ fn is_status(e: &DockerError, status: u16) -> bool {
     status_of(e) == Some(status)
 }
 
+/// Whether the engine's message for a failed pull says the registry refused the credentials
+/// (none, or wrong ones), as registries answer with `401 Unauthorized` or `403 denied`.
+/// Docker Hub's `pull access denied … may require 'docker login'` is what it also answers for
+/// a repository that does not exist, so it stays "not found".
+pub(crate) fn refused_for_credentials(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    if m.contains("pull access denied") {
+        return false;
+    }
+    [
+        "unauthorized",
+        "no basic auth credentials",
+        "authentication required",
+        "denied:",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+}
+
 fn is_missing_image(e: &DockerError) -> bool {
     matches!(e, DockerError::DockerResponseServerError { message, .. } if message.contains("image"))
 }
@@ -609,7 +647,26 @@ fn engine_message(e: &DockerError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::hostname;
+    use super::{hostname, refused_for_credentials};
+
+    #[test]
+    fn pulls_refused_for_credentials_are_told_apart() {
+        for refused in [
+            "Head \"http://127.0.0.1:5000/v2/app/manifests/1\": no basic auth credentials",
+            "unauthorized: authentication required",
+            "Get \"https://r.example/v2/\": unauthorized: incorrect username or password",
+            "denied: requested access to the resource is denied",
+        ] {
+            assert!(refused_for_credentials(refused), "{refused}");
+        }
+        for other in [
+            "manifest for 127.0.0.1:5000/app:9 not found: manifest unknown: manifest unknown",
+            "pull access denied for nosuch, repository does not exist or may require 'docker login'",
+            "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused",
+        ] {
+            assert!(!refused_for_credentials(other), "{other}");
+        }
+    }
 
     #[test]
     fn host_names_are_valid() {

@@ -17,6 +17,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kiln_api::RegistryAuth;
 use kiln_core::model::{
     Command, Image, InputMapping, OutputMapping, Resources, Stream, UploadWhen, redirect_url,
 };
@@ -88,6 +89,8 @@ pub struct AttemptSpec {
     /// The profile of the mappings and redirects that name none (the task's, else the
     /// server's default); `None`: the node's own storage.
     pub storage_profile: Option<String>,
+    /// The login its image is pulled with, held in memory only; `None`: none.
+    pub registry: Option<RegistryAuth>,
 }
 
 impl AttemptSpec {
@@ -275,7 +278,7 @@ impl HostRuntime {
         let paths = self.paths(&spec.job_id, &spec.task_name, spec.index, spec.attempt);
         let layout = Layout::new(spec, &paths);
         if let (Image::Docker(image), Some(docker)) = (&spec.image, &self.docker)
-            && let Err(outcome) = docker.ensure_image(image).await
+            && let Err(outcome) = docker.ensure_image(image, spec.registry.as_ref()).await
         {
             return outcome;
         }

@@ -198,6 +198,7 @@ fn shell(index: u32, script: &str) -> AttemptAssignment {
         stderr: None,
         storage: Vec::new(),
         storage_profile: None,
+        registry: None,
     }
 }
 

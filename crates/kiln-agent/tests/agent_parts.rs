@@ -8,7 +8,7 @@ use std::time::Duration;
 use kiln_agent::agent::*;
 use kiln_api::{
     AttemptAssignment, AttemptEvent, AttemptEventKind, AttemptKey, ClientError, CommandDto,
-    ErrorDetail, InputMappingDto, OutputMappingDto, STDERR, STDOUT, StorageSettings,
+    ErrorDetail, InputMappingDto, OutputMappingDto, RegistryAuth, STDERR, STDOUT, StorageSettings,
 };
 use kiln_core::model::{Command, Image};
 use kiln_core::state::Outcome;
@@ -79,8 +79,15 @@ fn assignment_becomes_attempt_spec() {
             })
             .collect(),
         storage_profile: Some("lab".into()),
+        registry: Some(RegistryAuth {
+            server: "registry.local".into(),
+            username: "robot".into(),
+            password: "PA55WORD".into(),
+        }),
     };
+    assert!(!format!("{a:?}").contains("PA55WORD"));
     let s = attempt_spec(a.clone());
+    assert_eq!(s.registry, a.registry);
     assert_eq!(
         (s.job_id.as_str(), s.job_name.as_str(), s.task_name.as_str()),
         ("job-7", "nightly", "t")
@@ -118,6 +125,7 @@ fn assignment_becomes_attempt_spec() {
         stderr: None,
         storage: Vec::new(),
         storage_profile: None,
+        registry: None,
         ..a
     });
     assert!(s.storage.is_empty() && s.storage_profile.is_none());

@@ -199,6 +199,31 @@ pub struct AttemptAssignment {
     /// `storage_profile`, else the server's default profile; `None`: the node's own storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_profile: Option<String>,
+    /// The registry login the image is pulled with (a `docker-registry` profile, or the
+    /// job's own, e.g. Tencent `Application.Docker`): held in memory for the pull only.
+    /// `None`: the engine pulls without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryAuth>,
+}
+
+/// A login to a container registry, for pulling one attempt's image. `Debug` hides the
+/// password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegistryAuth {
+    /// The registry's host (`HOST[:PORT]`), as the image reference names it.
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 fn host_image() -> String {
@@ -337,6 +362,8 @@ pub enum AttemptEventKind {
     OutOfMemory { code: i32 },
     /// The Docker image is not on the node and could not be pulled.
     ImageNotFound { image: String },
+    /// The registry refused the pull (`REF: cause`, e.g. `REF: unauthorized`).
+    ImagePullFailed { message: String },
 }
 
 /// The largest offset a log chunk may be written at (1 TiB): no attempt's output is larger.

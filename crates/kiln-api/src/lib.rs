@@ -68,6 +68,7 @@ pub use rest::*;
     agent::LeaseResponse,
     agent::AttemptAssignment,
     agent::StorageSettings,
+    agent::RegistryAuth,
     agent::InputMappingDto,
     agent::OutputMappingDto,
     agent::CommandDto,

@@ -444,19 +444,22 @@ pub struct Health {
 }
 
 /// A storage profile as created: the body of `POST /v1/storage-profiles`, and one item of a
-/// `kiln run --storage-profiles` file. `secret_access_key` and `session_token` are write-only:
-/// no answer, log line or error carries them (reads show `***`).
+/// `kiln run --storage-profiles` file. Of kind `s3` or `cos` it reaches object storage
+/// (`access_key_id`, `secret_access_key`, …); of kind `docker-registry`, a container registry
+/// (`server`, `username`, `password`). `secret_access_key`, `session_token` and `password` are
+/// write-only: no answer, log line or error carries them (reads show `***`).
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorageProfileSpec {
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
     pub name: String,
-    /// `s3` (AWS S3 or an S3-compatible server) or `cos` (Tencent Cloud COS).
-    #[schema(pattern = "^(s3|cos)$", example = "s3")]
+    /// `s3` (AWS S3 or an S3-compatible server), `cos` (Tencent Cloud COS), or
+    /// `docker-registry` (a container registry's login).
+    #[schema(pattern = "^(s3|cos|docker-registry)$", example = "s3")]
     pub kind: String,
     /// The service's URL, e.g. `http://10.0.0.5:9000`; absent: AWS S3 / COS itself.
     #[serde(default)]
-    #[schema(pattern = "^https?://[^/]")]
+    #[schema(pattern = r"^https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/.*)?$")]
     pub endpoint: Option<String>,
     /// The region to sign with; `us-east-1` when absent.
     #[serde(default)]
@@ -465,16 +468,36 @@ pub struct StorageProfileSpec {
     /// Path-style requests (`ENDPOINT/BUCKET/KEY`); default true when `endpoint` is given.
     #[serde(default)]
     pub path_style: Option<bool>,
+    /// Required for `s3` and `cos`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schema(min_length = 1)]
     pub access_key_id: String,
+    /// Required for `s3` and `cos`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schema(write_only, min_length = 1)]
     pub secret_access_key: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(write_only, min_length = 1)]
     pub session_token: Option<String>,
-    /// The profile of mappings that name none (at most one profile is the default).
+    /// The profile of mappings that name none (at most one profile is the default; not for
+    /// `docker-registry`, which is picked by `server`).
     #[serde(default)]
     pub default: bool,
+    /// `docker-registry`: the registry's host as image references name it (`HOST[:PORT]`,
+    /// e.g. `ccr.ccs.tencentyun.com`, `10.0.0.5:5000`; `docker.io` for Docker Hub). Images of
+    /// that registry are pulled with this login unless their task names another
+    /// (`registry_profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?(/.*)?$")]
+    pub server: Option<String>,
+    /// `docker-registry`: the login's user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1)]
+    pub username: Option<String>,
+    /// `docker-registry`: the login's password or access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only, min_length = 1)]
+    pub password: Option<String>,
 }
 
 impl std::fmt::Debug for StorageProfileSpec {
@@ -489,12 +512,17 @@ impl std::fmt::Debug for StorageProfileSpec {
             .field("secret_access_key", &"***")
             .field("session_token", &self.session_token.as_ref().map(|_| "***"))
             .field("default", &self.default)
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
             .finish()
     }
 }
 
 /// The profile kinds [`StorageProfileSpec::kind`] accepts.
-pub const STORAGE_PROFILE_KINDS: &[&str] = &["s3", "cos"];
+pub const STORAGE_PROFILE_KINDS: &[&str] = &["s3", "cos", REGISTRY_PROFILE_KIND];
+/// The kind of a registry login's profile.
+pub const REGISTRY_PROFILE_KIND: &str = "docker-registry";
 
 /// A field of a storage profile that is invalid, and why (never its value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -514,8 +542,9 @@ impl StorageProfileSpec {
         let obj = v.as_object().ok_or_else(|| {
             bad(
                 "",
-                "a storage profile must be a mapping of name, kind, endpoint, region, \
-                 path_style, access_key_id, secret_access_key, session_token, default"
+                "a storage profile must be a mapping of name, kind, and the fields of its kind \
+                 (s3, cos: endpoint, region, path_style, access_key_id, secret_access_key, \
+                 session_token, default; docker-registry: server, username, password)"
                     .into(),
             )
         })?;
@@ -529,6 +558,9 @@ impl StorageProfileSpec {
             "secret_access_key",
             "session_token",
             "default",
+            "server",
+            "username",
+            "password",
         ];
         if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(bad(
@@ -574,15 +606,79 @@ impl StorageProfileSpec {
         if !STORAGE_PROFILE_KINDS.contains(&kind.as_str()) {
             return Err(bad(
                 "kind",
-                format!("unknown kind `{kind}`; expected `s3` or `cos`"),
+                format!("unknown kind `{kind}`; expected `s3`, `cos` or `docker-registry`"),
             ));
+        }
+        let (own, other): (&[&str], &[&str]) = if kind == REGISTRY_PROFILE_KIND {
+            (
+                &["server", "username", "password"],
+                &[
+                    "endpoint",
+                    "region",
+                    "path_style",
+                    "access_key_id",
+                    "secret_access_key",
+                    "session_token",
+                ],
+            )
+        } else {
+            (
+                &["access_key_id", "secret_access_key"],
+                &["server", "username", "password"],
+            )
+        };
+        if let Some(f) = other
+            .iter()
+            .find(|f| obj.get(**f).is_some_and(|v| !v.is_null()))
+        {
+            return Err(bad(
+                f,
+                format!(
+                    "`{f}` is not a field of a `{kind}` profile; it takes {}",
+                    own.join(", ")
+                ),
+            ));
+        }
+        if kind == REGISTRY_PROFILE_KIND {
+            if flag("default")? == Some(true) {
+                return Err(bad(
+                    "default",
+                    "a docker-registry profile cannot be the default: it is used for the \
+                     images of its `server`, or by tasks naming it (`registry_profile`)"
+                        .into(),
+                ));
+            }
+            let server = text("server", true)?.unwrap_or_default();
+            if registry_host(&server).is_none() {
+                return Err(bad(
+                    "server",
+                    format!(
+                        "`{server}` is not a registry host; expected HOST[:PORT], e.g. \
+                         ccr.ccs.tencentyun.com or 10.0.0.5:5000"
+                    ),
+                ));
+            }
+            return Ok(StorageProfileSpec {
+                name,
+                kind,
+                endpoint: None,
+                region: None,
+                path_style: None,
+                access_key_id: String::new(),
+                secret_access_key: String::new(),
+                session_token: None,
+                default: false,
+                server: Some(server),
+                username: text("username", true)?,
+                password: text("password", true)?,
+            });
         }
         let endpoint = text("endpoint", false)?;
         if let Some(e) = &endpoint {
-            let host = e
+            let rest = e
                 .strip_prefix("http://")
                 .or_else(|| e.strip_prefix("https://"));
-            if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+            if rest.is_none_or(|r| !valid_authority(r.split('/').next().unwrap_or_default())) {
                 return Err(bad(
                     "endpoint",
                     format!("`{e}` is not a URL; expected e.g. http://10.0.0.5:9000"),
@@ -599,7 +695,15 @@ impl StorageProfileSpec {
             secret_access_key: text("secret_access_key", true)?.unwrap_or_default(),
             session_token: text("session_token", false)?,
             default: flag("default")?.unwrap_or(false),
+            server: None,
+            username: None,
+            password: None,
         })
+    }
+
+    /// Whether this is a registry login (`docker-registry`) rather than object storage.
+    pub fn is_registry(&self) -> bool {
+        self.kind == REGISTRY_PROFILE_KIND
     }
 
     /// Path-style requests: as given, else true when an endpoint is given.
@@ -616,12 +720,24 @@ pub struct StorageProfile {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub path_style: bool,
+    /// `s3`, `cos`: the key's id; absent for `docker-registry`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub access_key_id: String,
-    /// Always `***`.
+    /// `s3`, `cos`: always `***`; absent for `docker-registry`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret_access_key: String,
     /// `***` when the profile has one.
     pub session_token: Option<String>,
     pub default: bool,
+    /// `docker-registry`: the registry's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// `docker-registry`: the login's user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `docker-registry`: always `***`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -636,9 +752,16 @@ impl StorageProfile {
             region: spec.region.clone(),
             path_style: spec.path_style(),
             access_key_id: spec.access_key_id.clone(),
-            secret_access_key: "***".into(),
+            secret_access_key: if spec.is_registry() {
+                String::new()
+            } else {
+                "***".into()
+            },
             session_token: spec.session_token.as_ref().map(|_| "***".into()),
             default: spec.default,
+            server: spec.server.clone(),
+            username: spec.username.clone(),
+            password: spec.password.as_ref().map(|_| "***".into()),
             created_at,
         }
     }
@@ -647,4 +770,145 @@ impl StorageProfile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StorageProfileList {
     pub items: Vec<StorageProfile>,
+}
+
+/// Whether `authority` is `HOST[:PORT]`: a DNS name or IPv4 address, or an IPv6 address in
+/// brackets, and a port that fits 16 bits.
+fn valid_authority(authority: &str) -> bool {
+    let (host_ok, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, rest)) = v6.split_once(']') else {
+            return false;
+        };
+        let port = match rest {
+            "" => None,
+            r => match r.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return false,
+            },
+        };
+        let ok = !addr.is_empty()
+            && addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
+        (ok, port)
+    } else {
+        let (host, port) = match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        let ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        (ok, port)
+    };
+    host_ok && port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok())
+}
+
+/// Docker Hub's registry host, as [`registry_host`] and [`image_registry`] name it.
+pub const DOCKER_HUB: &str = "docker.io";
+
+/// The registry host a `docker-registry` profile's `server` names, lower-cased, without a
+/// scheme or path (`https://index.docker.io/v1/` → `docker.io`); `None` if it is not one.
+pub fn registry_host(server: &str) -> Option<String> {
+    let rest = server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+        .unwrap_or(server);
+    let host = rest
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !valid_authority(&host) {
+        return None;
+    }
+    Some(match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DOCKER_HUB.to_string()
+        }
+        _ => host,
+    })
+}
+
+/// The registry host of a Docker image reference, as the engine reads it: the first part of
+/// the name when it has a `.` or `:` or is `localhost` (`10.0.0.5:5000/app:1` →
+/// `10.0.0.5:5000`), else Docker Hub (`busybox:1.36`, `team/app` → `docker.io`).
+pub fn image_registry(reference: &str) -> String {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => {
+            registry_host(first).unwrap_or_else(|| first.to_ascii_lowercase())
+        }
+        _ => DOCKER_HUB.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::{image_registry, registry_host};
+
+    #[test]
+    fn registry_hosts_are_read_as_docker_reads_them() {
+        assert_eq!(image_registry("busybox:1.36"), "docker.io");
+        assert_eq!(image_registry("team/app@sha256:00"), "docker.io");
+        assert_eq!(
+            image_registry("127.0.0.1:5000/kiln/app:1"),
+            "127.0.0.1:5000"
+        );
+        assert_eq!(image_registry("localhost/app"), "localhost");
+        assert_eq!(
+            image_registry("CCR.ccs.tencentyun.com/demo/render:1.0"),
+            "ccr.ccs.tencentyun.com"
+        );
+        assert_eq!(
+            registry_host("https://index.docker.io/v1/").as_deref(),
+            Some("docker.io")
+        );
+        assert_eq!(
+            registry_host("10.0.0.5:5000").as_deref(),
+            Some("10.0.0.5:5000")
+        );
+        assert_eq!(
+            registry_host("http://r.example:443/").as_deref(),
+            Some("r.example:443")
+        );
+        assert_eq!(registry_host("[::1]:5000").as_deref(), Some("[::1]:5000"));
+        for bad in [
+            "",
+            "a b",
+            "r.example:port",
+            "r.example:123456",
+            "https://",
+            "[::1",
+            "[]",
+        ] {
+            assert_eq!(registry_host(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_must_have_a_host() {
+        for good in [
+            "r.example",
+            "10.0.0.5:9000",
+            "[::1]:9000",
+            "[fe80::1]",
+            "s3_local",
+        ] {
+            assert!(super::valid_authority(good), "{good}");
+        }
+        for bad in [
+            "",
+            ":9000",
+            "[",
+            "[::1",
+            "[::1]9000",
+            "a b",
+            "h:99999",
+            "h:",
+            "[zz]",
+        ] {
+            assert!(!super::valid_authority(bad), "{bad}");
+        }
+    }
 }

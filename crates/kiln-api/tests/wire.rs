@@ -272,19 +272,27 @@ fn agent_types_round_trip() {
             session_token: Some("SESSIONTOK".into()),
         }],
         storage_profile: Some("lab".into()),
+        registry: Some(kiln_api::RegistryAuth {
+            server: "10.0.0.5:5000".into(),
+            username: "robot".into(),
+            password: "REGPASSWORD".into(),
+        }),
     };
     round_trip(&assignment);
     // Debug (what a log line would show) never carries the secrets.
     let shown = format!("{assignment:?}");
-    assert!(shown.contains("AKID") && shown.contains("***"));
+    assert!(shown.contains("AKID") && shown.contains("***") && shown.contains("robot"));
     assert!(!shown.contains("TOPSECRET") && !shown.contains("SESSIONTOK"));
+    assert!(!shown.contains("REGPASSWORD"));
     // An assignment from a server that sends no storage reads as the node's own storage.
     let mut bare = serde_json::to_value(&assignment).unwrap();
     let obj = bare.as_object_mut().unwrap();
     obj.remove("storage");
     obj.remove("storage_profile");
+    obj.remove("registry");
     let bare: AttemptAssignment = serde_json::from_value(bare).unwrap();
     assert!(bare.storage.is_empty() && bare.storage_profile.is_none());
+    assert!(bare.registry.is_none());
     round_trip(&LeaseResponse {
         attempts: vec![
             assignment,
@@ -305,6 +313,7 @@ fn agent_types_round_trip() {
                 stderr: None,
                 storage: Vec::new(),
                 storage_profile: None,
+                registry: None,
             },
         ],
     });
@@ -318,6 +327,9 @@ fn agent_types_round_trip() {
         AttemptEventKind::StartFailed {
             message: "no such image".into(),
             resource: true,
+        },
+        AttemptEventKind::ImagePullFailed {
+            message: "10.0.0.5:5000/app:1: unauthorized".into(),
         },
     ];
     for kind in &kinds {
@@ -519,6 +531,7 @@ fn openapi_has_every_schema() {
         "AttemptKey",
         "LeaseResponse",
         "StorageSettings",
+        "RegistryAuth",
         "CommandDto",
         "AttemptEventKind",
         "LogAppendRequest",
@@ -528,5 +541,5 @@ fn openapi_has_every_schema() {
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
-    assert_eq!(schemas.len(), 46);
+    assert_eq!(schemas.len(), 47);
 }

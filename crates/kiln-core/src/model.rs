@@ -176,6 +176,10 @@ pub struct TaskSpec {
     /// The storage profile of the task's mappings and redirects that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_profile: Option<String>,
+    /// The `docker-registry` profile its image is pulled with; `None`: the profile whose
+    /// `server` is the image's registry, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_profile: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

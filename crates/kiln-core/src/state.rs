@@ -129,6 +129,9 @@ pub enum Reason {
     OutOfMemory,
     /// The task's Docker image is not on the node and could not be pulled.
     ImageNotFound(String),
+    /// The registry refused to give the task's Docker image (`REF: cause`, e.g. `unauthorized`
+    /// when its credentials are missing or wrong).
+    ImagePullFailed(String),
     /// The job's `timeout` expired before this finished.
     JobTimedOut,
 }
@@ -155,6 +158,7 @@ impl Reason {
             Reason::OutputMappingFailed(_) => "OUTPUT_MAPPING_FAILED",
             Reason::OutOfMemory => "OUT_OF_MEMORY",
             Reason::ImageNotFound(_) => "IMAGE_NOT_FOUND",
+            Reason::ImagePullFailed(_) => "IMAGE_PULL_FAILED",
             Reason::JobTimedOut => "JOB_TIMED_OUT",
         }
     }
@@ -171,7 +175,8 @@ impl fmt::Display for Reason {
             | Reason::TaskFailed(s)
             | Reason::InputMappingFailed(s)
             | Reason::OutputMappingFailed(s)
-            | Reason::ImageNotFound(s) => write!(f, "{code} {s}"),
+            | Reason::ImageNotFound(s)
+            | Reason::ImagePullFailed(s) => write!(f, "{code} {s}"),
             Reason::ExitCode(n) | Reason::Signal(n) => write!(f, "{code} {n}"),
             Reason::SiblingFailed(n) | Reason::InstanceFailed(n) => write!(f, "{code} {n}"),
             Reason::ConcurrencyLimit
@@ -221,6 +226,7 @@ impl FromStr for Reason {
             "OUTPUT_MAPPING_FAILED" => text().map(Reason::OutputMappingFailed),
             "OUT_OF_MEMORY" => bare(Reason::OutOfMemory),
             "IMAGE_NOT_FOUND" => text().map(Reason::ImageNotFound),
+            "IMAGE_PULL_FAILED" => text().map(Reason::ImagePullFailed),
             "JOB_TIMED_OUT" => bare(Reason::JobTimedOut),
             _ => Err(bad()),
         }
@@ -257,6 +263,9 @@ pub enum Outcome {
     OutOfMemory { exit_code: i32 },
     /// The Docker image (this reference) is not on the node and could not be pulled.
     ImageNotFound(String),
+    /// The registry refused the pull of the Docker image (`REF: cause`, e.g. `REF:
+    /// unauthorized`).
+    ImagePullFailed(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,6 +469,7 @@ impl Instance {
             }
             Outcome::OutOfMemory { .. } => Fault::Oom,
             Outcome::ImageNotFound(image) => Fault::App(Reason::ImageNotFound(image.clone())),
+            Outcome::ImagePullFailed(why) => Fault::App(Reason::ImagePullFailed(why.clone())),
             Outcome::Lost(LossCause::NodeLost) => Fault::Resource(Reason::NodeLost),
             Outcome::Lost(LossCause::Interrupted) => Fault::Free(Reason::Interrupted),
         };
@@ -710,6 +720,7 @@ mod tests {
             Reason::OutputMappingFailed("s3://b/out/: connection refused".into()),
             Reason::OutOfMemory,
             Reason::ImageNotFound("registry.local/app:1.2".into()),
+            Reason::ImagePullFailed("registry.local/app:1.2: unauthorized".into()),
             Reason::JobTimedOut,
         ];
         for r in all {

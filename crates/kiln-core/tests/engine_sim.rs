@@ -33,6 +33,7 @@ fn task(name: &str, instances: u32, deps: Vec<Dependency>) -> TaskSpec {
         network: None,
         compute_env: None,
         storage_profile: None,
+        registry_profile: None,
         env: BTreeMap::new(),
         inputs: Vec::new(),
         outputs: Vec::new(),

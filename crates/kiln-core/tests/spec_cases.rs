@@ -1280,13 +1280,23 @@ fn profiles_are_kept_and_unknown_ones_named() {
     assert_eq!(t.storage_profile.as_deref(), Some("lab"));
     assert_eq!(t.inputs[0].profile.as_deref(), Some("other"));
     assert_eq!(t.outputs[0].profile, None);
-    kiln_core::spec::check_profiles(&p.spec, &["lab", "other"]).unwrap();
-    let e = kiln_core::spec::check_profiles(&p.spec, &["lab", "othr"]).unwrap_err();
+    kiln_core::spec::check_profiles(&p.spec, &["lab", "other"], &[]).unwrap();
+    let e = kiln_core::spec::check_profiles(&p.spec, &["lab", "othr"], &[]).unwrap_err();
     assert_eq!(e.0.len(), 1, "{e}");
     assert_eq!(e.0[0].path, "tasks.t.inputs[0].profile");
     assert!(e.0[0].hint.as_deref().unwrap().contains("`othr`"), "{e}");
-    let e = kiln_core::spec::check_profiles(&p.spec, &[]).unwrap_err();
+    let e = kiln_core::spec::check_profiles(&p.spec, &[], &["lab", "other"]).unwrap_err();
     assert_eq!(e.0.len(), 2, "{e}");
+    // A registry login is named by `registry_profile`, and only there.
+    let p = run("name: j\ntasks:\n  t:\n    command: x\n    image: r.example/app:1\n    registry_profile: ccr\n").unwrap();
+    assert_eq!(p.spec.tasks[0].registry_profile.as_deref(), Some("ccr"));
+    kiln_core::spec::check_profiles(&p.spec, &[], &["ccr"]).unwrap();
+    let e = kiln_core::spec::check_profiles(&p.spec, &["ccr"], &["cr"]).unwrap_err();
+    assert_eq!(e.0[0].path, "tasks.t.registry_profile");
+    assert!(
+        e.0[0].message.contains("unknown registry profile `ccr`"),
+        "{e}"
+    );
     // The stored form round-trips with them, and a spec stored before them still reads.
     let text = serde_json::to_string(&p.spec).unwrap();
     let back: JobSpec = serde_json::from_str(&text).unwrap();

@@ -44,7 +44,7 @@ mod templates;
 
 pub use doc::openapi_doc;
 use extract::{ApiPath as Path, ApiQuery as Query};
-pub(crate) use profiles::{default_of as default_profile, open as open_profile};
+pub(crate) use profiles::{default_of as default_profile, open as open_profile, registry_of};
 
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -588,9 +588,15 @@ async fn submit(
     }
     let templates = templates::load(&st).await?;
     let mut parsed = kiln_core::spec::parse_job_in(&bytes, &templates, &st.catalog)?;
-    let profiles = on_store(&st, |s| s.list_storage_profiles()).await?;
-    let known: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-    kiln_core::spec::check_profiles(&parsed.spec, &known)?;
+    let records = on_store(&st, |s| s.list_storage_profiles()).await?;
+    let names = |registry: bool| -> Vec<&str> {
+        records
+            .iter()
+            .filter(|r| profiles::is_registry(r) == registry)
+            .map(|r| r.name.as_str())
+            .collect()
+    };
+    kiln_core::spec::check_profiles(&parsed.spec, &names(false), &names(true))?;
     if !kiln_core::spec::unread_items(&parsed.spec).is_empty() {
         let storage = st.handle.call(|d| d.runtime().remote_storage()).await?;
         crate::items::read_items(&mut parsed.spec, None, storage.as_deref()).await?;

@@ -702,6 +702,7 @@ impl Driver {
             stderr: task.stderr.clone(),
             storage,
             storage_profile,
+            registry: self.attempt_registry(&d.job, &run.spec, task),
         })
     }
 
@@ -907,6 +908,7 @@ fn outcome_of(kind: AttemptEventKind) -> Outcome {
         },
         AttemptEventKind::OutOfMemory { code } => Outcome::OutOfMemory { exit_code: code },
         AttemptEventKind::ImageNotFound { image } => Outcome::ImageNotFound(image),
+        AttemptEventKind::ImagePullFailed { message } => Outcome::ImagePullFailed(message),
     }
 }
 

@@ -392,6 +392,93 @@ impl Driver {
         (storage, Some(JOB_CREDENTIALS.to_string()))
     }
 
+    /// The registry login an attempt of `task` (of job `id`) pulls its image with: the
+    /// `docker-registry` profile the task names (`registry_profile`), else the job's own
+    /// (Tencent `Application.Docker`), else the profile whose `server` is the image's
+    /// registry (of several, the first by name); `None` for a host task or when there is
+    /// none. Opened in memory, for this
+    /// attempt only.
+    pub(crate) fn attempt_registry(
+        &self,
+        id: &str,
+        job: &JobSpec,
+        task: &kiln_core::model::TaskSpec,
+    ) -> Option<kiln_api::RegistryAuth> {
+        let kiln_core::model::Image::Docker(image) = &task.image else {
+            return None;
+        };
+        let host = kiln_api::image_registry(image);
+        let login = |p: kiln_api::StorageProfileSpec| {
+            Some(kiln_api::RegistryAuth {
+                server: p
+                    .server
+                    .as_deref()
+                    .and_then(kiln_api::registry_host)
+                    .unwrap_or_else(|| host.clone()),
+                username: p.username?,
+                password: p.password?,
+            })
+        };
+        if task.registry_profile.is_none()
+            && let Some(r) = self
+                .job_credentials(id, job)
+                .and_then(|mut c| c.tasks.remove(&task.name))
+                .and_then(|t| t.registry)
+        {
+            return Some(kiln_api::RegistryAuth {
+                server: r
+                    .server
+                    .as_deref()
+                    .and_then(kiln_api::registry_host)
+                    .unwrap_or_else(|| host.clone()),
+                username: r.username,
+                password: r.password,
+            });
+        }
+        let named = task.registry_profile.as_deref();
+        let fits = |kind: &str, name: &str, server: Option<&str>| {
+            kind == kiln_api::REGISTRY_PROFILE_KIND
+                && match named {
+                    Some(n) => n == name,
+                    None => server.and_then(kiln_api::registry_host).as_deref() == Some(&host),
+                }
+        };
+        match &self.profiles {
+            Profiles::None => None,
+            Profiles::Fixed(list) => list
+                .iter()
+                .filter(|p| fits(&p.kind, &p.name, p.server.as_deref()))
+                .min_by(|a, b| a.name.cmp(&b.name))
+                .cloned()
+                .and_then(login),
+            Profiles::Store(secrets) => {
+                let record = match named {
+                    Some(n) => self.store.get_storage_profile(n).map_err(|e| e.to_string()),
+                    None => self
+                        .store
+                        .list_storage_profiles()
+                        .map(|all| crate::api::registry_of(&all, &host).cloned())
+                        .map_err(|e| e.to_string()),
+                };
+                let record = match record {
+                    Ok(r) => r?,
+                    Err(e) => {
+                        tracing::warn!("registry profiles cannot be read: {e}");
+                        return None;
+                    }
+                };
+                match crate::api::open_profile(secrets, &record) {
+                    Ok(p) if p.is_registry() => login(p),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!("registry profile `{}` is unusable: {e}", record.name);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
     /// The credentials `job` carries, opened (in memory). Logged (never their values) if
     /// they do not open.
     fn job_credentials(&self, id: &str, job: &JobSpec) -> Option<JobCredentials> {
@@ -1174,6 +1261,7 @@ impl Driver {
             stderr: task.stderr.clone(),
             storage: kiln_agent::attempt_storage(&storage),
             storage_profile,
+            registry: self.attempt_registry(&d.job, &run.spec, task),
         };
         let kill = KillSwitch::new();
         self.kills

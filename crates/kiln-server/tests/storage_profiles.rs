@@ -141,6 +141,31 @@ async fn bad_input_names_the_field_and_stores_nothing() {
             json!({"name": "p", "kind": "s3", "access_key_id": "a", "secret_access_key": SECRET, "bucket": "b"}),
             "bucket",
         ),
+        // A registry login takes its own fields, and only those.
+        (
+            json!({"name": "r", "kind": "docker-registry", "username": "u", "password": SECRET}),
+            "server",
+        ),
+        (
+            json!({"name": "r", "kind": "docker-registry", "server": "r.example:port", "username": "u", "password": SECRET}),
+            "server",
+        ),
+        (
+            json!({"name": "r", "kind": "docker-registry", "server": "r.example", "username": "u"}),
+            "password",
+        ),
+        (
+            json!({"name": "r", "kind": "docker-registry", "server": "r.example", "username": "u", "password": SECRET, "secret_access_key": SECRET}),
+            "secret_access_key",
+        ),
+        (
+            json!({"name": "r", "kind": "docker-registry", "server": "r.example", "username": "u", "password": SECRET, "default": true}),
+            "default",
+        ),
+        (
+            json!({"name": "p", "kind": "s3", "access_key_id": "a", "secret_access_key": SECRET, "password": SECRET}),
+            "password",
+        ),
     ];
     for (body, field) in cases {
         let (status, e) = admin(
@@ -172,6 +197,16 @@ async fn jobs_naming_unknown_profiles_are_refused_naming_the_field() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    let ccr = json!({"name": "ccr", "kind": "docker-registry", "server": "r.example",
+                     "username": "robot", "password": SECRET});
+    let (status, _) = admin(
+        &s.app,
+        Method::POST,
+        "/v1/storage-profiles",
+        &ccr.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
     let cases = [
         (
             "name: j\ntasks:\n  a:\n    command: 'true'\n    storage_profile: lba\n",
@@ -181,7 +216,18 @@ async fn jobs_naming_unknown_profiles_are_refused_naming_the_field() {
         (
             "name: j\ntasks:\n  a:\n    command: 'true'\n    inputs:\n      - {source: 's3://bucket/in/', target: in/, profile: nope}\n",
             "tasks.a.inputs[0].profile",
-            "known profiles: lab",
+            "known storage profiles: lab",
+        ),
+        // A registry login is no storage profile, and the other way round.
+        (
+            "name: j\ntasks:\n  a:\n    command: 'true'\n    storage_profile: ccr\n",
+            "tasks.a.storage_profile",
+            "unknown storage profile `ccr`",
+        ),
+        (
+            "name: j\ntasks:\n  a:\n    command: 'true'\n    image: r.example/app:1\n    registry_profile: lab\n",
+            "tasks.a.registry_profile",
+            "known registry profiles: ccr",
         ),
         (
             "name: j\ntasks:\n  a:\n    command: 'true'\n    storage_profile: lab\n    outputs:\n      - {source: out/, target: 's3://bucket/out/', profile: other}\n",

@@ -24,6 +24,7 @@ pub fn sample_spec() -> JobSpec {
         network: None,
         compute_env: None,
         storage_profile: None,
+        registry_profile: None,
         env: BTreeMap::new(),
         inputs: Vec::new(),
         outputs: Vec::new(),

@@ -188,12 +188,19 @@ pub fn run(args: RunArgs) -> u8 {
         },
         None => Vec::new(),
     };
-    let known: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+    let known = |registry: bool| -> Vec<&str> {
+        profiles
+            .iter()
+            .filter(|p| p.is_registry() == registry)
+            .map(|p| p.name.as_str())
+            .collect()
+    };
+    let (storage_known, registry_known) = (known(false), known(true));
     let parsed = match &args.file {
         Some(file) if args.resume.is_none() => match load_spec(file).and_then(|mut p| {
             read_local_items(&mut p.spec, file)?;
             // The profiles a task names must be in --storage-profiles.
-            kiln_core::spec::check_profiles(&p.spec, &known)?;
+            kiln_core::spec::check_profiles(&p.spec, &storage_known, &registry_known)?;
             Ok(p)
         }) {
             Ok(p) => {

@@ -414,6 +414,56 @@ fn a_node_container_runs_containerised_tasks_beside_itself() {
     delete_and_check_clean(&c, &env, &guard.network);
 }
 
+/// A node's agent pulls a private image with the `docker-registry` profile the server hands
+/// it over the agent protocol (the node container holds no login of its own), and a wrong
+/// password ends the instance `IMAGE_PULL_FAILED … unauthorized`.
+#[test]
+fn a_node_container_pulls_private_images_with_the_registry_profile_it_is_given() {
+    let image = support::private_image(&unique("node-private"));
+    let refused = support::private_image(&unique("node-refused"));
+    let (registry, user, password) = support::test_registry();
+    let (guard, c, env) = docker_env(2);
+    for (name, pw) in [("reg", password.clone()), ("stale", format!("x{password}"))] {
+        let profile = json!({"name": name, "kind": "docker-registry", "server": registry,
+                             "username": user, "password": pw});
+        let file = c.spec(&format!("{name}.json"), &profile.to_string());
+        let (code, out, err) = c.run(&["storage", "create", path(&file)]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    scale(&c, &env, 1);
+    let one = BTreeSet::from([format!("{env}-1")]);
+    wait_until(90, "one running node", || running_nodes(&c, &env) == one);
+    let spec = c.spec(
+        "private.yaml",
+        &format!(
+            "name: private\ntasks:\n  t:\n    image: '{image}'\n    compute_env: {env}\n    \
+             command: echo \"pulled on $BATCH_NODE_ID\"\n  \
+             refused:\n    image: '{refused}'\n    compute_env: {env}\n    \
+             registry_profile: stale\n    command: 'true'\n"
+        ),
+    );
+    let id = c.submit(&spec);
+    c.wait_job(&id, 120, |v| matches!(state(v), "SUCCEED" | "FAILED"));
+    let (code, out) = c.kiln(&["logs", &id, "t", "0"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("pulled on node-{env}-1").as_str())
+    );
+    let failed = c.instances(&id, "refused");
+    assert_eq!(
+        failed[0]["reason"],
+        format!("IMAGE_PULL_FAILED {refused}: unauthorized"),
+        "{failed:?}"
+    );
+    // The node container was never given the password.
+    let node = inspect(&format!("kiln-node-{env}-1"));
+    assert!(
+        !node.to_string().contains(&password),
+        "docker inspect shows the password"
+    );
+    delete_and_check_clean(&c, &env, &guard.network);
+}
+
 #[test]
 fn a_docker_environment_grows_with_its_backlog_and_shrinks_back_to_none() {
     let (guard, c, env) = docker_env_sized(1, "max_nodes: 2\nidle_timeout: 3s");

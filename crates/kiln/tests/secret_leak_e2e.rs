@@ -19,16 +19,24 @@ use std::time::{Duration, Instant};
 
 use kiln_storage::testing::{ACCESS_KEY, REGION, SECRET_KEY, TestServer};
 use serde_json::{Value, json};
-use support::{Proc, free_port, kiln_bin, test_image, wait_until};
+use support::{Proc, free_port, kiln_bin, private_image, test_image, test_registry, wait_until};
 
 /// The registry password of the Tencent job (no registry checks it: the image is local).
 const REGISTRY_PASSWORD: &str = "kiln-registry-pw-5b0d7e31c4";
 
-/// What must never be found.
-const SECRETS: &[(&str, &str)] = &[
-    ("the storage secret key", SECRET_KEY),
-    ("the registry password", REGISTRY_PASSWORD),
-];
+/// What must never be found: the storage secret key, the Tencent job's registry password, and
+/// the password of the private registry (`scripts/services/registry.sh`) a task's image is
+/// pulled from with a `docker-registry` profile.
+fn secrets() -> Vec<(&'static str, String)> {
+    vec![
+        ("the storage secret key", SECRET_KEY.to_string()),
+        (
+            "the Tencent job's registry password",
+            REGISTRY_PASSWORD.to_string(),
+        ),
+        ("the private registry's password", test_registry().2),
+    ]
+}
 
 /// Everything the run showed, each piece with where it came from.
 #[derive(Default)]
@@ -75,8 +83,9 @@ impl Evidence {
 
     fn assert_clean(&self) {
         let mut found = Vec::new();
+        let secrets = secrets();
         for (from, bytes) in &self.pieces {
-            for (what, secret) in SECRETS {
+            for (what, secret) in &secrets {
                 if contains(bytes, secret.as_bytes()) {
                     found.push(format!("{what} in {from}"));
                 }
@@ -182,14 +191,17 @@ impl Server {
     }
 }
 
-/// Environment of the processes: no credentials at all; only the endpoint a job's own keys
-/// (Tencent `Authentications`) are used with.
+/// Environment of the processes: no credentials at all (nor the test's own registry login);
+/// only the endpoint a job's own keys (Tencent `Authentications`) are used with.
 fn clean_env(cmd: &mut Command, endpoint: &str) {
     for var in [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AWS_PROFILE",
+        // The test's own knowledge of the private registry's login.
+        "KILN_TEST_REGISTRY_USER",
+        "KILN_TEST_REGISTRY_PASSWORD",
     ] {
         cmd.env_remove(var);
     }
@@ -281,11 +293,24 @@ fn no_secret_is_found_in_any_answer_output_container_or_file_of_a_run() {
     let (status, created) = s.request(reqwest::Method::POST, "/v1/storage-profiles", Some(profile));
     assert_eq!(status, 201, "{created}");
     ev.text("POST /v1/storage-profiles", created.to_string());
+    // A registry login, for the images of the private registry.
+    let (registry, user, password) = test_registry();
+    let login = json!({"name": "private", "kind": "docker-registry", "server": registry,
+                       "username": user, "password": password});
+    let (status, created) = s.request(reqwest::Method::POST, "/v1/storage-profiles", Some(login));
+    assert_eq!(status, 201, "{created}");
+    ev.text("POST /v1/storage-profiles (registry)", created.to_string());
+    let private = private_image("leak-private");
 
     // A native job: a task mapping through the profile on the built-in executor, and one on
     // the agent, which is given the profile's settings over the agent protocol.
     let native = s.submit(
-        "name: profiled\ntasks:\n  count:\n    command: \"mkdir -p out && wc -l < in/words.txt > out/count.txt && env && echo counted\"\n    storage_profile: lab\n    inputs: [{source: 's3://leak-test/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://leak-test/native/'}]\n    stdout: 's3://leak-test/logs/'\n  remote:\n    compute_env: pool\n    command: \"mkdir -p out && cp in/words.txt out/ && env && echo on the agent\"\n    storage_profile: lab\n    inputs: [{source: 's3://leak-test/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://leak-test/agent/'}]\n    stdout: 's3://leak-test/alogs/'\n",
+        &("name: profiled\ntasks:\n  count:\n    command: \"mkdir -p out && wc -l < in/words.txt > out/count.txt && env && echo counted\"\n    storage_profile: lab\n    inputs: [{source: 's3://leak-test/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://leak-test/native/'}]\n    stdout: 's3://leak-test/logs/'\n  remote:\n    compute_env: pool\n    command: \"mkdir -p out && cp in/words.txt out/ && env && echo on the agent\"\n    storage_profile: lab\n    inputs: [{source: 's3://leak-test/in/', target: in/}]\n    outputs: [{source: out/, target: 's3://leak-test/agent/'}]\n    stdout: 's3://leak-test/alogs/'\n".to_string()
+            // In a container of an image pulled with the registry login; it sleeps so that
+            // its container can be inspected.
+            + &format!(
+                "  pulled:\n    image: '{private}'\n    command: \"env && sleep 3 && echo pulled\"\n"
+            )),
     );
 
     // A Tencent job carrying its own keys and a registry login, in a container of the
@@ -305,27 +330,29 @@ fn no_secret_is_found_in_any_answer_output_container_or_file_of_a_run() {
     }]}});
     let tencent = s.submit(&tencent.to_string());
 
-    // Inspect the Tencent job's container while it runs.
+    // Inspect the containers of both jobs while they run.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = false;
-    while !seen && Instant::now() < deadline {
-        seen = !docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            "label=kiln.managed=true",
-            "--filter",
-            &format!("label=kiln.job={tencent}"),
-        ])
-        .trim()
-        .is_empty();
-        if seen {
-            ev.containers(&tencent);
-        } else {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    let mut unseen = vec![tencent.clone(), native.clone()];
+    while !unseen.is_empty() && Instant::now() < deadline {
+        unseen.retain(|job| {
+            let running = !docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                "label=kiln.managed=true",
+                "--filter",
+                &format!("label=kiln.job={job}"),
+            ])
+            .trim()
+            .is_empty();
+            if running {
+                ev.containers(job);
+            }
+            !running
+        });
+        std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(seen, "the Tencent job's container never ran");
+    assert!(unseen.is_empty(), "the containers of {unseen:?} never ran");
     // Node containers of the server, if any.
     for id in docker(&["ps", "-aq", "--filter", "label=kiln.role=node"]).split_whitespace() {
         ev.text(format!("docker inspect {id}"), docker(&["inspect", id]));
@@ -335,7 +362,7 @@ fn no_secret_is_found_in_any_answer_output_container_or_file_of_a_run() {
     let tencent_job = s.wait_done(&tencent);
     let mut answers = Vec::new();
     for (id, tasks) in [
-        (&native, &["count", "remote"][..]),
+        (&native, &["count", "remote", "pulled"][..]),
         (&tencent, &["fetch"][..]),
     ] {
         answers.push(ev.api(&s, &format!("/v1/jobs/{id}")));

@@ -27,6 +27,8 @@ from .attempt_event_kind_type_8 import AttemptEventKindType8
 from .attempt_event_kind_type_8_type import AttemptEventKindType8Type
 from .attempt_event_kind_type_9 import AttemptEventKindType9
 from .attempt_event_kind_type_9_type import AttemptEventKindType9Type
+from .attempt_event_kind_type_10 import AttemptEventKindType10
+from .attempt_event_kind_type_10_type import AttemptEventKindType10Type
 from .attempt_key import AttemptKey
 from .command_dto_type_0 import CommandDtoType0
 from .command_dto_type_1 import CommandDtoType1
@@ -61,6 +63,7 @@ from .output_mapping_dto import OutputMappingDto
 from .provider_error import ProviderError
 from .register_request import RegisterRequest
 from .register_response import RegisterResponse
+from .registry_auth import RegistryAuth
 from .report_request import ReportRequest
 from .report_response import ReportResponse
 from .scale_request import ScaleRequest
@@ -105,6 +108,8 @@ __all__ = (
     "AttemptEventKindType8Type",
     "AttemptEventKindType9",
     "AttemptEventKindType9Type",
+    "AttemptEventKindType10",
+    "AttemptEventKindType10Type",
     "AttemptKey",
     "CommandDtoType0",
     "CommandDtoType1",
@@ -139,6 +144,7 @@ __all__ = (
     "ProviderError",
     "RegisterRequest",
     "RegisterResponse",
+    "RegistryAuth",
     "ReportRequest",
     "ReportResponse",
     "ScaleRequest",

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..models.command_dto_type_1 import CommandDtoType1
     from ..models.input_mapping_dto import InputMappingDto
     from ..models.output_mapping_dto import OutputMappingDto
+    from ..models.registry_auth import RegistryAuth
     from ..models.storage_settings import StorageSettings
 
 
@@ -42,6 +43,7 @@ class AttemptAssignment:
         millicpus (int | Unset): CPU limit in thousandths of a CPU (containers only).
         network (None | str | Unset): The Docker network (VPC) the container joins; `None`: the engine's default.
         outputs (list[OutputMappingDto] | Unset): Local paths to upload after it ends.
+        registry (None | RegistryAuth | Unset):
         stderr (None | str | Unset):
         stdout (None | str | Unset): Where stdout / stderr are uploaded when it ends (a prefix ending in `/` or an
             object URL).
@@ -65,6 +67,7 @@ class AttemptAssignment:
     millicpus: int | Unset = UNSET
     network: None | str | Unset = UNSET
     outputs: list[OutputMappingDto] | Unset = UNSET
+    registry: None | RegistryAuth | Unset = UNSET
     stderr: None | str | Unset = UNSET
     stdout: None | str | Unset = UNSET
     storage: list[StorageSettings] | Unset = UNSET
@@ -74,6 +77,7 @@ class AttemptAssignment:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.command_dto_type_0 import CommandDtoType0
+        from ..models.registry_auth import RegistryAuth
 
         command: dict[str, Any]
         if isinstance(self.command, CommandDtoType0):
@@ -116,6 +120,14 @@ class AttemptAssignment:
             for outputs_item_data in self.outputs:
                 outputs_item = outputs_item_data.to_dict()
                 outputs.append(outputs_item)
+
+        registry: dict[str, Any] | None | Unset
+        if isinstance(self.registry, Unset):
+            registry = UNSET
+        elif isinstance(self.registry, RegistryAuth):
+            registry = self.registry.to_dict()
+        else:
+            registry = self.registry
 
         stderr: None | str | Unset
         if isinstance(self.stderr, Unset):
@@ -172,6 +184,8 @@ class AttemptAssignment:
             field_dict["network"] = network
         if outputs is not UNSET:
             field_dict["outputs"] = outputs
+        if registry is not UNSET:
+            field_dict["registry"] = registry
         if stderr is not UNSET:
             field_dict["stderr"] = stderr
         if stdout is not UNSET:
@@ -193,6 +207,7 @@ class AttemptAssignment:
         from ..models.command_dto_type_1 import CommandDtoType1
         from ..models.input_mapping_dto import InputMappingDto
         from ..models.output_mapping_dto import OutputMappingDto
+        from ..models.registry_auth import RegistryAuth
         from ..models.storage_settings import StorageSettings
 
         d = dict(src_dict)
@@ -260,6 +275,23 @@ class AttemptAssignment:
 
                 outputs.append(outputs_item)
 
+        def _parse_registry(data: object) -> None | RegistryAuth | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                registry_type_1 = RegistryAuth.from_dict(data)
+
+                return registry_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | RegistryAuth | Unset, data)
+
+        registry = _parse_registry(d.pop("registry", UNSET))
+
         def _parse_stderr(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -317,6 +349,7 @@ class AttemptAssignment:
             millicpus=millicpus,
             network=network,
             outputs=outputs,
+            registry=registry,
             stderr=stderr,
             stdout=stdout,
             storage=storage,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..models.attempt_event_kind_type_7 import AttemptEventKindType7
     from ..models.attempt_event_kind_type_8 import AttemptEventKindType8
     from ..models.attempt_event_kind_type_9 import AttemptEventKindType9
+    from ..models.attempt_event_kind_type_10 import AttemptEventKindType10
     from ..models.attempt_key import AttemptKey
 
 
@@ -28,16 +29,17 @@ class AttemptEvent:
     Attributes:
         key (AttemptKey): Names one attempt of one task instance. (It travels in answers too, so it tolerates unknown
             fields; the request bodies around it do not.)
-        kind (AttemptEventKindType0 | AttemptEventKindType1 | AttemptEventKindType2 | AttemptEventKindType3 |
-            AttemptEventKindType4 | AttemptEventKindType5 | AttemptEventKindType6 | AttemptEventKindType7 |
-            AttemptEventKindType8 | AttemptEventKindType9): What happened to an attempt: `{"type": "exited", "code": 3}`,
-            `{"type": "timed_out"}`, …
+        kind (AttemptEventKindType0 | AttemptEventKindType1 | AttemptEventKindType10 | AttemptEventKindType2 |
+            AttemptEventKindType3 | AttemptEventKindType4 | AttemptEventKindType5 | AttemptEventKindType6 |
+            AttemptEventKindType7 | AttemptEventKindType8 | AttemptEventKindType9): What happened to an attempt: `{"type":
+            "exited", "code": 3}`, `{"type": "timed_out"}`, …
     """
 
     key: AttemptKey
     kind: (
         AttemptEventKindType0
         | AttemptEventKindType1
+        | AttemptEventKindType10
         | AttemptEventKindType2
         | AttemptEventKindType3
         | AttemptEventKindType4
@@ -58,6 +60,7 @@ class AttemptEvent:
         from ..models.attempt_event_kind_type_6 import AttemptEventKindType6
         from ..models.attempt_event_kind_type_7 import AttemptEventKindType7
         from ..models.attempt_event_kind_type_8 import AttemptEventKindType8
+        from ..models.attempt_event_kind_type_9 import AttemptEventKindType9
 
         key = self.key.to_dict()
 
@@ -72,6 +75,7 @@ class AttemptEvent:
             or isinstance(self.kind, AttemptEventKindType6)
             or isinstance(self.kind, AttemptEventKindType7)
             or isinstance(self.kind, AttemptEventKindType8)
+            or isinstance(self.kind, AttemptEventKindType9)
         ):
             kind = self.kind.to_dict()
         else:
@@ -100,6 +104,7 @@ class AttemptEvent:
         from ..models.attempt_event_kind_type_7 import AttemptEventKindType7
         from ..models.attempt_event_kind_type_8 import AttemptEventKindType8
         from ..models.attempt_event_kind_type_9 import AttemptEventKindType9
+        from ..models.attempt_event_kind_type_10 import AttemptEventKindType10
         from ..models.attempt_key import AttemptKey
 
         d = dict(src_dict)
@@ -110,6 +115,7 @@ class AttemptEvent:
         ) -> (
             AttemptEventKindType0
             | AttemptEventKindType1
+            | AttemptEventKindType10
             | AttemptEventKindType2
             | AttemptEventKindType3
             | AttemptEventKindType4
@@ -209,13 +215,23 @@ class AttemptEvent:
                 return componentsschemas_attempt_event_kind_type_8
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                componentsschemas_attempt_event_kind_type_9 = (
+                    AttemptEventKindType9.from_dict(data)
+                )
+
+                return componentsschemas_attempt_event_kind_type_9
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
             if not isinstance(data, dict):
                 raise TypeError()
-            componentsschemas_attempt_event_kind_type_9 = (
-                AttemptEventKindType9.from_dict(data)
+            componentsschemas_attempt_event_kind_type_10 = (
+                AttemptEventKindType10.from_dict(data)
             )
 
-            return componentsschemas_attempt_event_kind_type_9
+            return componentsschemas_attempt_event_kind_type_10
 
         kind = _parse_kind(d.pop("kind"))
 

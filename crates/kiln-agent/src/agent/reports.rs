@@ -120,6 +120,7 @@ pub fn outcome_kind(outcome: Outcome) -> AttemptEventKind {
         Outcome::InputFailed(message) => AttemptEventKind::InputMappingFailed { message },
         Outcome::OutOfMemory { exit_code } => AttemptEventKind::OutOfMemory { code: exit_code },
         Outcome::ImageNotFound(image) => AttemptEventKind::ImageNotFound { image },
+        Outcome::ImagePullFailed(message) => AttemptEventKind::ImagePullFailed { message },
         Outcome::OutputFailed { exit_code, message } => AttemptEventKind::OutputMappingFailed {
             code: exit_code,
             message,

@@ -122,6 +122,7 @@ pub(crate) fn finish(raw: RawJob, templates: &Templates, d: &mut Diag) -> Option
             network: rt.network,
             compute_env: rt.compute_env,
             storage_profile: rt.storage_profile,
+            registry_profile: rt.registry_profile,
             env: rt.env.unwrap_or_default(),
             inputs: rt.inputs.unwrap_or_default(),
             outputs: rt.outputs.unwrap_or_default(),

@@ -143,6 +143,8 @@ pub struct RawTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_profile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Vec<InputMapping>>,
@@ -209,6 +211,7 @@ impl RawTask {
             network: self.network.or(base.network),
             compute_env: self.compute_env.or(base.compute_env),
             storage_profile: self.storage_profile.or(base.storage_profile),
+            registry_profile: self.registry_profile.or(base.registry_profile),
             env: self.env.or(base.env),
             inputs: self.inputs.or(base.inputs),
             outputs: self.outputs.or(base.outputs),
@@ -420,37 +423,64 @@ pub fn attach_items(spec: &mut JobSpec, read: Vec<(usize, Vec<u8>)>) -> Result<(
 
 /// Parses a task template: a mapping of native task fields (paths are relative to the task).
 /// `template` and `depends_on` are not allowed in a template.
-/// Every storage profile `spec` names (a task's `storage_profile`, a mapping's `profile`) that
-/// is not in `known`, as errors naming the field, with the closest known name as a hint.
-pub fn check_profiles(spec: &JobSpec, known: &[&str]) -> Result<(), SpecErrors> {
+/// Every profile `spec` names that is not among those known: a task's `storage_profile` and a
+/// mapping's `profile` must be in `storage` (object storage profiles), a task's
+/// `registry_profile` in `registry` (`docker-registry` profiles); as errors naming the field,
+/// with the closest known name as a hint.
+pub fn check_profiles(
+    spec: &JobSpec,
+    storage: &[&str],
+    registry: &[&str],
+) -> Result<(), SpecErrors> {
     let mut errors = Vec::new();
-    let mut check = |name: &Option<String>, path: String| {
+    let mut check = |name: &Option<String>, path: String, known: &[&str], what: &str| {
         if let Some(name) = name
             && !known.contains(&name.as_str())
         {
             let hint = match check::suggest(name, known.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
-                None if known.is_empty() => "no storage profiles are defined where this job \
-                     runs (on a server: `kiln storage create FILE`; with `kiln run`: \
-                     `--storage-profiles FILE`)"
-                    .to_string(),
-                None => format!("known profiles: {}", known.join(", ")),
+                None if known.is_empty() => format!(
+                    "no {what} profiles are defined where this job runs (on a server: `kiln \
+                     storage create FILE`; with `kiln run`: `--storage-profiles FILE`)"
+                ),
+                None => format!("known {what} profiles: {}", known.join(", ")),
             };
             errors.push(SpecError {
                 path,
-                message: format!("unknown storage profile `{name}`"),
+                message: format!("unknown {what} profile `{name}`"),
                 hint: Some(hint),
             });
         }
     };
     for t in &spec.tasks {
         let at = format!("tasks.{}", t.name);
-        check(&t.storage_profile, format!("{at}.storage_profile"));
+        check(
+            &t.storage_profile,
+            format!("{at}.storage_profile"),
+            storage,
+            "storage",
+        );
+        check(
+            &t.registry_profile,
+            format!("{at}.registry_profile"),
+            registry,
+            "registry",
+        );
         for (i, m) in t.inputs.iter().enumerate() {
-            check(&m.profile, format!("{at}.inputs[{i}].profile"));
+            check(
+                &m.profile,
+                format!("{at}.inputs[{i}].profile"),
+                storage,
+                "storage",
+            );
         }
         for (i, m) in t.outputs.iter().enumerate() {
-            check(&m.profile, format!("{at}.outputs[{i}].profile"));
+            check(
+                &m.profile,
+                format!("{at}.outputs[{i}].profile"),
+                storage,
+                "storage",
+            );
         }
     }
     if errors.is_empty() {

@@ -31,6 +31,7 @@ pub(crate) const TASK_FIELDS: &[&str] = &[
     "network",
     "compute_env",
     "storage_profile",
+    "registry_profile",
     "env",
     "inputs",
     "outputs",
@@ -204,6 +205,9 @@ pub(crate) fn read_task(obj: &Obj<'_>, d: &mut Diag) -> (RawTask, bool) {
     }
     if let Some(v) = obj.get("storage_profile") {
         t.storage_profile = check::name(v, &p("storage_profile"), "storage profile name", d);
+    }
+    if let Some(v) = obj.get("registry_profile") {
+        t.registry_profile = check::name(v, &p("registry_profile"), "registry profile name", d);
     }
     if let Some(v) = obj.get("env")
         && let Some(env) = Obj::new(v, &p("env"), d)

@@ -1,7 +1,8 @@
 //! Storage profiles (`/v1/storage-profiles`): create, list, show, delete.
 //!
 //! A profile is stored as JSON in `StorageProfileRecord::config_json` with its secret fields
-//! (`secret_access_key`, `session_token`) sealed by the server's [`SecretBox`], each bound to
+//! (`secret_access_key`, `session_token`, `password`) sealed by the server's [`SecretBox`], each
+//! bound to
 //! `storage-profile/NAME/FIELD`. Reads answer them as `***`; only [`open`] opens them, for
 //! the attempts that use the profile (`Driver::attempt_profiles`).
 
@@ -29,12 +30,22 @@ struct Stored {
     endpoint: Option<String>,
     region: Option<String>,
     path_style: Option<bool>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     access_key_id: String,
     /// Sealed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     secret_access_key: String,
     /// Sealed.
     session_token: Option<String>,
     default: bool,
+    /// `docker-registry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    /// Sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
 }
 
 fn aad(name: &str, field: &str) -> String {
@@ -48,12 +59,22 @@ fn seal(secrets: &SecretBox, p: &StorageProfileSpec) -> Result<String, ApiError>
         region: p.region.clone(),
         path_style: p.path_style,
         access_key_id: p.access_key_id.clone(),
-        secret_access_key: secrets.seal(&p.secret_access_key, &aad(&p.name, "secret_access_key")),
+        secret_access_key: if p.is_registry() {
+            String::new()
+        } else {
+            secrets.seal(&p.secret_access_key, &aad(&p.name, "secret_access_key"))
+        },
         session_token: p
             .session_token
             .as_ref()
             .map(|t| secrets.seal(t, &aad(&p.name, "session_token"))),
         default: p.default,
+        server: p.server.clone(),
+        username: p.username.clone(),
+        password: p
+            .password
+            .as_ref()
+            .map(|t| secrets.seal(t, &aad(&p.name, "password"))),
     })
     .map_err(ApiError::internal)
 }
@@ -72,10 +93,17 @@ fn answer(r: &StorageProfileRecord) -> Result<StorageProfile, ApiError> {
         path_style: s.path_style.unwrap_or(s.endpoint.is_some()),
         endpoint: s.endpoint,
         region: s.region,
+        secret_access_key: if s.secret_access_key.is_empty() {
+            String::new()
+        } else {
+            "***".into()
+        },
         access_key_id: s.access_key_id,
-        secret_access_key: "***".into(),
         session_token: s.session_token.map(|_| "***".into()),
         default: s.default,
+        server: s.server,
+        username: s.username,
+        password: s.password.map(|_| "***".into()),
         created_at: rfc3339(r.created_at),
     })
 }
@@ -87,6 +115,32 @@ pub(crate) fn default_of(records: &[StorageProfileRecord]) -> Option<&StoragePro
         .iter()
         .filter(|r| decode(r).is_ok_and(|s| s.default))
         .min_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)))
+}
+
+/// Whether `r` is a registry login (`docker-registry`) rather than object storage.
+pub(crate) fn is_registry(r: &StorageProfileRecord) -> bool {
+    decode(r).is_ok_and(|s| s.kind == kiln_api::REGISTRY_PROFILE_KIND)
+}
+
+/// The `docker-registry` profile among `records` whose `server` is registry `host` (as
+/// [`kiln_api::image_registry`] reads an image reference); of several, the first by name.
+pub(crate) fn registry_of<'a>(
+    records: &'a [StorageProfileRecord],
+    host: &str,
+) -> Option<&'a StorageProfileRecord> {
+    records
+        .iter()
+        .filter(|r| {
+            decode(r).is_ok_and(|s| {
+                s.kind == kiln_api::REGISTRY_PROFILE_KIND
+                    && s.server
+                        .as_deref()
+                        .and_then(kiln_api::registry_host)
+                        .as_deref()
+                        == Some(host)
+            })
+        })
+        .min_by(|a, b| a.name.cmp(&b.name))
 }
 
 /// A stored profile with its secrets opened (for one attempt, in memory).
@@ -107,13 +161,24 @@ pub(crate) fn open(
         region: s.region,
         path_style: s.path_style,
         access_key_id: s.access_key_id,
-        secret_access_key: opened(&s.secret_access_key, "secret_access_key")?,
+        secret_access_key: if s.secret_access_key.is_empty() {
+            String::new()
+        } else {
+            opened(&s.secret_access_key, "secret_access_key")?
+        },
         session_token: s
             .session_token
             .as_deref()
             .map(|t| opened(t, "session_token"))
             .transpose()?,
         default: s.default,
+        server: s.server,
+        username: s.username,
+        password: s
+            .password
+            .as_deref()
+            .map(|t| opened(t, "password"))
+            .transpose()?,
     })
 }
 
@@ -296,5 +361,27 @@ mod tests {
             ..record
         };
         assert!(open(&b, &moved).is_err());
+    }
+
+    #[test]
+    fn registry_logins_seal_their_password() {
+        let b = SecretBox::from_key(&[4; 32]);
+        let spec = StorageProfileSpec::from_value(&serde_json::json!({
+            "name": "ccr", "kind": "docker-registry", "server": "ccr.ccs.tencentyun.com",
+            "username": "robot", "password": "PA55WORD"
+        }))
+        .unwrap();
+        let record = StorageProfileRecord {
+            name: "ccr".into(),
+            config_json: seal(&b, &spec).unwrap(),
+            created_at: 1,
+            project: "default".into(),
+        };
+        assert!(!record.config_json.contains("PA55WORD"));
+        let shown = answer(&record).unwrap();
+        assert_eq!(shown.password.as_deref(), Some("***"));
+        assert_eq!(shown.username.as_deref(), Some("robot"));
+        assert!(shown.secret_access_key.is_empty());
+        assert_eq!(open(&b, &record).unwrap(), spec);
     }
 }

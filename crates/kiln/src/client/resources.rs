@@ -388,7 +388,8 @@ pub async fn storage(cmd: StorageCmd) -> Outcome {
                     t.add_row([
                         p.name.clone(),
                         p.kind.clone(),
-                        or_dash(p.endpoint.as_deref()),
+                        // A registry login's address is its server.
+                        or_dash(p.endpoint.as_deref().or(p.server.as_deref())),
                         or_dash(p.region.as_deref()),
                         if p.default { "yes" } else { "no" }.to_string(),
                     ]);

@@ -417,3 +417,65 @@ pub fn test_image() -> &'static str {
     });
     TEST_IMAGE
 }
+
+/// The private registry of the test run (`scripts/services/registry.sh`): (`HOST:PORT`, user,
+/// password). Fails loudly when the tests were started without it.
+pub fn test_registry() -> (String, String, String) {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: the registry tests need the private registry that \
+                 scripts/test.sh starts (or scripts/with-services.sh for one test)"
+            )
+        })
+    };
+    (
+        var("KILN_TEST_REGISTRY"),
+        var("KILN_TEST_REGISTRY_USER"),
+        var("KILN_TEST_REGISTRY_PASSWORD"),
+    )
+}
+
+/// Pushes [`TEST_IMAGE`] to the private registry as `REGISTRY/kiln-test/NAME:1` and removes
+/// that reference from the engine again, so that running it needs a pull with credentials.
+/// The login is kept in a Docker CLI configuration of its own, removed at once. Returns the
+/// reference.
+pub fn private_image(name: &str) -> String {
+    let (registry, user, password) = test_registry();
+    let image = format!("{registry}/kiln-test/{name}:1");
+    let config = tempfile::tempdir().unwrap();
+    let docker = |args: &[&str], input: Option<&str>| {
+        let mut child = Command::new("docker")
+            .arg("--config")
+            .arg(config.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("the registry tests need the docker CLI: {e}"));
+        if let Some(text) = input {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    docker(&["tag", test_image(), &image], None);
+    docker(
+        &["login", "-u", &user, "--password-stdin", &registry],
+        Some(&password),
+    );
+    docker(&["push", "-q", &image], None);
+    docker(&["rmi", &image], None);
+    image
+}

@@ -96,9 +96,11 @@ def sync_detailed(
     Args:
         body (StorageProfileSpec): A storage profile as created: the body of `POST /v1/storage-
             profiles`, and one item of a
-            `kiln run --storage-profiles` file. `secret_access_key` and `session_token` are write-
-            only:
-            no answer, log line or error carries them (reads show `***`).
+            `kiln run --storage-profiles` file. Of kind `s3` or `cos` it reaches object storage
+            (`access_key_id`, `secret_access_key`, …); of kind `docker-registry`, a container registry
+            (`server`, `username`, `password`). `secret_access_key`, `session_token` and `password`
+            are
+            write-only: no answer, log line or error carries them (reads show `***`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -130,9 +132,11 @@ def sync(
     Args:
         body (StorageProfileSpec): A storage profile as created: the body of `POST /v1/storage-
             profiles`, and one item of a
-            `kiln run --storage-profiles` file. `secret_access_key` and `session_token` are write-
-            only:
-            no answer, log line or error carries them (reads show `***`).
+            `kiln run --storage-profiles` file. Of kind `s3` or `cos` it reaches object storage
+            (`access_key_id`, `secret_access_key`, …); of kind `docker-registry`, a container registry
+            (`server`, `username`, `password`). `secret_access_key`, `session_token` and `password`
+            are
+            write-only: no answer, log line or error carries them (reads show `***`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -159,9 +163,11 @@ async def asyncio_detailed(
     Args:
         body (StorageProfileSpec): A storage profile as created: the body of `POST /v1/storage-
             profiles`, and one item of a
-            `kiln run --storage-profiles` file. `secret_access_key` and `session_token` are write-
-            only:
-            no answer, log line or error carries them (reads show `***`).
+            `kiln run --storage-profiles` file. Of kind `s3` or `cos` it reaches object storage
+            (`access_key_id`, `secret_access_key`, …); of kind `docker-registry`, a container registry
+            (`server`, `username`, `password`). `secret_access_key`, `session_token` and `password`
+            are
+            write-only: no answer, log line or error carries them (reads show `***`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -191,9 +197,11 @@ async def asyncio(
     Args:
         body (StorageProfileSpec): A storage profile as created: the body of `POST /v1/storage-
             profiles`, and one item of a
-            `kiln run --storage-profiles` file. `secret_access_key` and `session_token` are write-
-            only:
-            no answer, log line or error carries them (reads show `***`).
+            `kiln run --storage-profiles` file. Of kind `s3` or `cos` it reaches object storage
+            (`access_key_id`, `secret_access_key`, …); of kind `docker-registry`, a container registry
+            (`server`, `username`, `password`). `secret_access_key`, `session_token` and `password`
+            are
+            write-only: no answer, log line or error carries them (reads show `***`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
