@@ -360,6 +360,45 @@ impl Client {
         .await
     }
 
+    /// A page of journal events after `after`, oldest first (`types`: comma-separated).
+    pub async fn events(
+        &self,
+        after: u64,
+        limit: Option<u32>,
+        job: Option<&str>,
+        types: Option<&str>,
+    ) -> Result<EventPage, ClientError> {
+        let after = after.to_string();
+        let limit = limit.map(|l| l.to_string());
+        self.get(
+            paths::EVENTS,
+            &[
+                ("after", Some(&after)),
+                ("limit", limit.as_deref()),
+                ("job", job),
+                ("type", types),
+            ],
+        )
+        .await
+    }
+
+    /// The journal as Server-Sent Events from after `after` (sent as `Last-Event-ID`), as a
+    /// raw response whose body stays open; read it with [`crate::sse::Parser`].
+    pub async fn event_stream(
+        &self,
+        after: u64,
+        job: Option<&str>,
+        types: Option<&str>,
+    ) -> Result<Response, ClientError> {
+        self.call(|c| {
+            let url = c.url(paths::EVENTS, &[("job", job), ("type", types)])?;
+            Ok(c.request_untimed(Method::GET, url)
+                .header(reqwest::header::ACCEPT, "text/event-stream")
+                .header("Last-Event-ID", after.to_string()))
+        })
+        .await
+    }
+
     /// Why a job (or one of its tasks, or one instance) is in its state.
     pub async fn why(
         &self,

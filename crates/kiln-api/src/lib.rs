@@ -21,6 +21,7 @@ pub mod agent;
 mod client;
 pub mod paths;
 pub mod rest;
+pub mod sse;
 
 pub use agent::*;
 pub use client::{CONNECT_TIMEOUT, Client, ClientError, REQUEST_TIMEOUT, read_ca_file};

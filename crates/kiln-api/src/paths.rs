@@ -21,6 +21,8 @@
 //! | [`COMPUTE_ENV`] | GET / DELETE | → [`ComputeEnvDetail`](crate::ComputeEnvDetail) / 204 |
 //! | [`COMPUTE_ENV_SCALE`] | POST | [`ScaleRequest`](crate::ScaleRequest) → [`ComputeEnvDetail`](crate::ComputeEnvDetail) |
 //! | [`COMPUTE_ENV_ACTIVITIES`] | GET | → [`ActivityList`](crate::ActivityList) |
+//! | [`EVENTS`] `?after=&limit=&job=&type=` | GET | → [`EventPage`](crate::EventPage); with `Accept: text/event-stream`, Server-Sent Events (`id:` = `seq`, resumed with `Last-Event-ID`) |
+//! | [`METRICS`] | GET | → Prometheus text (no token from loopback, else the admin token) |
 //! | [`NODES`] | GET | → [`NodeList`](crate::NodeList) |
 //! | [`NODE_REVOKE`] | POST | (no body) → [`NodeRevoked`](crate::NodeRevoked) |
 //! | [`JOIN_TOKEN_ROTATE`] | POST | (no body) → [`JoinToken`](crate::JoinToken) |
@@ -51,6 +53,8 @@ pub const COMPUTE_ENV: &str = "/v1/compute-envs/{name}";
 pub const COMPUTE_ENV_SCALE: &str = "/v1/compute-envs/{name}/scale";
 pub const COMPUTE_ENV_ACTIVITIES: &str = "/v1/compute-envs/{name}/activities";
 pub const NODES: &str = "/v1/nodes";
+pub const EVENTS: &str = "/v1/events";
+pub const METRICS: &str = "/metrics";
 pub const NODE_REVOKE: &str = "/v1/nodes/{name}/revoke";
 pub const JOIN_TOKEN_ROTATE: &str = "/v1/join-token/rotate";
 pub const STORAGE_PROFILES: &str = "/v1/storage-profiles";

@@ -164,6 +164,51 @@ pub struct InstanceList {
     pub next: Option<String>,
 }
 
+/// One journal event (`GET /v1/events`): a change of state or an operation, past tense.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventRecord {
+    /// The event's sequence number: only grows, with no gap; resume after it with
+    /// `?after=SEQ` or `Last-Event-ID`.
+    pub seq: u64,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// What happened: `JobSubmitted`, `InstanceStarted`, `InstanceFailed`, `NodeLost`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_env: Option<String>,
+    /// The state entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// A compute environment's size after it was scaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_nodes: Option<u32>,
+}
+
+/// A page of events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<EventRecord>,
+    /// Pass as `after` for the next page: the last event's `seq` (or the `after` given, if
+    /// there was none).
+    pub next: u64,
+}
+
 /// `GET /v1/jobs/{id}/why?task=&index=`: why a job, task or instance is in its state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Why {

@@ -37,6 +37,7 @@ use crate::wire::job_summary;
 
 mod doc;
 mod envs;
+mod events;
 mod extract;
 pub mod idempotency;
 mod profiles;
@@ -458,6 +459,7 @@ fn admin_routes() -> OpenApiRouter<Shared> {
         .merge(templates::routes())
         .merge(profiles::routes())
         .merge(envs::routes())
+        .merge(events::routes())
 }
 
 /// Registration: the join token, or a registered node's own credential.
@@ -476,7 +478,51 @@ fn agent_routes() -> OpenApiRouter<Shared> {
 
 /// Routes anyone may call.
 fn public_routes() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new().routes(routes!(health))
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(metrics_text))
+}
+
+/// Metrics in the Prometheus text format: without a token from a loopback address, else with
+/// the admin token.
+#[utoipa::path(get, path = paths::METRICS, responses(
+    (status = 200, content_type = "text/plain", body = String),
+    (status = 401, body = ErrorBody)))]
+async fn metrics_text(State(st): State<Shared>, req: Request) -> Response {
+    let loopback = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|c| c.0.ip().is_loopback());
+    let admin = bearer(req.headers()).and_then(|t| st.tokens.role(t)) == Some(Role::Admin);
+    if !loopback && !admin {
+        return ApiError::unauthorized().into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+/// Counts every answer by route (its template, `unmatched` for none) and status.
+async fn count_requests(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().as_str().to_string();
+    let resp = next.run(req).await;
+    metrics::counter!(
+        crate::metrics::API_REQUESTS,
+        "route" => route,
+        "method" => method,
+        "status" => resp.status().as_u16().to_string()
+    )
+    .increment(1);
+    resp
 }
 
 /// Every route. Tests call it with `tower::ServiceExt::oneshot`; no socket needed.
@@ -505,6 +551,7 @@ pub fn router(state: Shared) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_SPEC_BYTES))
+        .layer(middleware::from_fn(count_requests))
         .with_state(state)
 }
 

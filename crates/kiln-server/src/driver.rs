@@ -5,7 +5,7 @@
 //! Attempts run on a tokio runtime; their reports come back over a channel. The driver thread
 //! itself never awaits, so a slow attempt can never hold up a decision.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -223,6 +223,8 @@ pub struct Driver {
     /// Events of operations (terminate, retry, …) to write with the next batch, before the
     /// changes they cause.
     noted: Vec<kiln_core::journal::Event>,
+    /// When the gauges of `crate::metrics` were last sampled.
+    last_sample: Instant,
 }
 
 impl Driver {
@@ -286,6 +288,7 @@ impl Driver {
             on_elected: None,
             journal: journal_enabled().then(kiln_core::journal::Journal::new),
             noted: Vec::new(),
+            last_sample: Instant::now(),
         })
     }
 
@@ -876,7 +879,9 @@ impl Driver {
                 .and_then(|r| r.spec.tasks.get(t))
                 .map(|task| task.name.clone())
         };
-        let mut events = journal.events(&changes, now_ms(), &name);
+        let now = now_ms();
+        let mut events = journal.events(&changes, now, &name);
+        observe_dispatch_latency(&changes, &events, now);
         for e in &mut events {
             if let Some(p) = e
                 .job
@@ -899,13 +904,69 @@ impl Driver {
 
     pub(crate) fn persist(&mut self) -> Result<(), DriverError> {
         let changes = self.changes_with_events();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
         match self.leadership.as_ref().map(Leadership::epoch) {
             None => self.store.apply(&changes)?,
             Some(Some(epoch)) => self.store.apply_fenced(&changes, epoch)?,
             // A standby's engine is empty: it has nothing to write.
-            Some(None) => {}
+            Some(None) => return Ok(()),
+        }
+        metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(started.elapsed());
+        for c in &changes {
+            if let kiln_core::engine::Change::Event(e) = c {
+                metrics::counter!(crate::metrics::EVENTS_TOTAL, "type" => e.kind.as_str())
+                    .increment(1);
+            }
         }
         Ok(())
+    }
+
+    /// Samples the gauges of [`crate::metrics`] (at most every
+    /// [`crate::metrics::SAMPLE_EVERY`]): instances by state, the ready backlog per compute
+    /// environment, nodes by state.
+    fn sample_metrics(&mut self) {
+        if self.last_sample.elapsed() < crate::metrics::SAMPLE_EVERY {
+            return;
+        }
+        self.last_sample = Instant::now();
+        let mut by_state: BTreeMap<&'static str, u64> =
+            State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut queued: BTreeMap<String, u64> = BTreeMap::new();
+        for run in self.engine.jobs() {
+            for (t, view) in run.task_views().into_iter().enumerate() {
+                for (state, n) in &view.counts {
+                    *by_state.entry(state.as_str()).or_default() += u64::from(*n);
+                }
+                let env = run.spec.tasks[t]
+                    .compute_env
+                    .clone()
+                    .unwrap_or_else(|| self.local.clone());
+                *queued.entry(env).or_default() +=
+                    u64::from(view.counts.get(&State::Runnable).copied().unwrap_or(0));
+            }
+        }
+        for (state, n) in by_state {
+            metrics::gauge!(crate::metrics::INSTANCES, "state" => state).set(n as f64);
+        }
+        for env in self.engine.nodes().iter().filter_map(|n| n.pool.clone()) {
+            queued.entry(env).or_default();
+        }
+        for (env, n) in queued {
+            metrics::gauge!(crate::metrics::QUEUE_DEPTH, "compute_env" => env).set(n as f64);
+        }
+        let mut nodes: BTreeMap<String, u64> = ["CREATING", "RUNNING", "ABNORMAL", "DELETING"]
+            .iter()
+            .map(|s| (s.to_string(), 0))
+            .collect();
+        for n in self.node_infos() {
+            *nodes.entry(n.state).or_default() += 1;
+        }
+        for (state, n) in nodes {
+            metrics::gauge!(crate::metrics::NODES, "state" => state).set(n as f64);
+        }
     }
 
     /// Deletes a job's records, fenced by this server's term as every other write of the
@@ -986,6 +1047,7 @@ impl Driver {
             msgs.push(m);
         }
         msgs.extend(self.rx.try_iter());
+        let tick_started = Instant::now();
         let now = now_ms();
         for msg in msgs {
             match msg {
@@ -1064,6 +1126,8 @@ impl Driver {
             self.wake_leases();
         }
         self.check_heartbeats();
+        self.sample_metrics();
+        metrics::histogram!(crate::metrics::TICK_SECONDS).record(tick_started.elapsed());
         Ok(())
     }
 
@@ -1306,4 +1370,33 @@ pub enum StopRequest {
     Graceful,
     /// Stop them now.
     Force,
+}
+
+/// Records, for each attempt whose start is journaled in this batch, the time from its
+/// dispatch to its start.
+fn observe_dispatch_latency(
+    changes: &[kiln_core::engine::Change],
+    events: &[kiln_core::journal::Event],
+    now: u64,
+) {
+    use kiln_core::journal::EventKind;
+    let started: std::collections::HashSet<(&str, u32, u32)> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::InstanceStarted)
+        .filter_map(|e| Some((e.job.as_deref()?, e.detail.index?, e.detail.attempt?)))
+        .collect();
+    if started.is_empty() {
+        return;
+    }
+    for c in changes {
+        if let kiln_core::engine::Change::Attempt {
+            job, index, record, ..
+        } = c
+            && record.state == State::Running
+            && started.contains(&(&**job, *index, record.attempt))
+        {
+            let ms = now.saturating_sub(record.started_at);
+            metrics::histogram!(crate::metrics::DISPATCH_SECONDS).record(Duration::from_millis(ms));
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod envs;
 pub mod items;
 pub mod jobs;
 pub mod leader;
+pub mod metrics;
 pub mod server;
 pub mod tencent;
 pub mod tls;

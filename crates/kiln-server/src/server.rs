@@ -433,7 +433,9 @@ pub fn run_server(
     }
     rt.spawn(trim_events(driver.shared_store(), cfg.event_retention));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(state);
+    crate::metrics::handle();
+    // The peer's address reaches handlers (`/metrics` answers loopback without a token).
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = async {
         let _ = shutdown_rx.await;
     };
@@ -441,7 +443,9 @@ pub fn run_server(
         Some(tls) => {
             let _guard = rt.enter();
             let listener = crate::tls::TlsListener::new(listener, Arc::clone(tls))
-                .map_err(|source| ServerError::Listen { addr, source })?;
+                .map_err(|source| ServerError::Listen { addr, source })?
+                // Nothing to set on a TLS stream; this gives handlers the peer's address.
+                .tap_io(|_| {});
             rt.spawn(async move {
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)

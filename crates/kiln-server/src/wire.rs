@@ -49,3 +49,25 @@ pub fn job_summary(r: &JobRow) -> JobSummary {
         updated_at: rfc3339(r.updated_at),
     }
 }
+
+/// A stored journal event as the API shows it.
+pub fn event_record(e: &kiln_store::StoredEvent) -> kiln_api::EventRecord {
+    let ev = &e.event;
+    let d = &ev.detail;
+    kiln_api::EventRecord {
+        seq: e.seq,
+        at: rfc3339(ev.at),
+        kind: ev.kind.as_str().to_string(),
+        project: ev.project.clone(),
+        job: ev.job.clone(),
+        task: d.task.clone(),
+        index: d.index,
+        attempt: d.attempt,
+        node: d.node.clone(),
+        compute_env: d.compute_env.clone(),
+        state: d.state.clone(),
+        reason: d.reason.clone(),
+        exit_code: d.exit_code,
+        desired_nodes: d.desired_nodes,
+    }
+}

@@ -486,3 +486,16 @@ async fn openapi_document_lists_the_routes() {
     }
     assert!(doc["components"]["schemas"]["JobDetail"].is_object());
 }
+
+/// `GET /metrics` from an address that is not loopback (here: none known) needs the admin
+/// token, and then answers Prometheus text.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_need_the_admin_token_off_loopback() {
+    let s = server();
+    let (status, _) = call(&s.app, Method::GET, "/metrics", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(&s.app, Method::GET, "/metrics", Some(AGENT), Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = call(&s.app, Method::GET, "/metrics", Some(ADMIN), Vec::new()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

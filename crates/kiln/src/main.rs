@@ -91,6 +91,9 @@ enum Cmd {
     Logs(client::LogsArgs),
     /// Explain why a job, one of its tasks, or one instance is in its state.
     Why(client::WhyArgs),
+    /// Print the server's journal of events (changes of state and operations), or follow it
+    /// with -f.
+    Events(client::EventsArgs),
     /// List the compute nodes the server knows, or cut one off (`kiln nodes revoke NAME`).
     Nodes(client::NodesArgs),
     /// Manage task templates (reusable task fields a job's task names with `template:`).
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         Cmd::Job { cmd } => client::block_on(client::job(cmd)),
         Cmd::Logs(args) => client::block_on(client::logs(args)),
         Cmd::Why(args) => client::block_on(client::why(args)),
+        Cmd::Events(args) => client::block_on(client::events(args)),
         Cmd::Nodes(args) => client::block_on(client::nodes(args)),
         Cmd::Template { cmd } => client::block_on(client::template(cmd)),
         Cmd::Storage { cmd } => client::block_on(client::storage(cmd)),

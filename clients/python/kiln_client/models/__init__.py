@@ -39,6 +39,8 @@ from .compute_env_list import ComputeEnvList
 from .compute_env_resources_type_0 import ComputeEnvResourcesType0
 from .error_body import ErrorBody
 from .error_detail import ErrorDetail
+from .event_page import EventPage
+from .event_record import EventRecord
 from .health import Health
 from .heartbeat_request import HeartbeatRequest
 from .heartbeat_response import HeartbeatResponse
@@ -120,6 +122,8 @@ __all__ = (
     "ComputeEnvResourcesType0",
     "ErrorBody",
     "ErrorDetail",
+    "EventPage",
+    "EventRecord",
     "Health",
     "HeartbeatRequest",
     "HeartbeatResponse",

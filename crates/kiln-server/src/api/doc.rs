@@ -242,9 +242,10 @@ fn error_response(description: &str) -> Value {
     })
 }
 
-/// The tag that groups an operation: the first path segment after `/v1/`.
+/// The tag that groups an operation: the first path segment after `/v1/` (or `/`).
 fn tag(path: &str) -> String {
     path.trim_start_matches("/v1/")
+        .trim_start_matches('/')
         .split('/')
         .next()
         .filter(|s| !s.is_empty())

@@ -7,6 +7,7 @@
 //! option) or answered by the server (400, 404, 409, 413, 422); 130 when Ctrl-C stops
 //! `submit --wait` (the job keeps running on the server).
 
+mod events;
 mod jobs;
 mod local;
 mod resources;
@@ -19,6 +20,7 @@ use kiln_api::{Client, ClientError, ErrorDetail};
 
 use crate::{Format, exit};
 
+pub use events::{EventsArgs, events};
 pub use jobs::{JobCmd, JobsArgs, LogsArgs, SubmitArgs, WhyArgs, job, jobs, logs, submit, why};
 pub(crate) use resources::read_storage_profiles;
 pub use resources::{
