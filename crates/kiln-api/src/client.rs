@@ -512,6 +512,55 @@ impl Client {
         self.post_empty(paths::JOIN_TOKEN_ROTATE).await
     }
 
+    pub async fn projects(&self) -> Result<ProjectList, ClientError> {
+        self.get(paths::PROJECTS, &[]).await
+    }
+
+    pub async fn create_project(&self, p: &ProjectSpec) -> Result<Project, ClientError> {
+        self.post(paths::PROJECTS, p).await
+    }
+
+    pub async fn project(&self, name: &str) -> Result<Project, ClientError> {
+        self.get(&paths::project(name), &[]).await
+    }
+
+    pub async fn delete_project(&self, name: &str) -> Result<(), ClientError> {
+        self.delete_at(&paths::project(name)).await
+    }
+
+    /// Creates an API token; the answer is the only place its secret appears.
+    pub async fn create_token(&self, req: &TokenRequest) -> Result<TokenCreated, ClientError> {
+        self.post(paths::TOKENS, req).await
+    }
+
+    pub async fn tokens(&self) -> Result<TokenList, ClientError> {
+        self.get(paths::TOKENS, &[]).await
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<TokenInfo, ClientError> {
+        self.post_empty(&paths::token_revoke(name)).await
+    }
+
+    /// The audit log from `since` (RFC 3339 or a duration back from now, e.g. `1h`), a page at
+    /// a time.
+    pub async fn audit(
+        &self,
+        since: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<AuditList, ClientError> {
+        let limit = limit.map(|l| l.to_string());
+        self.get(
+            paths::AUDIT,
+            &[
+                ("since", since),
+                ("cursor", cursor),
+                ("limit", limit.as_deref()),
+            ],
+        )
+        .await
+    }
+
     // ---- agent protocol ---------------------------------------------------------------------
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {

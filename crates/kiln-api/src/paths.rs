@@ -28,6 +28,11 @@
 //! | [`JOIN_TOKEN_ROTATE`] | POST | (no body) → [`JoinToken`](crate::JoinToken) |
 //! | [`STORAGE_PROFILES`] | GET / POST | → [`StorageProfileList`](crate::StorageProfileList) / [`StorageProfileSpec`](crate::StorageProfileSpec) → 201 [`StorageProfile`](crate::StorageProfile) |
 //! | [`STORAGE_PROFILE`] | GET / DELETE | → [`StorageProfile`](crate::StorageProfile) / 204 |
+//! | [`PROJECTS`] | GET / POST | → [`ProjectList`](crate::ProjectList) / [`ProjectSpec`](crate::ProjectSpec) → 201 [`Project`](crate::Project) |
+//! | [`PROJECT`] | GET / DELETE | → [`Project`](crate::Project) / 204 |
+//! | [`TOKENS`] | GET / POST | → [`TokenList`](crate::TokenList) / [`TokenRequest`](crate::TokenRequest) → 201 [`TokenCreated`](crate::TokenCreated) |
+//! | [`TOKEN_REVOKE`] | POST | (no body) → [`TokenInfo`](crate::TokenInfo) |
+//! | [`AUDIT`] `?since=&cursor=&limit=` | GET | → [`AuditList`](crate::AuditList) |
 //! | [`AGENT_REGISTER`] | POST | [`RegisterRequest`](crate::RegisterRequest) → [`RegisterResponse`](crate::RegisterResponse) |
 //! | [`AGENT_HEARTBEAT`] | POST | [`HeartbeatRequest`](crate::HeartbeatRequest) → [`HeartbeatResponse`](crate::HeartbeatResponse) |
 //! | [`AGENT_LEASE`] | POST | [`LeaseRequest`](crate::LeaseRequest) → [`LeaseResponse`](crate::LeaseResponse) |
@@ -59,6 +64,11 @@ pub const NODE_REVOKE: &str = "/v1/nodes/{name}/revoke";
 pub const JOIN_TOKEN_ROTATE: &str = "/v1/join-token/rotate";
 pub const STORAGE_PROFILES: &str = "/v1/storage-profiles";
 pub const STORAGE_PROFILE: &str = "/v1/storage-profiles/{name}";
+pub const PROJECTS: &str = "/v1/projects";
+pub const PROJECT: &str = "/v1/projects/{name}";
+pub const TOKENS: &str = "/v1/tokens";
+pub const TOKEN_REVOKE: &str = "/v1/tokens/{name}/revoke";
+pub const AUDIT: &str = "/v1/audit";
 pub const AGENT_REGISTER: &str = "/v1/agent/register";
 pub const AGENT_HEARTBEAT: &str = "/v1/agent/heartbeat";
 pub const AGENT_LEASE: &str = "/v1/agent/lease";
@@ -124,6 +134,14 @@ pub fn compute_env_scale(name: &str) -> String {
 
 pub fn compute_env_activities(name: &str) -> String {
     format!("{}/activities", compute_env(name))
+}
+
+pub fn project(name: &str) -> String {
+    format!("{PROJECTS}/{}", segment(name))
+}
+
+pub fn token_revoke(name: &str) -> String {
+    format!("{TOKENS}/{}/revoke", segment(name))
 }
 
 pub fn node_revoke(name: &str) -> String {

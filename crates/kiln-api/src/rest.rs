@@ -308,6 +308,11 @@ pub struct ComputeEnv {
     /// `slurm`: agents (Kiln nodes) started in each allocation [default: one per Slurm node].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers_per_allocation: Option<u32>,
+    /// The projects whose jobs may run here, the owner first [default: the creator's
+    /// project]. Only an admin may name other projects than its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 100)]
+    pub projects: Option<Vec<String>>,
 }
 
 /// `GET /v1/compute-envs/{name}` (also the answer of create and scale): the environment and
@@ -956,4 +961,132 @@ mod registry_tests {
             assert!(!super::valid_authority(bad), "{bad}");
         }
     }
+}
+
+/// The prefix of an API token: `kiln-token:NAME:SECRET`.
+pub const API_TOKEN_PREFIX: &str = "kiln-token:";
+
+/// The token name and secret part, if `token` has the form of an API token
+/// (`kiln-token:NAME:SECRET`).
+pub fn parse_api_token(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix(API_TOKEN_PREFIX)?;
+    let (name, secret) = rest.split_once(':')?;
+    (!name.is_empty() && !secret.is_empty()).then_some((name, secret))
+}
+
+/// The body of `POST /v1/projects`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSpec {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+}
+
+/// A project: it owns jobs, templates, storage profiles and environments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    pub name: String,
+    pub description: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectList {
+    pub items: Vec<Project>,
+}
+
+/// The body of `POST /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The project the token acts in.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    pub project: String,
+    /// `viewer`, `submitter`, `operator` or `admin`.
+    #[schema(pattern = "^(viewer|submitter|operator|admin)$")]
+    pub role: String,
+    /// Unique among tokens [default: a new `tok-…` name].
+    #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,60}$")]
+    pub name: Option<String>,
+    /// How long the token works, e.g. `30d`, `12h` [default: until revoked].
+    #[serde(default)]
+    #[schema(pattern = "^[0-9][0-9a-z. ]{0,30}$", example = "30d")]
+    pub expires: Option<String>,
+}
+
+/// `POST /v1/tokens`: the new token, answered once (only its digest is kept).
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    pub name: String,
+    /// `kiln-token:NAME:SECRET`: the bearer token. Shown only here.
+    pub token: String,
+    pub project: String,
+    pub role: String,
+    /// RFC 3339; absent: until revoked.
+    pub expires_at: Option<String>,
+}
+
+impl std::fmt::Debug for TokenCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCreated")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("project", &self.project)
+            .field("role", &self.role)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub name: String,
+    pub project: String,
+    pub role: String,
+    /// `active`, `expired` or `revoked`.
+    #[schema(pattern = "^(active|expired|revoked)$")]
+    pub state: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; absent: until revoked.
+    pub expires_at: Option<String>,
+    /// RFC 3339, once revoked.
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenList {
+    pub items: Vec<TokenInfo>,
+}
+
+/// One state-changing API call, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub seq: u64,
+    /// RFC 3339.
+    pub at: String,
+    /// The name of the token that called (`admin`: the data directory's admin token; `-`: no
+    /// valid token).
+    pub token: String,
+    /// The caller's project.
+    pub project: Option<String>,
+    /// The method and route, e.g. `POST /v1/jobs/{id}/terminate`.
+    pub action: String,
+    /// What it was about, e.g. `job/job-4yn0we13` or the request's path.
+    pub object: String,
+    /// The HTTP status answered.
+    pub result: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditList {
+    pub items: Vec<AuditEntry>,
+    /// The `cursor` of the next page, if there may be one.
+    pub next: Option<String>,
 }

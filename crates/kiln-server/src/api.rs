@@ -35,6 +35,8 @@ use crate::jobs::JobOpError;
 use crate::views;
 use crate::wire::job_summary;
 
+mod access;
+pub mod auth;
 mod doc;
 mod envs;
 mod events;
@@ -47,11 +49,7 @@ pub use doc::openapi_doc;
 use extract::{ApiPath as Path, ApiQuery as Query};
 pub(crate) use profiles::{default_of as default_profile, open as open_profile, registry_of};
 
-/// Who a bearer token belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-}
+pub use auth::{Caller, Role};
 
 /// The SHA-256 digest of the admin token; the token itself is never kept. (The join token's
 /// digest is read from the store at each registration, so a rotation on any server of the
@@ -100,12 +98,6 @@ pub fn new_secret() -> std::io::Result<String> {
 /// Compares two digests in constant time.
 pub(crate) fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl Tokens {
-    fn role(&self, token: &str) -> Option<Role> {
-        same(&digest(token), &self.admin).then_some(Role::Admin)
-    }
 }
 
 /// What every handler shares.
@@ -365,28 +357,6 @@ fn check_task(task: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn authorize(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    req: Request,
-    next: Next,
-    want: Role,
-) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token.and_then(|t| st.tokens.role(t)) {
-        Some(role) if role == want => next.run(req).await,
-        _ => ApiError::unauthorized().into_response(),
-    }
-}
-
-async fn admin_only(st: State<Shared>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    authorize(st, headers, req, next, Role::Admin).await
-}
-
 /// The bearer token of a request, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -441,8 +411,9 @@ async fn join_or_node(
     }
 }
 
-/// The routes that take the admin token, each documented by its `#[utoipa::path]`.
-fn admin_routes() -> OpenApiRouter<Shared> {
+/// The REST API: routes that take an API token (or the admin token) with the role
+/// [`auth::required`] names, each documented by its `#[utoipa::path]`.
+fn api_routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .routes(routes!(openapi))
         .routes(routes!(submit, list_jobs))
@@ -460,6 +431,7 @@ fn admin_routes() -> OpenApiRouter<Shared> {
         .merge(profiles::routes())
         .merge(envs::routes())
         .merge(events::routes())
+        .merge(access::routes())
 }
 
 /// Registration: the join token, or a registered node's own credential.
@@ -493,7 +465,7 @@ async fn metrics_text(State(st): State<Shared>, req: Request) -> Response {
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .is_some_and(|c| c.0.ip().is_loopback());
-    let admin = bearer(req.headers()).and_then(|t| st.tokens.role(t)) == Some(Role::Admin);
+    let admin = bearer(req.headers()).is_some_and(|t| same(&digest(t), &st.tokens.admin));
     if !loopback && !admin {
         return ApiError::unauthorized().into_response();
     }
@@ -527,8 +499,11 @@ async fn count_requests(req: Request, next: Next) -> Response {
 
 /// Every route. Tests call it with `tower::ServiceExt::oneshot`; no socket needed.
 pub fn router(state: Shared) -> Router {
-    let (admin, _) = admin_routes()
-        .route_layer(middleware::from_fn_with_state(state.clone(), admin_only))
+    let (admin, _) = api_routes()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .split_for_parts();
     let (join, _) = join_routes()
         .route_layer(middleware::from_fn_with_state(state.clone(), join_or_node))
@@ -619,23 +594,41 @@ struct InstancePath {
     responses(
         (status = 201, description = "the job was accepted (or, for a repeated `Idempotency-Key`, the first answer again)", body = SubmitResponse),
         (status = 400, description = "the spec is invalid", body = ErrorBody),
+        (status = 404, description = "the spec's `project` does not exist (or is another project than the token's)", body = ErrorBody),
         (status = 409, description = "the `Idempotency-Key` was used for a different request", body = ErrorBody),
     ))]
 async fn submit(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body(b)?;
-    let key = idempotency::Key::from_headers("POST /v1/jobs", &headers, &bytes)?;
+    // Keys of different callers never meet: one token cannot replay another's answer.
+    let scope = format!("POST /v1/jobs {}", caller.token);
+    let key = idempotency::Key::from_headers(&scope, &headers, &bytes)?;
     if let Some(k) = &key
         && let Some(stored) = k.lookup(&st).await?
     {
         return Ok(stored.into_response());
     }
-    let templates = templates::load(&st).await?;
+    // The project is known only once the spec is read: an admin's spec is read again with
+    // only the templates of the project it names (anyone else sees only its own project's).
+    let scope = caller.scope();
+    let templates = templates::load(&st, scope.as_deref()).await?;
     let mut parsed = kiln_core::spec::parse_job_in(&bytes, &templates, &st.catalog)?;
-    let records = on_store(&st, |s| s.list_storage_profiles()).await?;
+    let project = caller.project_for(parsed.spec.project.as_deref())?;
+    let p = project.clone();
+    if on_store(&st, move |s| s.get_project(&p)).await?.is_none() {
+        return Err(ApiError::not_found(format!("no project `{project}`")).field("project"));
+    }
+    if scope.is_none() {
+        let own = templates::load(&st, Some(&project)).await?;
+        parsed = kiln_core::spec::parse_job_in(&bytes, &own, &st.catalog)?;
+    }
+    parsed.spec.project = Some(project.clone());
+    let mut records = on_store(&st, |s| s.list_storage_profiles()).await?;
+    records.retain(|r| r.project == project);
     let names = |registry: bool| -> Vec<&str> {
         records
             .iter()
@@ -644,6 +637,7 @@ async fn submit(
             .collect()
     };
     kiln_core::spec::check_profiles(&parsed.spec, &names(false), &names(true))?;
+    envs::check_shared(&st, &parsed.spec, &project).await?;
     if !kiln_core::spec::unread_items(&parsed.spec).is_empty() {
         let storage = st.handle.call(|d| d.runtime().remote_storage()).await?;
         crate::items::read_items(&mut parsed.spec, None, storage.as_deref()).await?;
@@ -661,7 +655,8 @@ async fn submit(
             .call(move |d| d.submit_carrying(parsed.spec, &credentials))
             .await?
             .map_err(ApiError::internal)?;
-        return Ok((StatusCode::CREATED, Json(answer(&id))).into_response());
+        let object = auth::AuditObject(format!("job/{id}"));
+        return Ok((StatusCode::CREATED, Extension(object), Json(answer(&id))).into_response());
     };
     let (k2, answer2) = (k.clone(), answer.clone());
     let created = st
@@ -678,7 +673,8 @@ async fn submit(
     match created {
         Ok(id) => {
             fault_point("submit-committed");
-            Ok((StatusCode::CREATED, Json(answer(&id))).into_response())
+            let object = auth::AuditObject(format!("job/{id}"));
+            Ok((StatusCode::CREATED, Extension(object), Json(answer(&id))).into_response())
         }
         // A request with the same key committed first.
         Err(record) => Ok(k.replay(Some(record))?.map_or_else(
@@ -733,6 +729,7 @@ struct ListQuery {
 #[utoipa::path(get, path = paths::JOBS, params(ListQuery), responses((status = 200, body = JobList)))]
 async fn list_jobs(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     let state = match q.state.as_deref() {
@@ -757,7 +754,7 @@ async fn list_jobs(
         store.list_jobs(&kiln_store::JobQuery {
             state,
             name_prefix: None,
-            project: None,
+            project: caller.scope(),
             after_seq: after,
             limit: limit + 1,
         })
@@ -775,9 +772,11 @@ async fn list_jobs(
 #[utoipa::path(get, path = paths::JOB, params(JobPath), responses((status = 200, body = kiln_api::JobDetail), (status = 404, body = ErrorBody)))]
 async fn show_job(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(JobPath { id }): Path<JobPath>,
 ) -> Result<Json<kiln_api::JobDetail>, ApiError> {
     check_id(&id)?;
+    visible_job(&st, &caller, &id).await?;
     Ok(Json(
         on_store(&st, move |s| views::job_detail(s, &id)).await?,
     ))
@@ -790,13 +789,29 @@ async fn show_job(
     (status = 409, description = "the job has not finished", body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 async fn delete_job(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(JobPath { id }): Path<JobPath>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
+    visible_job(&st, &caller, &id).await?;
     let i = id.clone();
     act(&st, Command::DeleteJob { job: i }).await?;
     idempotency::forget(&st, format!("job/{id}")).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Job `id`'s row, if the caller may see it: a job of a project it may not see does not
+/// exist for it (404, as for no job at all).
+async fn visible_job(
+    st: &Shared,
+    caller: &Caller,
+    id: &str,
+) -> Result<kiln_store::JobRow, ApiError> {
+    let i = id.to_string();
+    on_store(st, move |s| s.job_row(&i))
+        .await?
+        .filter(|row| caller.sees(&row.project))
+        .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))
 }
 
 async fn summary(st: &Shared, id: String) -> Result<Json<JobSummary>, ApiError> {
@@ -815,9 +830,11 @@ async fn summary(st: &Shared, id: String) -> Result<Json<JobSummary>, ApiError> 
     (status = 409, description = "the job has finished", body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 async fn terminate(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(JobPath { id }): Path<JobPath>,
 ) -> Result<Json<JobSummary>, ApiError> {
     check_id(&id)?;
+    visible_job(&st, &caller, &id).await?;
     let i = id.clone();
     act(&st, Command::TerminateJob { job: i }).await?;
     summary(&st, id).await
@@ -832,9 +849,11 @@ async fn terminate(
     (status = 409, description = "the job or the instance has finished", body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 async fn terminate_instance(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(InstancePath { id, task, index }): Path<InstancePath>,
 ) -> Result<Json<JobSummary>, ApiError> {
     check_id(&id)?;
+    visible_job(&st, &caller, &id).await?;
     check_task(&task)?;
     let i = id.clone();
     act(
@@ -856,9 +875,11 @@ async fn terminate_instance(
     (status = 409, description = "the job has not failed", body = ErrorBody), (status = 503, description = "a standby, while no server leads: the request is stored, and the next leader acts on it", body = ErrorBody)))]
 async fn retry(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(JobPath { id }): Path<JobPath>,
 ) -> Result<Json<JobSummary>, ApiError> {
     check_id(&id)?;
+    visible_job(&st, &caller, &id).await?;
     let i = id.clone();
     // Names the finish this retry is for, so that it runs once even if a leader acts on it
     // and dies before it answers (the next leader acts on it again).
@@ -895,10 +916,12 @@ struct WhyQuery {
     (status = 404, body = ErrorBody)))]
 async fn why(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(JobPath { id }): Path<JobPath>,
     Query(q): Query<WhyQuery>,
 ) -> Result<Json<kiln_api::Why>, ApiError> {
     check_id(&id)?;
+    visible_job(&st, &caller, &id).await?;
     if q.index.is_some() && q.task.is_none() {
         return Err(ApiError::bad("index needs task").field("index"));
     }
@@ -930,10 +953,12 @@ struct PageQuery {
     (status = 404, body = ErrorBody)))]
 async fn instances(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(TaskPath { id, task }): Path<TaskPath>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<kiln_api::InstanceList>, ApiError> {
     check_id(&id)?;
+    visible_job(&st, &caller, &id).await?;
     check_task(&task)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -970,10 +995,12 @@ struct LogQuery {
     (status = 404, body = ErrorBody)))]
 async fn logs(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(InstancePath { id, task, index }): Path<InstancePath>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
     check_id(&id)?;
+    visible_job(&st, &caller, &id).await?;
     check_task(&task)?;
     let stream = match q.stream.as_deref().unwrap_or("stdout") {
         s @ ("stdout" | "stderr") => s.to_string(),
@@ -1050,8 +1077,21 @@ async fn read_from(path: &std::path::Path, offset: u64) -> Vec<u8> {
 
 /// The built-in executor and every agent.
 #[utoipa::path(get, path = paths::NODES, responses((status = 200, body = NodeList)))]
-async fn nodes(State(st): State<Shared>) -> Result<Json<NodeList>, ApiError> {
-    let items = st.handle.call(|d| d.node_infos()).await?;
+async fn nodes(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<NodeList>, ApiError> {
+    let mut items = st.handle.call(|d| d.node_infos()).await?;
+    if caller.role != Role::Admin {
+        // The nodes of the environments the caller's project may use, and no others.
+        let envs = on_store(&st, |s| s.list_compute_envs()).await?;
+        items.retain(|n| {
+            n.compute_env
+                .as_ref()
+                .and_then(|e| envs.iter().find(|r| &r.name == e))
+                .is_some_and(|r| caller.sees_any(&r.projects))
+        });
+    }
     Ok(Json(NodeList { items }))
 }
 

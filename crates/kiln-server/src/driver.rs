@@ -345,7 +345,7 @@ impl Driver {
         task: &kiln_core::model::TaskSpec,
         local: bool,
     ) -> (Vec<kiln_api::StorageSettings>, Option<String>) {
-        let (mut storage, profile) = self.attempt_profiles(task);
+        let (mut storage, profile) = self.attempt_profiles(kiln_store::project_of(job), task);
         if task.storage_profile.is_some() {
             return (storage, profile);
         }
@@ -455,12 +455,21 @@ impl Driver {
                 .cloned()
                 .and_then(login),
             Profiles::Store(secrets) => {
+                // Only the job's project's profiles: another project's login is never handed out.
+                let project = kiln_store::project_of(job);
                 let record = match named {
-                    Some(n) => self.store.get_storage_profile(n).map_err(|e| e.to_string()),
+                    Some(n) => self
+                        .store
+                        .get_storage_profile(n)
+                        .map(|r| r.filter(|r| r.project == project))
+                        .map_err(|e| e.to_string()),
                     None => self
                         .store
                         .list_storage_profiles()
-                        .map(|all| crate::api::registry_of(&all, &host).cloned())
+                        .map(|mut all| {
+                            all.retain(|r| r.project == project);
+                            crate::api::registry_of(&all, &host).cloned()
+                        })
                         .map_err(|e| e.to_string()),
                 };
                 let record = match record {
@@ -513,9 +522,11 @@ impl Driver {
     /// its mappings and redirects that name none: the task's `storage_profile`, else the
     /// default profile (looked up only when such a remote mapping exists), else `None` (the
     /// node's own storage). A named profile that cannot be had is left out: the mapping naming
-    /// it fails, saying so. Secrets are opened in memory, for this attempt only.
+    /// it fails, saying so. Secrets are opened in memory, for this attempt only. Only
+    /// `project`'s profiles count: another project's, default or named, are never handed out.
     pub(crate) fn attempt_profiles(
         &self,
+        project: &str,
         task: &kiln_core::model::TaskSpec,
     ) -> (Vec<kiln_api::StorageSettings>, Option<String>) {
         let mut names: BTreeSet<String> = task
@@ -554,7 +565,8 @@ impl Driver {
             Profiles::Store(secrets) => {
                 let records = if unnamed {
                     match self.store.list_storage_profiles() {
-                        Ok(all) => {
+                        Ok(mut all) => {
+                            all.retain(|r| r.project == project);
                             if let Some(d) = crate::api::default_profile(&all) {
                                 names.insert(d.name.clone());
                                 profile = Some(d.name.clone());
@@ -572,7 +584,10 @@ impl Driver {
                     let mut found = Vec::new();
                     for name in &names {
                         match self.store.get_storage_profile(name) {
-                            Ok(Some(r)) => found.push(r),
+                            Ok(Some(r)) if r.project == project => found.push(r),
+                            Ok(Some(_)) => {
+                                tracing::warn!("storage profile `{name}` is another project's")
+                            }
                             Ok(None) => tracing::warn!("storage profile `{name}` no longer exists"),
                             Err(e) => {
                                 tracing::warn!("storage profile `{name}` cannot be read: {e}")

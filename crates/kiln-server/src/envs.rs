@@ -286,7 +286,13 @@ fn valid_network(s: &str) -> bool {
 fn config_json(e: &ComputeEnv) -> String {
     let mut v = serde_json::to_value(e).unwrap_or_default();
     if let Some(obj) = v.as_object_mut() {
-        for column in ["name", "description", "provider", "desired_nodes"] {
+        for column in [
+            "name",
+            "description",
+            "provider",
+            "desired_nodes",
+            "projects",
+        ] {
             obj.remove(column);
         }
     }
@@ -305,6 +311,7 @@ fn env_of(r: &ComputeEnvRecord) -> ComputeEnv {
         description: r.description.clone(),
         provider: r.provider.clone(),
         desired_nodes: r.desired_nodes,
+        projects: Some(r.projects.clone()),
         ..env
     }
 }
@@ -463,7 +470,11 @@ impl Driver {
             config_json: config_json(&e),
             created_at: now,
             updated_at: now,
-            projects: vec![kiln_store::DEFAULT_PROJECT.to_string()],
+            projects: e
+                .projects
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| vec![kiln_store::DEFAULT_PROJECT.to_string()]),
         };
         // The check above is for the common case; this insert-if-absent decides a race with
         // another server creating the same name.

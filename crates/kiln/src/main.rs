@@ -112,6 +112,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: client::EnvCmd,
     },
+    /// Manage projects (they own jobs, templates, profiles and environments).
+    Project {
+        #[command(subcommand)]
+        cmd: client::ProjectCmd,
+    },
+    /// Manage API tokens of a project and role (admin).
+    Token {
+        #[command(subcommand)]
+        cmd: client::TokenCmd,
+    },
+    /// Print the audit log of state-changing API calls (admin).
+    Audit(client::AuditArgs),
 
     /// Print the REST API's OpenAPI document (the one `kiln server` serves at
     /// /v1/openapi.json), e.g. to generate a client from it.
@@ -152,6 +164,9 @@ fn main() -> ExitCode {
         Cmd::Template { cmd } => client::block_on(client::template(cmd)),
         Cmd::Storage { cmd } => client::block_on(client::storage(cmd)),
         Cmd::Env { cmd } => client::block_on(client::env(cmd)),
+        Cmd::Project { cmd } => client::block_on(client::project(cmd)),
+        Cmd::Token { cmd } => client::block_on(client::token(cmd)),
+        Cmd::Audit(args) => client::block_on(client::audit(args)),
         Cmd::Openapi => match serde_json::to_string_pretty(kiln_server::api::openapi_doc()) {
             Ok(text) => {
                 println!("{text}");

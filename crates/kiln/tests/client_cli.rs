@@ -61,6 +61,17 @@ fn every_client_command_documents_its_options() {
         (&["env", "show"], &["<NAME>"]),
         (&["env", "scale"], &["<NAME>", "--desired <N>"]),
         (&["env", "delete"], &["<NAME>"]),
+        (&["project", "create"], &["<NAME>", "--description"]),
+        (&["project", "list"], &["-o, --output"]),
+        (&["project", "show"], &["<NAME>"]),
+        (&["project", "delete"], &["<NAME>"]),
+        (
+            &["token", "create"],
+            &["--project", "--role", "--name", "--expires", "-o, --output"],
+        ),
+        (&["token", "list"], &["-o, --output"]),
+        (&["token", "revoke"], &["<NAME>"]),
+        (&["audit"], &["--since", "-o, --output"]),
     ];
     for (args, wants) in cases {
         let out = client(args).arg("--help").output().unwrap();

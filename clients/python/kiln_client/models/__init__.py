@@ -30,6 +30,8 @@ from .attempt_event_kind_type_9_type import AttemptEventKindType9Type
 from .attempt_event_kind_type_10 import AttemptEventKindType10
 from .attempt_event_kind_type_10_type import AttemptEventKindType10Type
 from .attempt_key import AttemptKey
+from .audit_entry import AuditEntry
+from .audit_list import AuditList
 from .command_dto_type_0 import CommandDtoType0
 from .command_dto_type_1 import CommandDtoType1
 from .compute_env import ComputeEnv
@@ -62,6 +64,9 @@ from .node_ref import NodeRef
 from .node_revoked import NodeRevoked
 from .openapi_response_200 import OpenapiResponse200
 from .output_mapping_dto import OutputMappingDto
+from .project import Project
+from .project_list import ProjectList
+from .project_spec import ProjectSpec
 from .provider_error import ProviderError
 from .register_request import RegisterRequest
 from .register_response import RegisterResponse
@@ -80,6 +85,10 @@ from .task_detail_counts import TaskDetailCounts
 from .task_template import TaskTemplate
 from .task_template_task import TaskTemplateTask
 from .template_list import TemplateList
+from .token_created import TokenCreated
+from .token_info import TokenInfo
+from .token_list import TokenList
+from .token_request import TokenRequest
 from .why import Why
 
 __all__ = (
@@ -113,6 +122,8 @@ __all__ = (
     "AttemptEventKindType10",
     "AttemptEventKindType10Type",
     "AttemptKey",
+    "AuditEntry",
+    "AuditList",
     "CommandDtoType0",
     "CommandDtoType1",
     "ComputeEnv",
@@ -145,6 +156,9 @@ __all__ = (
     "NodeRevoked",
     "OpenapiResponse200",
     "OutputMappingDto",
+    "Project",
+    "ProjectList",
+    "ProjectSpec",
     "ProviderError",
     "RegisterRequest",
     "RegisterResponse",
@@ -163,5 +177,9 @@ __all__ = (
     "TaskTemplate",
     "TaskTemplateTask",
     "TemplateList",
+    "TokenCreated",
+    "TokenInfo",
+    "TokenList",
+    "TokenRequest",
     "Why",
 )

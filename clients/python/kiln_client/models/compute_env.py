@@ -41,6 +41,9 @@ class ComputeEnv:
             network (None | str | Unset):
             nodes_per_allocation (int | None | Unset): `slurm`: `sbatch --nodes` [default 1].
             partition (None | str | Unset): `slurm`: `sbatch --partition`.
+            projects (list[str] | None | Unset): The projects whose jobs may run here, the owner first [default: the
+                creator's
+                project]. Only an admin may name other projects than its own.
             qos (None | str | Unset): `slurm`: `sbatch --qos`.
             resources (ComputeEnvResourcesType0 | None | Unset): Explicit resources (`{"cpus": …, "memory": …}`); exclusive
                 with `instance_type`.
@@ -69,6 +72,7 @@ class ComputeEnv:
     network: None | str | Unset = UNSET
     nodes_per_allocation: int | None | Unset = UNSET
     partition: None | str | Unset = UNSET
+    projects: list[str] | None | Unset = UNSET
     qos: None | str | Unset = UNSET
     resources: ComputeEnvResourcesType0 | None | Unset = UNSET
     sbatch_args: list[str] | None | Unset = UNSET
@@ -163,6 +167,15 @@ class ComputeEnv:
         else:
             partition = self.partition
 
+        projects: list[str] | None | Unset
+        if isinstance(self.projects, Unset):
+            projects = UNSET
+        elif isinstance(self.projects, list):
+            projects = self.projects
+
+        else:
+            projects = self.projects
+
         qos: None | str | Unset
         if isinstance(self.qos, Unset):
             qos = UNSET
@@ -240,6 +253,8 @@ class ComputeEnv:
             field_dict["nodes_per_allocation"] = nodes_per_allocation
         if partition is not UNSET:
             field_dict["partition"] = partition
+        if projects is not UNSET:
+            field_dict["projects"] = projects
         if qos is not UNSET:
             field_dict["qos"] = qos
         if resources is not UNSET:
@@ -387,6 +402,23 @@ class ComputeEnv:
 
         partition = _parse_partition(d.pop("partition", UNSET))
 
+        def _parse_projects(data: object) -> list[str] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                projects_type_0 = cast(list[str], data)
+
+                return projects_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[str] | None | Unset, data)
+
+        projects = _parse_projects(d.pop("projects", UNSET))
+
         def _parse_qos(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -476,6 +508,7 @@ class ComputeEnv:
             network=network,
             nodes_per_allocation=nodes_per_allocation,
             partition=partition,
+            projects=projects,
             qos=qos,
             resources=resources,
             sbatch_args=sbatch_args,

@@ -52,6 +52,9 @@ class ComputeEnvDetail:
             nodes (list[NodeRef] | Unset):
             nodes_per_allocation (int | None | Unset): `slurm`: `sbatch --nodes` [default 1].
             partition (None | str | Unset): `slurm`: `sbatch --partition`.
+            projects (list[str] | None | Unset): The projects whose jobs may run here, the owner first [default: the
+                creator's
+                project]. Only an admin may name other projects than its own.
             qos (None | str | Unset): `slurm`: `sbatch --qos`.
             resources (ComputeEnvDetailResourcesType0 | None | Unset): Explicit resources (`{"cpus": …, "memory": …}`);
                 exclusive with `instance_type`.
@@ -90,6 +93,7 @@ class ComputeEnvDetail:
     nodes: list[NodeRef] | Unset = UNSET
     nodes_per_allocation: int | None | Unset = UNSET
     partition: None | str | Unset = UNSET
+    projects: list[str] | None | Unset = UNSET
     qos: None | str | Unset = UNSET
     resources: ComputeEnvDetailResourcesType0 | None | Unset = UNSET
     sbatch_args: list[str] | None | Unset = UNSET
@@ -220,6 +224,15 @@ class ComputeEnvDetail:
         else:
             partition = self.partition
 
+        projects: list[str] | None | Unset
+        if isinstance(self.projects, Unset):
+            projects = UNSET
+        elif isinstance(self.projects, list):
+            projects = self.projects
+
+        else:
+            projects = self.projects
+
         qos: None | str | Unset
         if isinstance(self.qos, Unset):
             qos = UNSET
@@ -315,6 +328,8 @@ class ComputeEnvDetail:
             field_dict["nodes_per_allocation"] = nodes_per_allocation
         if partition is not UNSET:
             field_dict["partition"] = partition
+        if projects is not UNSET:
+            field_dict["projects"] = projects
         if qos is not UNSET:
             field_dict["qos"] = qos
         if resources is not UNSET:
@@ -518,6 +533,23 @@ class ComputeEnvDetail:
 
         partition = _parse_partition(d.pop("partition", UNSET))
 
+        def _parse_projects(data: object) -> list[str] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                projects_type_0 = cast(list[str], data)
+
+                return projects_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[str] | None | Unset, data)
+
+        projects = _parse_projects(d.pop("projects", UNSET))
+
         def _parse_qos(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -625,6 +657,7 @@ class ComputeEnvDetail:
             nodes=nodes,
             nodes_per_allocation=nodes_per_allocation,
             partition=partition,
+            projects=projects,
             qos=qos,
             resources=resources,
             sbatch_args=sbatch_args,

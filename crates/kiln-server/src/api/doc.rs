@@ -26,7 +26,8 @@ struct ApiDoc;
 #[derive(Debug, Clone, Copy)]
 enum Access {
     Public,
-    Admin,
+    /// The REST API: an API token of the role the route needs, or the admin token.
+    Api,
     /// `register`: the join token, or a registered node's own credential.
     Join,
     /// The rest of the agent protocol: a node's credential.
@@ -38,7 +39,7 @@ impl Access {
     fn schemes(self) -> &'static [&'static str] {
         match self {
             Access::Public => &[],
-            Access::Admin => &["admin_token"],
+            Access::Api => &["api_token"],
             Access::Join => &["join_token", "node_credential"],
             Access::Node => &["node_credential"],
         }
@@ -57,7 +58,7 @@ fn build() -> Value {
     let mut doc = to_value(base);
     for (access, group) in [
         (Access::Public, super::public_routes().into_openapi()),
-        (Access::Admin, super::admin_routes().into_openapi()),
+        (Access::Api, super::api_routes().into_openapi()),
         (Access::Join, super::join_routes().into_openapi()),
         (Access::Node, super::agent_routes().into_openapi()),
     ] {
@@ -81,9 +82,10 @@ fn build() -> Value {
         }
     }
     doc["components"]["securitySchemes"] = json!({
-        "admin_token": {
+        "api_token": {
             "type": "http", "scheme": "bearer",
-            "description": "the admin token (`DATA_DIR/admin-token`)"
+            "description": "an API token of a project and role (`kiln-token:NAME:SECRET`, from \
+                            `POST /v1/tokens`), or the admin token (`DATA_DIR/admin-token`)"
         },
         "join_token": {
             "type": "http", "scheme": "bearer",
@@ -207,8 +209,14 @@ fn complete(op: &mut Value, path: &str, access: Access) {
     if has_body {
         add("413", "the body is larger than the limit");
     }
+    if matches!(access, Access::Api) {
+        add(
+            "403",
+            "the token's role may not do this; the message names the role needed",
+        );
+    }
     if !access.schemes().is_empty() {
-        add("401", "a missing or wrong bearer token");
+        add("401", "a missing, wrong, expired or revoked bearer token");
         add("503", "the scheduler has stopped");
     }
     add(

@@ -8,8 +8,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use kiln_api::{ErrorBody, StorageProfile, StorageProfileList, StorageProfileSpec, code, paths};
 use kiln_store::StorageProfileRecord;
@@ -19,6 +19,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Caller;
 use super::{ApiError, Path, Shared, body as body_bytes, on_store};
 use crate::driver::now_ms;
 use crate::wire::rfc3339;
@@ -220,6 +221,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         (status = 409, description = "the name is taken, or another profile is the default", body = ErrorBody)))]
 pub(super) async fn create_profile(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<StorageProfile>), ApiError> {
     let bytes = body_bytes(b)?;
@@ -234,8 +236,10 @@ pub(super) async fn create_profile(
     let spec = StorageProfileSpec::from_value(&value).map_err(|p| {
         ApiError::new(StatusCode::BAD_REQUEST, code::INVALID_SPEC, p.message).field(p.field)
     })?;
+    let project = caller.project.clone();
     if spec.default {
-        let records = on_store(&st, |s| s.list_storage_profiles()).await?;
+        let mut records = on_store(&st, |s| s.list_storage_profiles()).await?;
+        records.retain(|r| r.project == project);
         for r in &records {
             if decode(r)?.default {
                 return Err(default_taken(&r.name));
@@ -246,7 +250,7 @@ pub(super) async fn create_profile(
         name: spec.name.clone(),
         config_json: seal(&st.secrets, &spec)?,
         created_at: now_ms(),
-        project: kiln_store::DEFAULT_PROJECT.to_string(),
+        project: project.clone(),
     };
     let shown = answer(&record)?;
     let created = on_store(&st, move |s| s.create_storage_profile(&record)).await?;
@@ -264,7 +268,8 @@ pub(super) async fn create_profile(
     if spec.default {
         // Two defaults created at once (here or on another server of the database) both pass
         // the check above; the later one of them (by creation, then name) takes itself back.
-        let records = on_store(&st, |s| s.list_storage_profiles()).await?;
+        let mut records = on_store(&st, |s| s.list_storage_profiles()).await?;
+        records.retain(|r| r.project == project);
         if let Some(first) = default_of(&records)
             && first.name != spec.name
         {
@@ -293,9 +298,14 @@ fn default_taken(name: &str) -> ApiError {
 #[utoipa::path(get, path = paths::STORAGE_PROFILES, responses((status = 200, body = StorageProfileList)))]
 pub(super) async fn list_profiles(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<StorageProfileList>, ApiError> {
     let records = on_store(&st, |s| s.list_storage_profiles()).await?;
-    let items = records.iter().map(answer).collect::<Result<Vec<_>, _>>()?;
+    let items = records
+        .iter()
+        .filter(|r| caller.sees(&r.project))
+        .map(answer)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(StorageProfileList { items }))
 }
 
@@ -304,12 +314,14 @@ pub(super) async fn list_profiles(
     responses((status = 200, body = StorageProfile), (status = 404, body = ErrorBody)))]
 pub(super) async fn show_profile(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(ProfilePath { name }): Path<ProfilePath>,
 ) -> Result<Json<StorageProfile>, ApiError> {
     check_name(&name)?;
     let n = name.clone();
     let record = on_store(&st, move |s| s.get_storage_profile(&n))
         .await?
+        .filter(|r| caller.sees(&r.project))
         .ok_or_else(|| ApiError::not_found(format!("no storage profile `{name}`")))?;
     Ok(Json(answer(&record)?))
 }
@@ -319,11 +331,16 @@ pub(super) async fn show_profile(
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete_profile(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(ProfilePath { name }): Path<ProfilePath>,
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
     let n = name.clone();
-    if on_store(&st, move |s| s.delete_storage_profile(&n)).await? {
+    let visible = on_store(&st, move |s| s.get_storage_profile(&n))
+        .await?
+        .is_some_and(|r| caller.sees(&r.project));
+    let n = name.clone();
+    if visible && on_store(&st, move |s| s.delete_storage_profile(&n)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no storage profile `{name}`")))

@@ -8,8 +8,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kiln_api::{ErrorBody, TaskTemplate, TemplateList, code, paths};
@@ -20,6 +20,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Caller;
 use super::idempotency::Key;
 use super::{ApiError, IdempotencyHeader, Path, Shared, body as body_bytes, json, on_store};
 use crate::driver::now_ms;
@@ -52,12 +53,16 @@ pub(super) struct TemplatePath {
     name: String,
 }
 
-/// Every stored template that can be read, by name, for `parse_job`. Reads the store directly; a record that does not decode is logged and left out (a task naming it then
-/// gets the usual "unknown task template" error).
-pub(super) async fn load(st: &Shared) -> Result<Templates, ApiError> {
+/// Every stored template of `project` (every project's with `None`) that can be read, by
+/// name, for `parse_job`. Reads the store directly; a record that does not decode is logged
+/// and left out (a task naming it then gets the usual "unknown task template" error).
+pub(super) async fn load(st: &Shared, project: Option<&str>) -> Result<Templates, ApiError> {
     let records = on_store(st, |s| s.list_templates()).await?;
     let mut out = Templates::new();
     for r in records {
+        if project.is_some_and(|p| p != r.project) {
+            continue;
+        }
         match serde_json::from_str::<Stored>(&r.task_json) {
             Ok(s) => {
                 out.insert(r.name, s.raw);
@@ -127,11 +132,13 @@ fn answer(r: TemplateRecord) -> Result<TaskTemplate, ApiError> {
         (status = 409, description = "the name is taken", body = ErrorBody)))]
 pub(super) async fn create_template(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body_bytes(b)?;
-    let key = Key::from_headers("POST /v1/task-templates", &headers, &bytes)?;
+    let scope = format!("POST /v1/task-templates {}", caller.token);
+    let key = Key::from_headers(&scope, &headers, &bytes)?;
     if let Some(k) = &key
         && let Some(stored) = k.lookup(&st).await?
     {
@@ -167,7 +174,7 @@ pub(super) async fn create_template(
         task_json,
         created_at: now,
         updated_at: now,
-        project: kiln_store::DEFAULT_PROJECT.to_string(),
+        project: caller.project.clone(),
     };
     // Insert-if-absent in the store: of two servers creating one name at once, one gets 409.
     let created = on_store(&st, move |s| s.create_template(&record)).await?;
@@ -194,17 +201,20 @@ pub(super) async fn create_template(
     {
         return Ok(first.into_response());
     }
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let object = super::auth::AuditObject(format!("task-template/{}", body.name));
+    Ok((StatusCode::CREATED, Extension(object), Json(body)).into_response())
 }
 
 /// Every task template, by name.
 #[utoipa::path(get, path = paths::TEMPLATES, responses((status = 200, body = TemplateList)))]
 pub(super) async fn list_templates(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<TemplateList>, ApiError> {
     let records = on_store(&st, |s| s.list_templates()).await?;
     let items = records
         .into_iter()
+        .filter(|r| caller.sees(&r.project))
         .map(answer)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(TemplateList { items }))
@@ -215,12 +225,14 @@ pub(super) async fn list_templates(
     responses((status = 200, body = TaskTemplate), (status = 404, body = ErrorBody)))]
 pub(super) async fn show_template(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(TemplatePath { name }): Path<TemplatePath>,
 ) -> Result<Json<TaskTemplate>, ApiError> {
     check_name(&name)?;
     let n = name.clone();
     let record = on_store(&st, move |s| s.get_template(&n))
         .await?
+        .filter(|r| caller.sees(&r.project))
         .ok_or_else(|| ApiError::not_found(format!("no task template `{name}`")))?;
     Ok(Json(answer(record)?))
 }
@@ -230,11 +242,16 @@ pub(super) async fn show_template(
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete_template(
     State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(TemplatePath { name }): Path<TemplatePath>,
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
     let n = name.clone();
-    let deleted = on_store(&st, move |s| s.delete_template(&n)).await?;
+    let visible = on_store(&st, move |s| s.get_template(&n))
+        .await?
+        .is_some_and(|r| caller.sees(&r.project));
+    let n = name.clone();
+    let deleted = visible && on_store(&st, move |s| s.delete_template(&n)).await?;
     if deleted {
         super::idempotency::forget(&st, format!("task-template/{name}")).await?;
         Ok(StatusCode::NO_CONTENT)

@@ -7,6 +7,7 @@
 //! option) or answered by the server (400, 404, 409, 413, 422); 130 when Ctrl-C stops
 //! `submit --wait` (the job keeps running on the server).
 
+mod access;
 mod events;
 mod jobs;
 mod local;
@@ -20,6 +21,7 @@ use kiln_api::{Client, ClientError, ErrorDetail};
 
 use crate::{Format, exit};
 
+pub use access::{AuditArgs, ProjectCmd, TokenCmd, audit, project, token};
 pub use events::{EventsArgs, events};
 pub use jobs::{JobCmd, JobsArgs, LogsArgs, SubmitArgs, WhyArgs, job, jobs, logs, submit, why};
 pub(crate) use resources::read_storage_profiles;
@@ -169,9 +171,11 @@ impl Conn {
                 );
                 Exit(exit::FAILED)
             }
-            ClientError::Http { status: 401, .. } => {
+            ClientError::Http { status: 401, error } => {
                 eprintln!(
-                    "error: the server refused the token (use --token, --token-file or KILN_TOKEN)"
+                    "error: the server refused the token: {} (use --token, --token-file or \
+                     KILN_TOKEN)",
+                    error.message
                 );
                 Exit(exit::FAILED)
             }
