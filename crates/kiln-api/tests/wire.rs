@@ -541,5 +541,5 @@ fn openapi_has_every_schema() {
     ] {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
-    assert_eq!(schemas.len(), 47);
+    assert_eq!(schemas.len(), 56);
 }
